@@ -1,0 +1,239 @@
+//! Turns a topic's schema text into an encoder, and a JSON body into the bytes written to Kafka.
+//!
+//! The value is the plain protobuf encoding, the seed's wire format. `Codec` is the one place that
+//! decides the bytes, so a framed format (Glue's or Confluent's header before the protobuf) is a change
+//! here and nowhere else.
+
+use prost::Message;
+use prost_reflect::{DeserializeOptions, DynamicMessage, MessageDescriptor};
+use protox::file::{ChainFileResolver, File, FileResolver, GoogleFileResolver};
+use serde_json::value::RawValue;
+
+use crate::outcome::Failure;
+
+#[derive(Debug)]
+pub struct Codec {
+    message: MessageDescriptor,
+}
+
+/// Resolves the schema's own file from memory; imports of Google's well-known types come from protox.
+/// The resolver must own its data, so the text is copied once per compile (a cache miss), never per message.
+struct SchemaFile {
+    name: String,
+    text: String,
+}
+
+impl FileResolver for SchemaFile {
+    fn open_file(&self, name: &str) -> Result<File, protox::Error> {
+        if name == self.name {
+            File::from_source(name, &self.text)
+        } else {
+            Err(protox::Error::file_not_found(name))
+        }
+    }
+}
+
+impl Codec {
+    /// Compiles `text` (the .proto of schema `schema`) and picks the message to encode: `message_type`
+    /// when given, else the first top-level message in declaration order, as the seed did.
+    /// A schema that does not compile is the registry owner's fault: 500 with the compiler's location.
+    pub fn compile(schema: &str, text: &str, message_type: Option<&str>) -> Result<Codec, Failure> {
+        let name = format!("{schema}.proto");
+        let pool = compile_pool(&name, text)
+            .map_err(|e| Failure::internal(format!("schema {schema}: does not compile: {e:?}")))?;
+        let message = match message_type {
+            Some(full_name) => pool.get_message_by_name(full_name).ok_or_else(|| {
+                Failure::internal(format!(
+                    "schema {schema}: has no message {full_name} (topics.{schema}.message_type)"
+                ))
+            })?,
+            None => pool
+                .get_file_by_name(&name)
+                .and_then(|file| file.messages().next())
+                .ok_or_else(|| Failure::internal(format!("schema {schema}: defines no message")))?,
+        };
+        Ok(Codec { message })
+    }
+
+    #[cfg(test)]
+    pub fn message_name(&self) -> &str {
+        self.message.full_name()
+    }
+
+    /// Parses `body` with the proto3 JSON mapping and encodes it. Unknown fields and type mismatches
+    /// answer 400 with the path of the field (`body.items[1].price: ...`).
+    pub fn encode(&self, body: &RawValue) -> Result<Vec<u8>, Failure> {
+        let mut de = serde_json::Deserializer::from_str(body.get());
+        let mut track = serde_path_to_error::Track::new();
+        let message = DynamicMessage::deserialize_with_options(
+            self.message.clone(),
+            serde_path_to_error::Deserializer::new(&mut de, &mut track),
+            &DeserializeOptions::new(),
+        )
+        .map_err(|e| {
+            let path = track.path().to_string();
+            let at = if path == "." {
+                "body".to_string()
+            } else {
+                format!("body.{path}")
+            };
+            Failure::bad_request(format!("{at}: {}", without_position(&e)))
+        })?;
+        Ok(message.encode_to_vec())
+    }
+}
+
+fn compile_pool(name: &str, text: &str) -> Result<prost_reflect::DescriptorPool, protox::Error> {
+    let mut resolver = ChainFileResolver::new();
+    resolver.add(SchemaFile {
+        name: name.to_owned(),
+        text: text.to_owned(),
+    });
+    resolver.add(GoogleFileResolver::new());
+    let mut compiler = protox::Compiler::with_file_resolver(resolver);
+    compiler.open_file(name)?;
+    Ok(compiler.descriptor_pool())
+}
+
+/// serde_json appends "at line L column C" of the body's own text, which means nothing to a caller
+/// who sent a whole envelope; the field path says where instead.
+fn without_position(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" at line ") {
+        Some(i) if e.line() > 0 => text[..i].to_string(),
+        _ => text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use prost_reflect::ReflectMessage;
+
+    const SEED: &str =
+        r#"syntax = "proto3"; package events; message SampleEvent { string some_message = 1; }"#;
+
+    fn raw(json: &str) -> Box<RawValue> {
+        RawValue::from_string(json.to_string()).unwrap()
+    }
+
+    #[test]
+    fn seed_sample_encodes_as_plain_protobuf() {
+        let codec = Codec::compile("test-topic", SEED, None).unwrap();
+        assert_eq!(codec.message_name(), "events.SampleEvent");
+        let bytes = codec
+            .encode(&raw(r#"{"some_message":"test value"}"#))
+            .unwrap();
+        // field 1, wire type 2, length 10, then the UTF-8 text: exactly what protobuf-java writes.
+        assert_eq!(bytes, b"\x0a\x0atest value");
+    }
+
+    #[test]
+    fn unknown_field_and_type_mismatch_are_400_with_the_path() {
+        let codec = Codec::compile("t", SEED, None).unwrap();
+        let f = codec.encode(&raw(r#"{"other_key":"1"}"#)).unwrap_err();
+        assert_eq!(f.status, 400);
+        assert!(
+            f.message.starts_with("body") && f.message.contains("other_key"),
+            "{}",
+            f.message
+        );
+        assert!(!f.message.contains("line 1"), "{}", f.message);
+
+        let nested = r#"syntax = "proto3"; package shop;
+            message Order { repeated Item items = 1; }
+            message Item { string name = 1; repeated int32 xs = 2; double price = 3; }"#;
+        let codec = Codec::compile("orders", nested, None).unwrap();
+        let f = codec
+            .encode(&raw(r#"{"items":[{"price":1.5},{"price":"cheap"}]}"#))
+            .unwrap_err();
+        assert!(
+            f.message.starts_with("body.items[1].price: "),
+            "{}",
+            f.message
+        );
+        let f = codec
+            .encode(&raw(r#"{"items":[{},{"xs":[1,"x"]}]}"#))
+            .unwrap_err();
+        assert!(
+            f.message.starts_with("body.items[1].xs[1]: "),
+            "{}",
+            f.message
+        );
+    }
+
+    #[test]
+    fn first_top_level_message_in_declaration_order_or_the_configured_one() {
+        let text = r#"syntax = "proto3"; package p;
+            message Zeta { message Inner { int32 a = 1; } Inner i = 1; }
+            message Alpha { int32 b = 1; }"#;
+        assert_eq!(
+            Codec::compile("t", text, None).unwrap().message_name(),
+            "p.Zeta"
+        );
+        assert_eq!(
+            Codec::compile("t", text, Some("p.Alpha"))
+                .unwrap()
+                .message_name(),
+            "p.Alpha"
+        );
+        let f = Codec::compile("t", text, Some("p.Missing")).unwrap_err();
+        assert_eq!(f.status, 500);
+        assert!(
+            f.message.contains("has no message p.Missing"),
+            "{}",
+            f.message
+        );
+    }
+
+    #[test]
+    fn broken_schema_is_500_with_the_compiler_location() {
+        let f = Codec::compile(
+            "bad",
+            "syntax = \"proto3\";\nmessage A { strin x = 1; }",
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(f.status, 500);
+        assert!(
+            f.message.starts_with("schema bad: does not compile: "),
+            "{}",
+            f.message
+        );
+        assert!(f.message.contains("bad.proto:2:"), "{}", f.message);
+        let f =
+            Codec::compile("empty", "syntax = \"proto3\"; enum E { Z = 0; }", None).unwrap_err();
+        assert!(f.message.contains("defines no message"), "{}", f.message);
+        let f = Codec::compile(
+            "imp",
+            "syntax = \"proto3\"; import \"other.proto\"; message A {}",
+            None,
+        )
+        .unwrap_err();
+        assert!(f.message.contains("other.proto"), "{}", f.message);
+    }
+
+    #[test]
+    fn proto3_json_mapping_round_trips() {
+        let text = r#"syntax = "proto3"; package rt;
+            import "google/protobuf/timestamp.proto";
+            enum Kind { KIND_UNSPECIFIED = 0; BIG = 1; }
+            message Rich {
+              int64 big = 1; bytes blob = 2; Kind kind = 3; map<string, int32> counts = 4;
+              google.protobuf.Timestamp at = 5; oneof choice { string text = 6; int32 number = 7; }
+              repeated Rich children = 8; uint64 camel_case_field = 9;
+            }"#;
+        let codec = Codec::compile("rich", text, None).unwrap();
+        let json = r#"{"big":"9007199254740993","blob":"AAEC/w==","kind":"BIG","counts":{"a":1},
+            "at":"2026-11-22T10:00:00.5Z","number":7,"children":[{"kind":1,"big":-2}],"camelCaseField":5}"#;
+        let bytes = codec.encode(&raw(json)).unwrap();
+        let decoded = DynamicMessage::decode(codec.message.clone(), bytes.as_slice()).unwrap();
+        let back: serde_json::Value = serde_json::to_value(&decoded).unwrap();
+        let expected = serde_json::json!({"big":"9007199254740993","blob":"AAEC/w==","kind":"BIG","counts":{"a":1},
+            "at":"2026-11-22T10:00:00.500Z","number":7,"children":[{"kind":"BIG","big":"-2"}],"camelCaseField":"5"});
+        assert_eq!(back, expected);
+        assert_eq!(decoded.descriptor().full_name(), "rt.Rich");
+        // proto field names are accepted too
+        assert!(codec.encode(&raw(r#"{"camel_case_field":1}"#)).is_ok());
+    }
+}

@@ -1,0 +1,19 @@
+//! krakend-kafka publishes HTTP requests to Kafka from inside the KrakenD API gateway: it turns a JSON
+//! body into protobuf with the topic's schema from the AWS Glue Schema Registry and sends it through one
+//! long-lived, idempotent producer. C callers use [`ffi`]; Rust callers use [`Publisher`].
+
+#![allow(non_camel_case_types)] // C names in the C surface, as rustls-ffi does.
+
+mod codec;
+mod config;
+pub mod ffi;
+mod outcome;
+mod producer;
+mod publisher;
+mod registry;
+mod request;
+mod runtime;
+
+pub use config::Config;
+pub use outcome::{Delivery, Failure, Outcome};
+pub use publisher::Publisher;

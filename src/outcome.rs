@@ -1,0 +1,101 @@
+//! What a publish answers. The JSON shape is the seed Lambda's (`statusCode` is a string) so that its
+//! callers work unchanged; a success also says where the broker stored the record.
+
+use serde::Serialize;
+
+/// A failed step: the HTTP status the caller gets and a message naming the cause.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub status: u16,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(status: u16, message: impl Into<String>) -> Self {
+        Failure {
+            status,
+            message: message.into(),
+        }
+    }
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(400, message)
+    }
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(404, message)
+    }
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(500, message)
+    }
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self::new(503, message)
+    }
+    pub fn timeout(message: impl Into<String>) -> Self {
+        Self::new(504, message)
+    }
+}
+
+/// Where the broker acknowledged a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivery {
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// The answer to one publish call.
+pub type Outcome = Result<Delivery, Failure>;
+
+#[derive(Serialize)]
+struct Response<'a> {
+    #[serde(rename = "statusCode")]
+    status_code: String,
+    message: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    partition: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    offset: Option<i64>,
+}
+
+/// The seed's response JSON: `{"statusCode":"200","message":"ok","partition":0,"offset":7}`.
+pub fn to_json(outcome: &Outcome) -> String {
+    let response = match outcome {
+        Ok(d) => Response {
+            status_code: "200".into(),
+            message: "ok",
+            partition: Some(d.partition),
+            offset: Some(d.offset),
+        },
+        Err(f) => Response {
+            status_code: f.status.to_string(),
+            message: &f.message,
+            partition: None,
+            offset: None,
+        },
+    };
+    serde_json::to_string(&response).expect("a struct of strings and integers always serializes")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn success_carries_partition_and_offset() {
+        let json = to_json(&Ok(Delivery {
+            partition: 2,
+            offset: 41,
+        }));
+        assert_eq!(
+            json,
+            r#"{"statusCode":"200","message":"ok","partition":2,"offset":41}"#
+        );
+    }
+
+    #[test]
+    fn failure_escapes_its_message() {
+        let json = to_json(&Err(Failure::bad_request("body.\"a\": bad\n")));
+        assert_eq!(
+            json,
+            r#"{"statusCode":"400","message":"body.\"a\": bad\n"}"#
+        );
+    }
+}

@@ -1,0 +1,319 @@
+//! Topic schemas from the AWS Glue Schema Registry, compiled once and cached per topic.
+//!
+//! Reads of a fresh entry take no lock. A miss takes the topic's own async mutex, so concurrent
+//! requests for a cold topic make ONE Glue call (`GetSchemaVersion`, latest version) and share its result.
+//! When Glue cannot be reached, a topic that was seen before keeps being served from its last schema.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::{ArcSwap, ArcSwapOption};
+use aws_sdk_glue::error::{DisplayErrorContext, SdkError};
+use aws_sdk_glue::operation::get_schema_version::GetSchemaVersionError;
+use aws_sdk_glue::types::{DataFormat, SchemaId, SchemaVersionNumber};
+
+use crate::codec::Codec;
+use crate::outcome::Failure;
+
+/// A schema version as the registry holds it.
+#[derive(Debug, Clone)]
+pub struct SchemaText {
+    pub definition: String,
+    pub data_format: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum FetchError {
+    /// The registry answered that there is no such schema.
+    NotFound(String),
+    /// The registry could not be asked, or failed to answer.
+    Unavailable(String),
+}
+
+/// Where schemas come from: Glue in production, a fake in the cache's unit tests.
+pub trait SchemaSource: Send + Sync + 'static {
+    fn fetch(&self, schema: &str) -> impl Future<Output = Result<SchemaText, FetchError>> + Send;
+}
+
+pub struct Glue {
+    client: aws_sdk_glue::Client,
+    registry: String,
+}
+
+impl Glue {
+    pub fn new(client: aws_sdk_glue::Client, registry: String) -> Self {
+        Glue { client, registry }
+    }
+}
+
+impl SchemaSource for Glue {
+    async fn fetch(&self, schema: &str) -> Result<SchemaText, FetchError> {
+        let id = SchemaId::builder()
+            .registry_name(&self.registry)
+            .schema_name(schema)
+            .build();
+        let latest = SchemaVersionNumber::builder().latest_version(true).build();
+        let answer = self
+            .client
+            .get_schema_version()
+            .schema_id(id)
+            .schema_version_number(latest)
+            .send()
+            .await;
+        match answer {
+            Ok(out) => Ok(SchemaText {
+                definition: out.schema_definition().unwrap_or_default().to_owned(),
+                data_format: out
+                    .data_format()
+                    .map_or("unknown", DataFormat::as_str)
+                    .to_owned(),
+            }),
+            Err(SdkError::ServiceError(e))
+                if matches!(e.err(), GetSchemaVersionError::EntityNotFoundException(_)) =>
+            {
+                Err(FetchError::NotFound(format!(
+                    "no schema {schema} in Glue registry {}",
+                    self.registry
+                )))
+            }
+            Err(e) => Err(FetchError::Unavailable(format!(
+                "Glue registry {} could not be read: {}",
+                self.registry,
+                DisplayErrorContext(&e)
+            ))),
+        }
+    }
+}
+
+struct Entry {
+    /// A codec, or the failure to answer until `expires` (no such schema, or one that does not compile).
+    value: Result<Arc<Codec>, Failure>,
+    expires: Instant,
+}
+
+#[derive(Default)]
+struct Slot {
+    entry: ArcSwapOption<Entry>,
+    refresh: tokio::sync::Mutex<()>,
+}
+
+/// More topics than any deployment has: past it, slots that hold no codec are dropped.
+const MAX_SLOTS: usize = 10_000;
+/// How long a stale schema is served before Glue is tried again while it is down.
+const RETRY_WHILE_DOWN: Duration = Duration::from_secs(5);
+
+pub struct SchemaCache<S> {
+    source: S,
+    /// topic -> full name of the message to encode, where the first message of the schema is not it.
+    message_types: HashMap<String, String>,
+    ttl: Duration,
+    miss_ttl: Duration,
+    slots: ArcSwap<HashMap<String, Arc<Slot>>>,
+}
+
+impl<S: SchemaSource> SchemaCache<S> {
+    pub fn new(
+        source: S,
+        message_types: HashMap<String, String>,
+        ttl: Duration,
+        miss_ttl: Duration,
+    ) -> Self {
+        SchemaCache {
+            source,
+            message_types,
+            ttl,
+            miss_ttl,
+            slots: ArcSwap::default(),
+        }
+    }
+
+    /// The cached answer for `topic` if it is still fresh: the hot path, lock-free.
+    pub fn fresh(&self, topic: &str) -> Option<Result<Arc<Codec>, Failure>> {
+        let slots = self.slots.load();
+        let entry = slots.get(topic)?.entry.load();
+        entry
+            .as_ref()
+            .filter(|e| e.expires > Instant::now())
+            .map(|e| e.value.clone())
+    }
+
+    /// The codec for `topic`, fetching and compiling its schema when the cache has none fresh.
+    pub async fn get(&self, topic: &str) -> Result<Arc<Codec>, Failure> {
+        if let Some(value) = self.fresh(topic) {
+            return value;
+        }
+        let slot = self.slot(topic);
+        let _only_one_fetch = slot.refresh.lock().await;
+        let previous = slot.entry.load_full();
+        if let Some(e) = previous.as_ref().filter(|e| e.expires > Instant::now()) {
+            return e.value.clone();
+        }
+        let (value, ttl) = match self.source.fetch(topic).await {
+            Ok(text) if text.data_format != "PROTOBUF" => (
+                Err(Failure::internal(format!(
+                    "schema {topic}: data format is {}, not PROTOBUF",
+                    text.data_format
+                ))),
+                self.ttl,
+            ),
+            Ok(text) => {
+                let codec = Codec::compile(
+                    topic,
+                    &text.definition,
+                    self.message_types.get(topic).map(String::as_str),
+                );
+                (codec.map(Arc::new), self.ttl)
+            }
+            Err(FetchError::NotFound(message)) => (Err(Failure::not_found(message)), self.miss_ttl),
+            Err(FetchError::Unavailable(message)) => match previous.as_ref().map(|e| &e.value) {
+                Some(Ok(codec)) => (Ok(codec.clone()), RETRY_WHILE_DOWN.min(self.ttl)),
+                _ => return Err(Failure::unavailable(message)),
+            },
+        };
+        slot.entry.store(Some(Arc::new(Entry {
+            value: value.clone(),
+            expires: Instant::now() + ttl,
+        })));
+        value
+    }
+
+    fn slot(&self, topic: &str) -> Arc<Slot> {
+        if let Some(slot) = self.slots.load().get(topic) {
+            return slot.clone();
+        }
+        let mut created = None;
+        self.slots.rcu(|slots| {
+            let mut slots = HashMap::clone(slots);
+            if slots.len() >= MAX_SLOTS {
+                slots.retain(|_, s| {
+                    matches!(s.entry.load().as_deref(), Some(Entry { value: Ok(_), .. }))
+                });
+            }
+            created = Some(slots.entry(topic.to_owned()).or_default().clone());
+            slots
+        });
+        created.expect("rcu runs its closure at least once")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+
+    const SEED: &str =
+        r#"syntax = "proto3"; package events; message SampleEvent { string some_message = 1; }"#;
+
+    /// A registry whose answer the test sets, counting the calls made to it.
+    #[derive(Clone, Default)]
+    struct FakeRegistry {
+        answer: Arc<Mutex<Option<Result<SchemaText, FetchError>>>>,
+        calls: Arc<AtomicUsize>,
+    }
+
+    impl FakeRegistry {
+        fn answer(&self, a: Result<(&str, &str), FetchError>) {
+            let a = a.map(|(format, text)| SchemaText {
+                definition: text.into(),
+                data_format: format.into(),
+            });
+            *self.answer.lock().unwrap() = Some(a);
+        }
+        fn calls(&self) -> usize {
+            self.calls.load(Ordering::SeqCst)
+        }
+    }
+
+    impl SchemaSource for FakeRegistry {
+        async fn fetch(&self, _schema: &str) -> Result<SchemaText, FetchError> {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            self.answer
+                .lock()
+                .unwrap()
+                .clone()
+                .expect("the test sets an answer")
+        }
+    }
+
+    fn cache(fake: &FakeRegistry, ttl_ms: u64) -> Arc<SchemaCache<FakeRegistry>> {
+        let ttl = Duration::from_millis(ttl_ms);
+        Arc::new(SchemaCache::new(fake.clone(), HashMap::new(), ttl, ttl))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_misses_make_one_call_and_hits_make_none() {
+        let fake = FakeRegistry::default();
+        fake.answer(Ok(("PROTOBUF", SEED)));
+        let cache = cache(&fake, 60_000);
+        let tasks: Vec<_> = (0..50)
+            .map(|_| {
+                let cache = cache.clone();
+                tokio::spawn(
+                    async move { cache.get("t").await.map(|c| c.message_name().to_owned()) },
+                )
+            })
+            .collect();
+        for t in tasks {
+            assert_eq!(t.await.unwrap().unwrap(), "events.SampleEvent");
+        }
+        assert_eq!(fake.calls(), 1);
+        assert!(cache.fresh("t").is_some());
+        cache.get("t").await.unwrap();
+        assert_eq!(fake.calls(), 1);
+    }
+
+    #[tokio::test]
+    async fn expired_entries_are_fetched_again() {
+        let fake = FakeRegistry::default();
+        fake.answer(Ok(("PROTOBUF", SEED)));
+        let cache = cache(&fake, 30);
+        cache.get("t").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        assert!(cache.fresh("t").is_none());
+        cache.get("t").await.unwrap();
+        assert_eq!(fake.calls(), 2);
+    }
+
+    #[tokio::test]
+    async fn stale_schema_is_served_while_the_registry_is_down() {
+        let fake = FakeRegistry::default();
+        fake.answer(Ok(("PROTOBUF", SEED)));
+        let cache = cache(&fake, 30);
+        cache.get("t").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        fake.answer(Err(FetchError::Unavailable("connection refused".into())));
+        assert_eq!(
+            cache.get("t").await.unwrap().message_name(),
+            "events.SampleEvent"
+        );
+        // with nothing cached the same outage is a 503 naming the cause
+        let f = cache.get("other").await.unwrap_err();
+        assert_eq!((f.status, f.message.as_str()), (503, "connection refused"));
+    }
+
+    #[tokio::test]
+    async fn not_found_bad_format_and_bad_schema_are_answered_and_remembered() {
+        let fake = FakeRegistry::default();
+        let cache = cache(&fake, 60_000);
+        fake.answer(Err(FetchError::NotFound(
+            "no schema nope in Glue registry r".into(),
+        )));
+        assert_eq!(cache.get("nope").await.unwrap_err().status, 404);
+        assert_eq!(cache.get("nope").await.unwrap_err().status, 404);
+        assert_eq!(fake.calls(), 1);
+
+        fake.answer(Ok(("AVRO", "{}")));
+        let f = cache.get("avro").await.unwrap_err();
+        assert_eq!(
+            (f.status, f.message.as_str()),
+            (500, "schema avro: data format is AVRO, not PROTOBUF")
+        );
+
+        fake.answer(Ok(("PROTOBUF", "message {")));
+        assert_eq!(cache.get("broken").await.unwrap_err().status, 500);
+    }
+}

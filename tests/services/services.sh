@@ -1,0 +1,144 @@
+#!/usr/bin/env bash
+# Installs, starts and stops the real services the tests and `make run` use, on 127.0.0.1 only:
+# an Apache Kafka broker (KRaft, one node, jars from Maven Central) and the moto server standing in
+# for the AWS Glue Schema Registry.
+#
+#   services.sh install                  fetch what is missing (a second run does nothing)
+#   services.sh start|stop|status NAME   one instance; NAME is "test" (default) or "run"
+#   services.sh env NAME                 the environment a client of that instance needs
+#
+# Heavy files live under ${KK_CACHE:-~/.cache/krakend-kafka}, never in the checkout.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+cache=${KK_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/krakend-kafka}
+kafka_version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$here/pom.xml")
+kafka_home=$cache/kafka-$kafka_version
+venv=$cache/venv-$(sha256sum "$here/requirements.txt" | cut -c1-12)
+
+cmd=${1:-}
+instance=${2:-test}
+case $instance in
+  # Two instances with their own ports and state, so the tests never touch what `make run` serves.
+  test) kafka_port=19092 controller_port=19093 glue_port=15000 ;;
+  run) kafka_port=9092 controller_port=9093 glue_port=5000 ;;
+  *) echo "services.sh: unknown instance '$instance' (test or run)" >&2; exit 2 ;;
+esac
+state=$cache/state-$instance
+
+log() { echo "services: $*" >&2; }
+
+need_packages() {
+  local missing=()
+  command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
+  command -v mvn >/dev/null || missing+=(maven)
+  command -v python3 >/dev/null || missing+=(python3 python3-venv)
+  command -v curl >/dev/null || missing+=(curl)
+  if ((${#missing[@]})); then
+    log "installing ${missing[*]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
+install() {
+  need_packages
+  if [[ ! -e $kafka_home/.complete ]]; then
+    log "fetching Apache Kafka $kafka_version from Maven Central"
+    rm -rf "$kafka_home.tmp" && mkdir -p "$kafka_home.tmp"
+    mvn -q -B -Dstyle.color=never -f "$here/pom.xml" dependency:copy-dependencies -DoutputDirectory="$kafka_home.tmp/libs"
+    touch "$kafka_home.tmp/.complete"
+    rm -rf "$kafka_home" && mv "$kafka_home.tmp" "$kafka_home"
+  fi
+  if [[ ! -e $venv/.complete ]]; then
+    log "installing the Glue emulator (moto) into $venv"
+    rm -rf "$venv" && python3 -m venv "$venv"
+    "$venv/bin/pip" install -q --disable-pip-version-check -r "$here/requirements.txt"
+    touch "$venv/.complete"
+  fi
+}
+
+alive() { [[ -s $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+wait_for() { # what, seconds, command...
+  local what=$1 secs=$2; shift 2
+  for ((i = 0; i < secs * 4; i++)); do
+    if "$@" >/dev/null 2>&1; then return 0; fi
+    sleep 0.25
+  done
+  log "$what did not come up within ${secs}s"
+  return 1
+}
+
+kafka_java() { java -Xms256m -Xmx1g -Dkafka.logs.dir="$state/kafka" \
+  -Dlog4j2.configurationFile="$here/log4j2.properties" -cp "$kafka_home/libs/*" "$@"; }
+
+start_kafka() {
+  if alive "$state/kafka.pid"; then return 0; fi
+  rm -rf "$state/kafka" && mkdir -p "$state/kafka"
+  cat >"$state/kafka/server.properties" <<PROPS
+process.roles=broker,controller
+node.id=1
+listeners=PLAINTEXT://127.0.0.1:$kafka_port,CONTROLLER://127.0.0.1:$controller_port
+advertised.listeners=PLAINTEXT://127.0.0.1:$kafka_port
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+controller.quorum.bootstrap.servers=127.0.0.1:$controller_port
+log.dirs=$state/kafka/data
+num.partitions=3
+auto.create.topics.enable=false
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+group.initial.rebalance.delay.ms=0
+PROPS
+  kafka_java kafka.tools.StorageTool format --standalone -t "$(kafka_java kafka.tools.StorageTool random-uuid)" \
+    -c "$state/kafka/server.properties" >"$state/kafka/format.log" 2>&1
+  setsid nohup java -Xms256m -Xmx1g -Dkafka.logs.dir="$state/kafka" \
+    -Dlog4j2.configurationFile="$here/log4j2.properties" -cp "$kafka_home/libs/*" \
+    kafka.Kafka "$state/kafka/server.properties" >"$state/kafka/stdout.log" 2>&1 &
+  echo $! >"$state/kafka.pid"
+  wait_for "Kafka on 127.0.0.1:$kafka_port" 90 grep -q "Kafka Server started" "$state/kafka/server.log" || {
+    tail -n 20 "$state/kafka/stdout.log" "$state/kafka/server.log" >&2 || true; return 1; }
+  log "Kafka $kafka_version on 127.0.0.1:$kafka_port"
+}
+
+start_glue() {
+  if alive "$state/glue.pid"; then return 0; fi
+  mkdir -p "$state"
+  setsid nohup "$venv/bin/moto_server" -H 127.0.0.1 -p "$glue_port" >"$state/glue.log" 2>&1 &
+  echo $! >"$state/glue.pid"
+  wait_for "the Glue emulator on 127.0.0.1:$glue_port" 30 curl -sf "http://127.0.0.1:$glue_port/moto-api/" || {
+    tail -n 20 "$state/glue.log" >&2; return 1; }
+  log "Glue emulator (moto) on 127.0.0.1:$glue_port"
+}
+
+stop_one() { # pidfile
+  alive "$1" || { rm -f "$1"; return 0; }
+  local pid; pid=$(cat "$1")
+  kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < 120; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+  kill -KILL -- "-$pid" 2>/dev/null || true
+  rm -f "$1"
+}
+
+print_env() {
+  cat <<ENV
+export KK_BOOTSTRAP_SERVERS=127.0.0.1:$kafka_port
+export KK_GLUE_ENDPOINT=http://127.0.0.1:$glue_port
+export AWS_ENDPOINT_URL_GLUE=http://127.0.0.1:$glue_port
+export AWS_ACCESS_KEY_ID=testing
+export AWS_SECRET_ACCESS_KEY=testing
+export AWS_REGION=eu-central-1
+export KK_KAFKA_CLASSPATH='$kafka_home/libs/*'
+ENV
+}
+
+case $cmd in
+  install) install ;;
+  start) install; start_kafka; start_glue ;;
+  stop) stop_one "$state/glue.pid"; stop_one "$state/kafka.pid" ;;
+  status) for s in kafka glue; do alive "$state/$s.pid" && echo "$s: running" || echo "$s: stopped"; done ;;
+  env) print_env ;;
+  *) echo "usage: services.sh install | start|stop|status|env [test|run]" >&2; exit 2 ;;
+esac

@@ -5,8 +5,7 @@ fn main() {
     println!("cargo:rerun-if-changed=cbindgen.toml");
     let crate_dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
     let out = std::path::PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
-    let config = cbindgen::Config::from_file(format!("{crate_dir}/cbindgen.toml"))
-        .expect("cbindgen.toml is valid");
+    let config = cbindgen::Config::from_file(format!("{crate_dir}/cbindgen.toml")).expect("cbindgen.toml is valid");
     cbindgen::Builder::new()
         .with_config(config)
         .with_src(format!("{crate_dir}/src/ffi.rs"))

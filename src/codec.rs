@@ -43,9 +43,7 @@ impl Codec {
             .map_err(|e| Failure::internal(format!("schema {schema}: does not compile: {e:?}")))?;
         let message = match message_type {
             Some(full_name) => pool.get_message_by_name(full_name).ok_or_else(|| {
-                Failure::internal(format!(
-                    "schema {schema}: has no message {full_name} (topics.{schema}.message_type)"
-                ))
+                Failure::internal(format!("schema {schema}: has no message {full_name} (topics.{schema}.message_type)"))
             })?,
             None => pool
                 .get_file_by_name(&name)
@@ -72,11 +70,7 @@ impl Codec {
         )
         .map_err(|e| {
             let path = track.path().to_string();
-            let at = if path == "." {
-                "body".to_string()
-            } else {
-                format!("body.{path}")
-            };
+            let at = if path == "." { "body".to_string() } else { format!("body.{path}") };
             Failure::bad_request(format!("{at}: {}", without_position(&e)))
         })?;
         Ok(message.encode_to_vec())
@@ -85,10 +79,7 @@ impl Codec {
 
 fn compile_pool(name: &str, text: &str) -> Result<prost_reflect::DescriptorPool, protox::Error> {
     let mut resolver = ChainFileResolver::new();
-    resolver.add(SchemaFile {
-        name: name.to_owned(),
-        text: text.to_owned(),
-    });
+    resolver.add(SchemaFile { name: name.to_owned(), text: text.to_owned() });
     resolver.add(GoogleFileResolver::new());
     let mut compiler = protox::Compiler::with_file_resolver(resolver);
     compiler.open_file(name)?;
@@ -110,8 +101,7 @@ mod tests {
     use super::*;
     use prost_reflect::ReflectMessage;
 
-    const SEED: &str =
-        r#"syntax = "proto3"; package events; message SampleEvent { string some_message = 1; }"#;
+    const SEED: &str = r#"syntax = "proto3"; package events; message SampleEvent { string some_message = 1; }"#;
 
     fn raw(json: &str) -> Box<RawValue> {
         RawValue::from_string(json.to_string()).unwrap()
@@ -121,9 +111,7 @@ mod tests {
     fn seed_sample_encodes_as_plain_protobuf() {
         let codec = Codec::compile("test-topic", SEED, None).unwrap();
         assert_eq!(codec.message_name(), "events.SampleEvent");
-        let bytes = codec
-            .encode(&raw(r#"{"some_message":"test value"}"#))
-            .unwrap();
+        let bytes = codec.encode(&raw(r#"{"some_message":"test value"}"#)).unwrap();
         // field 1, wire type 2, length 10, then the UTF-8 text: exactly what protobuf-java writes.
         assert_eq!(bytes, b"\x0a\x0atest value");
     }
@@ -133,33 +121,17 @@ mod tests {
         let codec = Codec::compile("t", SEED, None).unwrap();
         let f = codec.encode(&raw(r#"{"other_key":"1"}"#)).unwrap_err();
         assert_eq!(f.status, 400);
-        assert!(
-            f.message.starts_with("body") && f.message.contains("other_key"),
-            "{}",
-            f.message
-        );
+        assert!(f.message.starts_with("body") && f.message.contains("other_key"), "{}", f.message);
         assert!(!f.message.contains("line 1"), "{}", f.message);
 
         let nested = r#"syntax = "proto3"; package shop;
             message Order { repeated Item items = 1; }
             message Item { string name = 1; repeated int32 xs = 2; double price = 3; }"#;
         let codec = Codec::compile("orders", nested, None).unwrap();
-        let f = codec
-            .encode(&raw(r#"{"items":[{"price":1.5},{"price":"cheap"}]}"#))
-            .unwrap_err();
-        assert!(
-            f.message.starts_with("body.items[1].price: "),
-            "{}",
-            f.message
-        );
-        let f = codec
-            .encode(&raw(r#"{"items":[{},{"xs":[1,"x"]}]}"#))
-            .unwrap_err();
-        assert!(
-            f.message.starts_with("body.items[1].xs[1]: "),
-            "{}",
-            f.message
-        );
+        let f = codec.encode(&raw(r#"{"items":[{"price":1.5},{"price":"cheap"}]}"#)).unwrap_err();
+        assert!(f.message.starts_with("body.items[1].price: "), "{}", f.message);
+        let f = codec.encode(&raw(r#"{"items":[{},{"xs":[1,"x"]}]}"#)).unwrap_err();
+        assert!(f.message.starts_with("body.items[1].xs[1]: "), "{}", f.message);
     }
 
     #[test]
@@ -167,49 +139,22 @@ mod tests {
         let text = r#"syntax = "proto3"; package p;
             message Zeta { message Inner { int32 a = 1; } Inner i = 1; }
             message Alpha { int32 b = 1; }"#;
-        assert_eq!(
-            Codec::compile("t", text, None).unwrap().message_name(),
-            "p.Zeta"
-        );
-        assert_eq!(
-            Codec::compile("t", text, Some("p.Alpha"))
-                .unwrap()
-                .message_name(),
-            "p.Alpha"
-        );
+        assert_eq!(Codec::compile("t", text, None).unwrap().message_name(), "p.Zeta");
+        assert_eq!(Codec::compile("t", text, Some("p.Alpha")).unwrap().message_name(), "p.Alpha");
         let f = Codec::compile("t", text, Some("p.Missing")).unwrap_err();
         assert_eq!(f.status, 500);
-        assert!(
-            f.message.contains("has no message p.Missing"),
-            "{}",
-            f.message
-        );
+        assert!(f.message.contains("has no message p.Missing"), "{}", f.message);
     }
 
     #[test]
     fn broken_schema_is_500_with_the_compiler_location() {
-        let f = Codec::compile(
-            "bad",
-            "syntax = \"proto3\";\nmessage A { strin x = 1; }",
-            None,
-        )
-        .unwrap_err();
+        let f = Codec::compile("bad", "syntax = \"proto3\";\nmessage A { strin x = 1; }", None).unwrap_err();
         assert_eq!(f.status, 500);
-        assert!(
-            f.message.starts_with("schema bad: does not compile: "),
-            "{}",
-            f.message
-        );
+        assert!(f.message.starts_with("schema bad: does not compile: "), "{}", f.message);
         assert!(f.message.contains("bad.proto:2:"), "{}", f.message);
-        let f =
-            Codec::compile("empty", "syntax = \"proto3\"; enum E { Z = 0; }", None).unwrap_err();
+        let f = Codec::compile("empty", "syntax = \"proto3\"; enum E { Z = 0; }", None).unwrap_err();
         assert!(f.message.contains("defines no message"), "{}", f.message);
-        let f = Codec::compile(
-            "imp",
-            "syntax = \"proto3\"; import \"other.proto\"; message A {}",
-            None,
-        )
-        .unwrap_err();
+        let f = Codec::compile("imp", "syntax = \"proto3\"; import \"other.proto\"; message A {}", None).unwrap_err();
         assert!(f.message.contains("other.proto"), "{}", f.message);
     }
 

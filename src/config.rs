@@ -76,11 +76,7 @@ impl Config {
             }
             Some(_) => return Err("config: must be a JSON object".into()),
         };
-        let env = |names: &[&str]| {
-            names
-                .iter()
-                .find_map(|n| env(n).filter(|v| !v.trim().is_empty()))
-        };
+        let env = |names: &[&str]| names.iter().find_map(|n| env(n).filter(|v| !v.trim().is_empty()));
 
         let mut kafka = BTreeMap::new();
         for (key, value) in raw.kafka {
@@ -88,21 +84,14 @@ impl Config {
                 Value::String(s) => s,
                 Value::Number(n) => n.to_string(),
                 Value::Bool(b) => b.to_string(),
-                _ => {
-                    return Err(format!(
-                        "config key kafka.{key}: must be a string, number or boolean"
-                    ))
-                }
+                _ => return Err(format!("config key kafka.{key}: must be a string, number or boolean")),
             };
             kafka.insert(key, text);
         }
 
         let bootstrap = match (raw.bootstrap_servers, kafka.remove("bootstrap.servers")) {
             (Some(_), Some(_)) => {
-                return Err(
-                    "config keys bootstrap_servers and kafka.bootstrap.servers: set only one"
-                        .into(),
-                )
+                return Err("config keys bootstrap_servers and kafka.bootstrap.servers: set only one".into())
             }
             (Some(b), None) | (None, Some(b)) => Some(b),
             // The seed spells it KAFKA_BOOSTRAP_SERVERS; both spellings work.
@@ -128,17 +117,9 @@ impl Config {
         // A 200 promises that every in-sync replica has the record, exactly once: these two stay on.
         match kafka.get("enable.idempotence").map(String::as_str) {
             None | Some("true") => {}
-            Some(v) => {
-                return Err(format!(
-                    "config key kafka.enable.idempotence: must be true, not {v:?}"
-                ))
-            }
+            Some(v) => return Err(format!("config key kafka.enable.idempotence: must be true, not {v:?}")),
         }
-        match kafka
-            .get("acks")
-            .or(kafka.get("request.required.acks"))
-            .map(String::as_str)
-        {
+        match kafka.get("acks").or(kafka.get("request.required.acks")).map(String::as_str) {
             None | Some("all") | Some("-1") => {}
             Some(v) => return Err(format!("config key kafka.acks: must be all, not {v:?}")),
         }
@@ -147,12 +128,8 @@ impl Config {
         kafka.entry("message.timeout.ms".into()).or_insert(budget);
         // librdkafka waits 30 s before it calls a topic missing; answer 404 well inside the budget.
         let propagation = (timeout.as_millis() / 2).max(1).to_string();
-        kafka
-            .entry("topic.metadata.propagation.max.ms".into())
-            .or_insert(propagation);
-        kafka
-            .entry("client.id".into())
-            .or_insert_with(|| "krakend-kafka".into());
+        kafka.entry("topic.metadata.propagation.max.ms".into()).or_insert(propagation);
+        kafka.entry("client.id".into()).or_insert_with(|| "krakend-kafka".into());
 
         Ok(Config {
             registry_name,
@@ -160,51 +137,22 @@ impl Config {
             glue_endpoint: raw.glue_endpoint,
             timeout,
             schema_ttl: ms("schema_ttl_ms", raw.schema_ttl_ms, DEFAULT_SCHEMA_TTL_MS)?,
-            schema_miss_ttl: ms(
-                "schema_miss_ttl_ms",
-                raw.schema_miss_ttl_ms,
-                DEFAULT_SCHEMA_MISS_TTL_MS,
-            )?,
+            schema_miss_ttl: ms("schema_miss_ttl_ms", raw.schema_miss_ttl_ms, DEFAULT_SCHEMA_MISS_TTL_MS)?,
             kafka,
-            message_types: raw
-                .topics
-                .into_iter()
-                .filter_map(|(topic, t)| Some((topic, t.message_type?)))
-                .collect(),
+            message_types: raw.topics.into_iter().filter_map(|(topic, t)| Some((topic, t.message_type?))).collect(),
         })
     }
 }
 
 /// Whether a librdkafka property holds a secret that must never be printed.
 pub fn is_secret(key: &str) -> bool {
-    [
-        "password",
-        "secret",
-        "sasl.jaas",
-        "key.pem",
-        "oauthbearer.config",
-        "token",
-    ]
-    .iter()
-    .any(|s| key.contains(s))
+    ["password", "secret", "sasl.jaas", "key.pem", "oauthbearer.config", "token"].iter().any(|s| key.contains(s))
 }
 
 impl fmt::Debug for Config {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let kafka: BTreeMap<_, _> = self
-            .kafka
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k,
-                    if is_secret(k) {
-                        "<redacted>"
-                    } else {
-                        v.as_str()
-                    },
-                )
-            })
-            .collect();
+        let kafka: BTreeMap<_, _> =
+            self.kafka.iter().map(|(k, v)| (k, if is_secret(k) { "<redacted>" } else { v.as_str() })).collect();
         f.debug_struct("Config")
             .field("registry_name", &self.registry_name)
             .field("region", &self.region)
@@ -223,11 +171,7 @@ mod tests {
     use super::*;
 
     fn env_of(vars: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        move |name| {
-            vars.iter()
-                .find(|(k, _)| *k == name)
-                .map(|(_, v)| v.to_string())
-        }
+        move |name| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.to_string())
     }
 
     const FULL: &str = r#"{"bootstrap_servers":"b:9092","registry_name":"r","region":"eu-west-1"}"#;
@@ -257,13 +201,7 @@ mod tests {
         assert_eq!(c.kafka["bootstrap.servers"], "right:2");
         assert_eq!(c.region.as_deref(), Some("us-east-1"));
         let c = Config::parse(FULL.as_bytes(), &env).unwrap();
-        assert_eq!(
-            (
-                c.kafka["bootstrap.servers"].as_str(),
-                c.registry_name.as_str()
-            ),
-            ("b:9092", "r")
-        );
+        assert_eq!((c.kafka["bootstrap.servers"].as_str(), c.registry_name.as_str()), ("b:9092", "r"));
     }
 
     #[test]
@@ -295,32 +233,14 @@ mod tests {
     fn errors_name_the_key() {
         let cases = [
             (r#"{"registy_name":"r"}"#, "registy_name"),
-            (
-                r#"{"timeout_ms":"soon"}"#,
-                "config key timeout_ms: invalid type",
-            ),
-            (
-                r#"{"timeout_ms":0,"bootstrap_servers":"b","registry_name":"r"}"#,
-                "timeout_ms: must be greater than 0",
-            ),
-            (
-                r#"{"kafka":{"linger.ms":[1]}}"#,
-                "kafka.linger.ms: must be a string",
-            ),
-            (
-                r#"{"topics":{"t":{"message_typ":"x"}}}"#,
-                "config key topics.t.message_typ: unknown field `message_typ`",
-            ),
+            (r#"{"timeout_ms":"soon"}"#, "config key timeout_ms: invalid type"),
+            (r#"{"timeout_ms":0,"bootstrap_servers":"b","registry_name":"r"}"#, "timeout_ms: must be greater than 0"),
+            (r#"{"kafka":{"linger.ms":[1]}}"#, "kafka.linger.ms: must be a string"),
+            (r#"{"topics":{"t":{"message_typ":"x"}}}"#, "config key topics.t.message_typ: unknown field `message_typ`"),
             (r#"{"registry_name":"r"}"#, "bootstrap_servers: missing"),
             (r#"{"bootstrap_servers":"b"}"#, "registry_name: missing"),
-            (
-                r#"{"bootstrap_servers":"b","kafka":{"bootstrap.servers":"c"}}"#,
-                "set only one",
-            ),
-            (
-                r#"{"bootstrap_servers":"b","registry_name":"r","kafka":{"acks":"1"}}"#,
-                "kafka.acks: must be all",
-            ),
+            (r#"{"bootstrap_servers":"b","kafka":{"bootstrap.servers":"c"}}"#, "set only one"),
+            (r#"{"bootstrap_servers":"b","registry_name":"r","kafka":{"acks":"1"}}"#, "kafka.acks: must be all"),
             (
                 r#"{"bootstrap_servers":"b","registry_name":"r","kafka":{"enable.idempotence":false}}"#,
                 "kafka.enable.idempotence",
@@ -330,10 +250,7 @@ mod tests {
         ];
         for (json, expected) in cases {
             let err = Config::parse(json.as_bytes(), |_| None).unwrap_err();
-            assert!(
-                err.contains(expected),
-                "{json}: {err:?} should contain {expected:?}"
-            );
+            assert!(err.contains(expected), "{json}: {err:?} should contain {expected:?}");
         }
     }
 
@@ -341,13 +258,7 @@ mod tests {
     fn debug_redacts_secrets() {
         let json = r#"{"bootstrap_servers":"b","registry_name":"r","kafka":{"sasl.password":"hunter2","ssl.key.password":"k","sasl.username":"u"}}"#;
         let dump = format!("{:?}", Config::parse(json.as_bytes(), |_| None).unwrap());
-        assert!(
-            !dump.contains("hunter2") && !dump.contains("\"k\""),
-            "{dump}"
-        );
-        assert!(
-            dump.contains("sasl.username") && dump.contains("\"u\""),
-            "{dump}"
-        );
+        assert!(!dump.contains("hunter2") && !dump.contains("\"k\""), "{dump}");
+        assert!(dump.contains("sasl.username") && dump.contains("\"u\""), "{dump}");
     }
 }

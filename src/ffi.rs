@@ -55,10 +55,7 @@ pub unsafe extern "C" fn kk_publisher_new(
             std::ptr::null_mut()
         }
         Ok(Err(message)) => string(message),
-        Err(panic) => string(format!(
-            "kk_publisher_new: internal error: {}",
-            panic_text(&panic)
-        )),
+        Err(panic) => string(format!("kk_publisher_new: internal error: {}", panic_text(&panic))),
     }
 }
 
@@ -83,12 +80,7 @@ pub unsafe extern "C" fn kk_publish(
         Some(p) => p.inner.publish(bytes(request, request_len)),
         None => Err(Failure::internal("kk_publish: publisher is NULL")),
     }))
-    .unwrap_or_else(|panic| {
-        Err(Failure::internal(format!(
-            "internal error: {}",
-            panic_text(&panic)
-        )))
-    });
+    .unwrap_or_else(|panic| Err(Failure::internal(format!("internal error: {}", panic_text(&panic)))));
     string(outcome::to_json(&outcome))
 }
 
@@ -155,10 +147,7 @@ mod tests {
             std::fs::write(path, generated).unwrap();
         }
         let committed = std::fs::read_to_string(path).unwrap_or_default();
-        assert!(
-            committed == generated,
-            "include/krakend_kafka.h is stale: run `make header`"
-        );
+        assert!(committed == generated, "include/krakend_kafka.h is stale: run `make header`");
     }
 
     unsafe fn take(s: *mut c_char) -> String {
@@ -183,30 +172,20 @@ mod tests {
 
     #[test]
     fn invalid_requests_answer_400_without_a_broker_and_null_is_not_a_crash() {
-        let json =
-            br#"{"bootstrap_servers":"127.0.0.1:1","registry_name":"r","region":"eu-west-1"}"#;
+        let json = br#"{"bootstrap_servers":"127.0.0.1:1","registry_name":"r","region":"eu-west-1"}"#;
         let mut handle = std::ptr::null_mut();
         unsafe {
             assert!(kk_publisher_new(json.as_ptr(), json.len(), &mut handle).is_null());
             let answer = take(kk_publish(handle, b"{}".as_ptr(), 2));
-            assert_eq!(
-                answer,
-                r#"{"statusCode":"400","message":"topicName: missing"}"#
-            );
+            assert_eq!(answer, r#"{"statusCode":"400","message":"topicName: missing"}"#);
             let answer = take(kk_publish(handle, std::ptr::null(), 0));
-            assert_eq!(
-                answer,
-                r#"{"statusCode":"400","message":"request: must be a JSON object"}"#
-            );
+            assert_eq!(answer, r#"{"statusCode":"400","message":"request: must be a JSON object"}"#);
             let answer = take(kk_publish(std::ptr::null(), b"{}".as_ptr(), 2));
             assert!(answer.contains(r#""statusCode":"500""#), "{answer}");
             kk_publisher_free(handle);
             kk_publisher_free(std::ptr::null_mut());
             kk_string_free(std::ptr::null_mut());
-            assert_eq!(
-                CStr::from_ptr(kk_version()).to_str().unwrap(),
-                env!("CARGO_PKG_VERSION")
-            );
+            assert_eq!(CStr::from_ptr(kk_version()).to_str().unwrap(), env!("CARGO_PKG_VERSION"));
         }
     }
 }

@@ -12,10 +12,7 @@ pub struct Failure {
 
 impl Failure {
     pub fn new(status: u16, message: impl Into<String>) -> Self {
-        Failure {
-            status,
-            message: message.into(),
-        }
+        Failure { status, message: message.into() }
     }
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, message)
@@ -58,18 +55,10 @@ struct Response<'a> {
 /// The seed's response JSON: `{"statusCode":"200","message":"ok","partition":0,"offset":7}`.
 pub fn to_json(outcome: &Outcome) -> String {
     let response = match outcome {
-        Ok(d) => Response {
-            status_code: "200".into(),
-            message: "ok",
-            partition: Some(d.partition),
-            offset: Some(d.offset),
-        },
-        Err(f) => Response {
-            status_code: f.status.to_string(),
-            message: &f.message,
-            partition: None,
-            offset: None,
-        },
+        Ok(d) => {
+            Response { status_code: "200".into(), message: "ok", partition: Some(d.partition), offset: Some(d.offset) }
+        }
+        Err(f) => Response { status_code: f.status.to_string(), message: &f.message, partition: None, offset: None },
     };
     serde_json::to_string(&response).expect("a struct of strings and integers always serializes")
 }
@@ -80,22 +69,13 @@ mod tests {
 
     #[test]
     fn success_carries_partition_and_offset() {
-        let json = to_json(&Ok(Delivery {
-            partition: 2,
-            offset: 41,
-        }));
-        assert_eq!(
-            json,
-            r#"{"statusCode":"200","message":"ok","partition":2,"offset":41}"#
-        );
+        let json = to_json(&Ok(Delivery { partition: 2, offset: 41 }));
+        assert_eq!(json, r#"{"statusCode":"200","message":"ok","partition":2,"offset":41}"#);
     }
 
     #[test]
     fn failure_escapes_its_message() {
         let json = to_json(&Err(Failure::bad_request("body.\"a\": bad\n")));
-        assert_eq!(
-            json,
-            r#"{"statusCode":"400","message":"body.\"a\": bad\n"}"#
-        );
+        assert_eq!(json, r#"{"statusCode":"400","message":"body.\"a\": bad\n"}"#);
     }
 }

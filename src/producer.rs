@@ -28,8 +28,11 @@ pub struct Context {
 
 impl ClientContext for Context {
     fn error(&self, error: KafkaError, reason: &str) {
-        self.last_error
-            .store(Some(Arc::new(format!("{error}: {reason}"))));
+        // "all brokers are down" follows the error that says why; keep the one with the cause.
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) && self.last_error.load().is_some() {
+            return;
+        }
+        self.last_error.store(Some(Arc::new(format!("{error}: {reason}"))));
     }
 }
 
@@ -41,19 +44,20 @@ impl Producer {
             config.set(key, value);
         }
         let last_error = Arc::default();
-        let context = Context {
-            last_error: Arc::clone(&last_error),
-        };
-        let inner = config
-            .create_with_context(context)
-            .map_err(|e| format!("kafka: {e}"))?;
+        let context = Context { last_error: Arc::clone(&last_error) };
+        let inner = config.create_with_context(context).map_err(|e| format!("kafka: {e}"))?;
         Ok(Producer { inner, last_error })
     }
 
-    /// Connects and fetches cluster metadata, so the first request does not pay for it.
+    /// Connects and fetches cluster metadata in the background, so the first request does not pay for
+    /// it. Holds only librdkafka's handle, so dropping the producer is not delayed by a slow cluster.
+    /// Call it with signals blocked: it may start a thread of tokio's blocking pool.
     pub fn warm_up(&self, timeout: Duration) {
-        // An unreachable cluster is reported by the requests that need it, with their own status.
-        let _ = self.inner.client().fetch_metadata(None, timeout);
+        let inner = self.inner.clone();
+        crate::runtime::runtime().spawn_blocking(move || {
+            // An unreachable cluster is reported by the requests that need it, with their own status.
+            let _ = inner.client().fetch_metadata(None, timeout);
+        });
     }
 
     /// Sends one record and resolves when the broker acknowledged it, or librdkafka gave up on it
@@ -70,51 +74,33 @@ impl Producer {
             record = record.key(key);
         }
         if !headers.is_empty() {
-            let owned = headers.iter().fold(
-                OwnedHeaders::new_with_capacity(headers.len()),
-                |h, (k, v)| {
-                    h.insert(Header {
-                        key: k,
-                        value: Some(v.as_bytes()),
-                    })
-                },
-            );
+            let owned = headers.iter().fold(OwnedHeaders::new_with_capacity(headers.len()), |h, (k, v)| {
+                h.insert(Header { key: k, value: Some(v.as_bytes()) })
+            });
             record = record.headers(owned);
         }
-        let queued = self
-            .inner
-            .send_result(record)
-            .map_err(|(e, _)| delivery_failure(topic, &e, None))?;
+        let queued = self.inner.send_result(record).map_err(|(e, _)| delivery_failure(topic, &e, None))?;
         match queued.await {
             Ok(Ok(d)) => {
                 if self.last_error.load().is_some() {
                     self.last_error.store(None);
                 }
-                Ok(Delivery {
-                    partition: d.partition,
-                    offset: d.offset,
-                })
+                Ok(Delivery { partition: d.partition, offset: d.offset })
             }
             Ok(Err((e, _))) => {
                 // An error not followed by a successful delivery is why this record got nowhere.
                 let cluster = self.last_error.load();
-                Err(delivery_failure(
-                    topic,
-                    &e,
-                    cluster.as_deref().map(String::as_str),
-                ))
+                Err(delivery_failure(topic, &e, cluster.as_deref().map(String::as_str)))
             }
-            Err(_canceled) => Err(Failure::unavailable(format!(
-                "topic {topic}: the producer shut down before delivery"
-            ))),
+            Err(_canceled) => {
+                Err(Failure::unavailable(format!("topic {topic}: the producer shut down before delivery")))
+            }
         }
     }
 
     /// Waits up to `timeout` for every queued record to be acknowledged.
     pub fn flush(&self, timeout: Duration) -> Result<(), String> {
-        self.inner
-            .flush(timeout)
-            .map_err(|e| format!("kafka: flush: {e}"))
+        self.inner.flush(timeout).map_err(|e| format!("kafka: flush: {e}"))
     }
 }
 
@@ -129,19 +115,16 @@ fn delivery_failure(topic: &str, error: &KafkaError, cluster: Option<&str>) -> F
         Some(RDKafkaErrorCode::UnknownTopic | RDKafkaErrorCode::UnknownTopicOrPartition) => {
             Failure::not_found(format!("topic {topic} does not exist on the Kafka cluster"))
         }
-        Some(RDKafkaErrorCode::MessageTimedOut) if cluster.is_some() => {
-            Failure::unavailable(format!(
-                "topic {topic}: the Kafka cluster cannot be reached: {}",
-                cluster.unwrap_or_default()
-            ))
-        }
-        Some(RDKafkaErrorCode::MessageTimedOut) => Failure::timeout(format!(
-            "topic {topic}: the broker did not acknowledge the record in time ({error})"
+        Some(RDKafkaErrorCode::MessageTimedOut) if cluster.is_some() => Failure::unavailable(format!(
+            "topic {topic}: the Kafka cluster cannot be reached: {}",
+            cluster.unwrap_or_default()
         )),
-        Some(RDKafkaErrorCode::MessageSizeTooLarge) => Failure::new(
-            413,
-            format!("topic {topic}: the record is larger than the broker accepts ({error})"),
-        ),
+        Some(RDKafkaErrorCode::MessageTimedOut) => {
+            Failure::timeout(format!("topic {topic}: the broker did not acknowledge the record in time ({error})"))
+        }
+        Some(RDKafkaErrorCode::MessageSizeTooLarge) => {
+            Failure::new(413, format!("topic {topic}: the record is larger than the broker accepts ({error})"))
+        }
         _ => Failure::unavailable(format!("topic {topic}: delivery failed: {error}")),
     }
 }

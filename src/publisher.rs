@@ -7,6 +7,7 @@ use std::time::Duration;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
 
+use crate::codec::Codec;
 use crate::config::Config;
 use crate::outcome::{Failure, Outcome};
 use crate::producer::Producer;
@@ -15,7 +16,7 @@ use crate::{request, runtime};
 
 pub struct Publisher {
     producer: Producer,
-    schemas: SchemaCache<Glue>,
+    schemas: Arc<SchemaCache<Glue>>,
     timeout: Duration,
 }
 
@@ -24,19 +25,20 @@ pub struct Publisher {
 static SHARED: Mutex<Vec<(Config, Weak<Publisher>)>> = Mutex::new(Vec::new());
 
 impl Publisher {
-    /// Needs no broker or registry to be up: the producer connects in the background.
+    /// Needs no broker or registry to be up: the producer connects in the background. Every thread it
+    /// starts (librdkafka's, tokio's blocking pool) starts with signals blocked.
     fn new(config: Config) -> Result<Publisher, String> {
-        let glue = runtime::runtime().block_on(glue_client(&config))?;
-        let producer = runtime::with_signals_blocked(|| Producer::new(&config.kafka))?;
-        Ok(Publisher {
-            producer,
-            schemas: SchemaCache::new(
+        runtime::with_signals_blocked(|| {
+            let glue = runtime::runtime().block_on(glue_client(&config))?;
+            let producer = Producer::new(&config.kafka)?;
+            producer.warm_up(config.timeout);
+            let schemas = SchemaCache::new(
                 Glue::new(glue, config.registry_name.clone()),
                 config.message_types.clone(),
                 config.schema_ttl,
                 config.schema_miss_ttl,
-            ),
-            timeout: config.timeout,
+            );
+            Ok(Publisher { producer, schemas: Arc::new(schemas), timeout: config.timeout })
         })
     }
 
@@ -44,22 +46,11 @@ impl Publisher {
     pub fn shared(config: Config) -> Result<Arc<Publisher>, String> {
         let mut shared = SHARED.lock().unwrap_or_else(|e| e.into_inner());
         shared.retain(|(_, p)| p.strong_count() > 0);
-        if let Some(p) = shared
-            .iter()
-            .find(|(c, _)| *c == config)
-            .and_then(|(_, p)| p.upgrade())
-        {
+        if let Some(p) = shared.iter().find(|(c, _)| *c == config).and_then(|(_, p)| p.upgrade()) {
             return Ok(p);
         }
         let publisher = Arc::new(Publisher::new(config.clone())?);
         shared.push((config, Arc::downgrade(&publisher)));
-        let warming = Arc::downgrade(&publisher);
-        let timeout = publisher.timeout;
-        runtime::runtime().spawn_blocking(move || {
-            if let Some(p) = warming.upgrade() {
-                p.producer.warm_up(timeout)
-            }
-        });
         Ok(publisher)
     }
 
@@ -69,36 +60,37 @@ impl Publisher {
         let request = request::parse(request)?;
         let codec = match self.schemas.fresh(&request.topic) {
             Some(codec) => codec?,
-            // A miss runs on the runtime's own threads: they have the signal mask and the stack for it.
-            None => self.on_runtime(self.schemas.get(&request.topic))?,
+            None => self.fetch_schema(&request.topic)?,
         };
         let value = codec.encode(request.body)?;
-        let send = self.producer.send(
-            &request.topic,
-            request.key.as_deref(),
-            &request.headers,
-            &value,
-        );
-        self.on_runtime(send)
+        let send = self.producer.send(&request.topic, request.key.as_deref(), &request.headers, &value);
+        // librdkafka gives up on the record after message.timeout.ms (the request timeout by default) and
+        // says why; answering earlier would leave a record that may still land after a 504.
+        on_runtime(send, self.timeout + BACKSTOP)
     }
 
-    /// Runs `work` to completion within the request budget.
-    fn on_runtime<T>(
-        &self,
-        work: impl std::future::Future<Output = Result<T, Failure>>,
-    ) -> Result<T, Failure> {
-        let budget = self.timeout;
-        runtime::runtime().block_on(async {
-            tokio::time::timeout(budget, work)
-                .await
-                .unwrap_or_else(|_| {
-                    Err(Failure::timeout(format!(
-                        "no answer within the request timeout of {} ms",
-                        budget.as_millis()
-                    )))
-                })
-        })
+    /// A cache miss runs on the runtime's own threads, not the caller's: the HTTP client may start
+    /// threads (DNS lookups), which must inherit the runtime's blocked signal mask, and it needs stack.
+    fn fetch_schema(&self, topic: &str) -> Result<Arc<Codec>, Failure> {
+        let (schemas, topic) = (self.schemas.clone(), topic.to_owned());
+        let fetch = runtime::runtime().spawn(async move { schemas.get(&topic).await });
+        on_runtime(
+            async { fetch.await.unwrap_or_else(|e| Err(Failure::internal(format!("schema fetch: {e}")))) },
+            self.timeout,
+        )
     }
+}
+
+/// How long past librdkafka's own deadline a delivery is waited for, should librdkafka never answer.
+const BACKSTOP: Duration = Duration::from_secs(1);
+
+/// Runs `work` to completion, or answers 504 after `budget`.
+fn on_runtime<T>(work: impl std::future::Future<Output = Result<T, Failure>>, budget: Duration) -> Result<T, Failure> {
+    runtime::runtime().block_on(async {
+        tokio::time::timeout(budget, work)
+            .await
+            .unwrap_or_else(|_| Err(Failure::timeout(format!("no answer within {} ms", budget.as_millis()))))
+    })
 }
 
 impl Drop for Publisher {
@@ -123,10 +115,29 @@ async fn glue_client(config: &Config) -> Result<aws_sdk_glue::Client, String> {
     }
     let sdk = loader.load().await;
     if sdk.region().is_none() {
-        return Err(
-            "config key region: missing (set it, or the environment variable REGION or AWS_REGION)"
-                .into(),
-        );
+        return Err("config key region: missing (set it, or the environment variable REGION or AWS_REGION)".into());
     }
     Ok(aws_sdk_glue::Client::new(&sdk))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(bootstrap: &str) -> Config {
+        let json = format!(r#"{{"bootstrap_servers":"{bootstrap}","registry_name":"r","region":"eu-west-1"}}"#);
+        Config::parse(json.as_bytes(), |_| None).unwrap()
+    }
+
+    #[test]
+    fn one_publisher_per_configuration_while_any_handle_lives() {
+        let a = Publisher::shared(config("127.0.0.1:1")).unwrap();
+        let b = Publisher::shared(config("127.0.0.1:1")).unwrap();
+        let other = Publisher::shared(config("127.0.0.1:2")).unwrap();
+        assert!(Arc::ptr_eq(&a, &b));
+        assert!(!Arc::ptr_eq(&a, &other));
+        let weak = Arc::downgrade(&a);
+        drop((a, b));
+        assert!(weak.upgrade().is_none(), "the last handle closes the producer");
+    }
 }

@@ -50,33 +50,16 @@ impl Glue {
 
 impl SchemaSource for Glue {
     async fn fetch(&self, schema: &str) -> Result<SchemaText, FetchError> {
-        let id = SchemaId::builder()
-            .registry_name(&self.registry)
-            .schema_name(schema)
-            .build();
+        let id = SchemaId::builder().registry_name(&self.registry).schema_name(schema).build();
         let latest = SchemaVersionNumber::builder().latest_version(true).build();
-        let answer = self
-            .client
-            .get_schema_version()
-            .schema_id(id)
-            .schema_version_number(latest)
-            .send()
-            .await;
+        let answer = self.client.get_schema_version().schema_id(id).schema_version_number(latest).send().await;
         match answer {
             Ok(out) => Ok(SchemaText {
                 definition: out.schema_definition().unwrap_or_default().to_owned(),
-                data_format: out
-                    .data_format()
-                    .map_or("unknown", DataFormat::as_str)
-                    .to_owned(),
+                data_format: out.data_format().map_or("unknown", DataFormat::as_str).to_owned(),
             }),
-            Err(SdkError::ServiceError(e))
-                if matches!(e.err(), GetSchemaVersionError::EntityNotFoundException(_)) =>
-            {
-                Err(FetchError::NotFound(format!(
-                    "no schema {schema} in Glue registry {}",
-                    self.registry
-                )))
+            Err(SdkError::ServiceError(e)) if matches!(e.err(), GetSchemaVersionError::EntityNotFoundException(_)) => {
+                Err(FetchError::NotFound(format!("no schema {schema} in Glue registry {}", self.registry)))
             }
             Err(e) => Err(FetchError::Unavailable(format!(
                 "Glue registry {} could not be read: {}",
@@ -114,29 +97,15 @@ pub struct SchemaCache<S> {
 }
 
 impl<S: SchemaSource> SchemaCache<S> {
-    pub fn new(
-        source: S,
-        message_types: HashMap<String, String>,
-        ttl: Duration,
-        miss_ttl: Duration,
-    ) -> Self {
-        SchemaCache {
-            source,
-            message_types,
-            ttl,
-            miss_ttl,
-            slots: ArcSwap::default(),
-        }
+    pub fn new(source: S, message_types: HashMap<String, String>, ttl: Duration, miss_ttl: Duration) -> Self {
+        SchemaCache { source, message_types, ttl, miss_ttl, slots: ArcSwap::default() }
     }
 
     /// The cached answer for `topic` if it is still fresh: the hot path, lock-free.
     pub fn fresh(&self, topic: &str) -> Option<Result<Arc<Codec>, Failure>> {
         let slots = self.slots.load();
         let entry = slots.get(topic)?.entry.load();
-        entry
-            .as_ref()
-            .filter(|e| e.expires > Instant::now())
-            .map(|e| e.value.clone())
+        entry.as_ref().filter(|e| e.expires > Instant::now()).map(|e| e.value.clone())
     }
 
     /// The codec for `topic`, fetching and compiling its schema when the cache has none fresh.
@@ -152,18 +121,11 @@ impl<S: SchemaSource> SchemaCache<S> {
         }
         let (value, ttl) = match self.source.fetch(topic).await {
             Ok(text) if text.data_format != "PROTOBUF" => (
-                Err(Failure::internal(format!(
-                    "schema {topic}: data format is {}, not PROTOBUF",
-                    text.data_format
-                ))),
+                Err(Failure::internal(format!("schema {topic}: data format is {}, not PROTOBUF", text.data_format))),
                 self.ttl,
             ),
             Ok(text) => {
-                let codec = Codec::compile(
-                    topic,
-                    &text.definition,
-                    self.message_types.get(topic).map(String::as_str),
-                );
+                let codec = Codec::compile(topic, &text.definition, self.message_types.get(topic).map(String::as_str));
                 (codec.map(Arc::new), self.ttl)
             }
             Err(FetchError::NotFound(message)) => (Err(Failure::not_found(message)), self.miss_ttl),
@@ -172,10 +134,7 @@ impl<S: SchemaSource> SchemaCache<S> {
                 _ => return Err(Failure::unavailable(message)),
             },
         };
-        slot.entry.store(Some(Arc::new(Entry {
-            value: value.clone(),
-            expires: Instant::now() + ttl,
-        })));
+        slot.entry.store(Some(Arc::new(Entry { value: value.clone(), expires: Instant::now() + ttl })));
         value
     }
 
@@ -187,9 +146,7 @@ impl<S: SchemaSource> SchemaCache<S> {
         self.slots.rcu(|slots| {
             let mut slots = HashMap::clone(slots);
             if slots.len() >= MAX_SLOTS {
-                slots.retain(|_, s| {
-                    matches!(s.entry.load().as_deref(), Some(Entry { value: Ok(_), .. }))
-                });
+                slots.retain(|_, s| matches!(s.entry.load().as_deref(), Some(Entry { value: Ok(_), .. })));
             }
             created = Some(slots.entry(topic.to_owned()).or_default().clone());
             slots
@@ -204,8 +161,7 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Mutex;
 
-    const SEED: &str =
-        r#"syntax = "proto3"; package events; message SampleEvent { string some_message = 1; }"#;
+    const SEED: &str = r#"syntax = "proto3"; package events; message SampleEvent { string some_message = 1; }"#;
 
     /// A registry whose answer the test sets, counting the calls made to it.
     #[derive(Clone, Default)]
@@ -216,10 +172,7 @@ mod tests {
 
     impl FakeRegistry {
         fn answer(&self, a: Result<(&str, &str), FetchError>) {
-            let a = a.map(|(format, text)| SchemaText {
-                definition: text.into(),
-                data_format: format.into(),
-            });
+            let a = a.map(|(format, text)| SchemaText { definition: text.into(), data_format: format.into() });
             *self.answer.lock().unwrap() = Some(a);
         }
         fn calls(&self) -> usize {
@@ -231,11 +184,7 @@ mod tests {
         async fn fetch(&self, _schema: &str) -> Result<SchemaText, FetchError> {
             self.calls.fetch_add(1, Ordering::SeqCst);
             tokio::time::sleep(Duration::from_millis(20)).await;
-            self.answer
-                .lock()
-                .unwrap()
-                .clone()
-                .expect("the test sets an answer")
+            self.answer.lock().unwrap().clone().expect("the test sets an answer")
         }
     }
 
@@ -244,17 +193,22 @@ mod tests {
         Arc::new(SchemaCache::new(fake.clone(), HashMap::new(), ttl, ttl))
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn concurrent_misses_make_one_call_and_hits_make_none() {
+    fn run<F: std::future::Future<Output = ()>>(test: F) {
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap().block_on(test)
+    }
+
+    #[test]
+    fn concurrent_misses_make_one_call_and_hits_make_none() {
+        run(concurrent_misses())
+    }
+    async fn concurrent_misses() {
         let fake = FakeRegistry::default();
         fake.answer(Ok(("PROTOBUF", SEED)));
         let cache = cache(&fake, 60_000);
         let tasks: Vec<_> = (0..50)
             .map(|_| {
                 let cache = cache.clone();
-                tokio::spawn(
-                    async move { cache.get("t").await.map(|c| c.message_name().to_owned()) },
-                )
+                tokio::spawn(async move { cache.get("t").await.map(|c| c.message_name().to_owned()) })
             })
             .collect();
         for t in tasks {
@@ -266,54 +220,52 @@ mod tests {
         assert_eq!(fake.calls(), 1);
     }
 
-    #[tokio::test]
-    async fn expired_entries_are_fetched_again() {
-        let fake = FakeRegistry::default();
-        fake.answer(Ok(("PROTOBUF", SEED)));
-        let cache = cache(&fake, 30);
-        cache.get("t").await.unwrap();
-        tokio::time::sleep(Duration::from_millis(40)).await;
-        assert!(cache.fresh("t").is_none());
-        cache.get("t").await.unwrap();
-        assert_eq!(fake.calls(), 2);
+    #[test]
+    fn expired_entries_are_fetched_again() {
+        run(async {
+            let fake = FakeRegistry::default();
+            fake.answer(Ok(("PROTOBUF", SEED)));
+            let cache = cache(&fake, 30);
+            cache.get("t").await.unwrap();
+            tokio::time::sleep(Duration::from_millis(40)).await;
+            assert!(cache.fresh("t").is_none());
+            cache.get("t").await.unwrap();
+            assert_eq!(fake.calls(), 2);
+        })
     }
 
-    #[tokio::test]
-    async fn stale_schema_is_served_while_the_registry_is_down() {
-        let fake = FakeRegistry::default();
-        fake.answer(Ok(("PROTOBUF", SEED)));
-        let cache = cache(&fake, 30);
-        cache.get("t").await.unwrap();
-        tokio::time::sleep(Duration::from_millis(40)).await;
-        fake.answer(Err(FetchError::Unavailable("connection refused".into())));
-        assert_eq!(
-            cache.get("t").await.unwrap().message_name(),
-            "events.SampleEvent"
-        );
-        // with nothing cached the same outage is a 503 naming the cause
-        let f = cache.get("other").await.unwrap_err();
-        assert_eq!((f.status, f.message.as_str()), (503, "connection refused"));
+    #[test]
+    fn stale_schema_is_served_while_the_registry_is_down() {
+        run(async {
+            let fake = FakeRegistry::default();
+            fake.answer(Ok(("PROTOBUF", SEED)));
+            let cache = cache(&fake, 30);
+            cache.get("t").await.unwrap();
+            tokio::time::sleep(Duration::from_millis(40)).await;
+            fake.answer(Err(FetchError::Unavailable("connection refused".into())));
+            assert_eq!(cache.get("t").await.unwrap().message_name(), "events.SampleEvent");
+            // with nothing cached the same outage is a 503 naming the cause
+            let f = cache.get("other").await.unwrap_err();
+            assert_eq!((f.status, f.message.as_str()), (503, "connection refused"));
+        })
     }
 
-    #[tokio::test]
-    async fn not_found_bad_format_and_bad_schema_are_answered_and_remembered() {
-        let fake = FakeRegistry::default();
-        let cache = cache(&fake, 60_000);
-        fake.answer(Err(FetchError::NotFound(
-            "no schema nope in Glue registry r".into(),
-        )));
-        assert_eq!(cache.get("nope").await.unwrap_err().status, 404);
-        assert_eq!(cache.get("nope").await.unwrap_err().status, 404);
-        assert_eq!(fake.calls(), 1);
+    #[test]
+    fn not_found_bad_format_and_bad_schema_are_answered_and_remembered() {
+        run(async {
+            let fake = FakeRegistry::default();
+            let cache = cache(&fake, 60_000);
+            fake.answer(Err(FetchError::NotFound("no schema nope in Glue registry r".into())));
+            assert_eq!(cache.get("nope").await.unwrap_err().status, 404);
+            assert_eq!(cache.get("nope").await.unwrap_err().status, 404);
+            assert_eq!(fake.calls(), 1);
 
-        fake.answer(Ok(("AVRO", "{}")));
-        let f = cache.get("avro").await.unwrap_err();
-        assert_eq!(
-            (f.status, f.message.as_str()),
-            (500, "schema avro: data format is AVRO, not PROTOBUF")
-        );
+            fake.answer(Ok(("AVRO", "{}")));
+            let f = cache.get("avro").await.unwrap_err();
+            assert_eq!((f.status, f.message.as_str()), (500, "schema avro: data format is AVRO, not PROTOBUF"));
 
-        fake.answer(Ok(("PROTOBUF", "message {")));
-        assert_eq!(cache.get("broken").await.unwrap_err().status, 500);
+            fake.answer(Ok(("PROTOBUF", "message {")));
+            assert_eq!(cache.get("broken").await.unwrap_err().status, 500);
+        })
     }
 }

@@ -31,8 +31,8 @@ pub fn parse(input: &[u8]) -> Result<Request<'_>, Failure> {
     if first != Some(&b'{') {
         return Err(Failure::bad_request("request: must be a JSON object"));
     }
-    let envelope: Envelope = serde_json::from_slice(input)
-        .map_err(|e| Failure::bad_request(format!("request: not valid JSON: {e}")))?;
+    let envelope: Envelope =
+        serde_json::from_slice(input).map_err(|e| Failure::bad_request(format!("request: not valid JSON: {e}")))?;
     Ok(Request {
         topic: topic(envelope.topic_name)?,
         body: body(envelope.body)?,
@@ -51,9 +51,7 @@ pub fn check_topic(name: &str) -> Result<(), Failure> {
     if name.is_empty() {
         Err(Failure::bad_request("topicName: must not be empty"))
     } else if name.len() > 249 {
-        Err(Failure::bad_request(
-            "topicName: longer than Kafka's limit of 249 characters",
-        ))
+        Err(Failure::bad_request("topicName: longer than Kafka's limit of 249 characters"))
     } else if name == "." || name == ".." || !name.chars().all(legal) {
         Err(Failure::bad_request(format!(
             "topicName: {name:?} is not a legal Kafka topic name (letters, digits, '.', '_' and '-' only)"
@@ -88,21 +86,13 @@ fn headers(value: Option<Value>) -> Result<Vec<(String, String)>, Failure> {
     let map = match value {
         None | Some(Value::Null) => return Ok(Vec::new()),
         Some(Value::Object(map)) => map,
-        Some(_) => {
-            return Err(Failure::bad_request(
-                "headers: must be an object of strings",
-            ))
-        }
+        Some(_) => return Err(Failure::bad_request("headers: must be an object of strings")),
     };
     map.into_iter()
         .map(|(name, value)| match value {
-            _ if name.is_empty() => Err(Failure::bad_request(
-                "headers: a header name must not be empty",
-            )),
+            _ if name.is_empty() => Err(Failure::bad_request("headers: a header name must not be empty")),
             Value::String(v) => Ok((name, v)),
-            _ => Err(Failure::bad_request(format!(
-                "headers.{name}: must be a string"
-            ))),
+            _ => Err(Failure::bad_request(format!("headers.{name}: must be a string"))),
         })
         .collect()
 }
@@ -123,13 +113,7 @@ mod tests {
         assert_eq!(r.topic, "MyTopic");
         assert_eq!(r.body.get(), r#"{"sample_message":"hello world"}"#);
         assert_eq!(r.key.as_deref(), Some("messageKey"));
-        assert_eq!(
-            r.headers,
-            vec![
-                ("my_key".into(), "myvalue".into()),
-                ("my_other_key".into(), "42".into())
-            ]
-        );
+        assert_eq!(r.headers, vec![("my_key".into(), "myvalue".into()), ("my_other_key".into(), "42".into())]);
     }
 
     #[test]
@@ -144,69 +128,26 @@ mod tests {
             ("[1]", "request: must be a JSON object"),
             ("", "request: must be a JSON object"),
             ("{\"topicName\":", "request: not valid JSON"),
-            (
-                r#"{"topicName":"t","body":{"a":1}} x"#,
-                "request: not valid JSON",
-            ),
+            (r#"{"topicName":"t","body":{"a":1}} x"#, "request: not valid JSON"),
             (r#"{"body":{"a":1}}"#, "topicName: missing"),
-            (
-                r#"{"topicName":"","body":{"a":1}}"#,
-                "topicName: must not be empty",
-            ),
-            (
-                r#"{"topicName":7,"body":{"a":1}}"#,
-                "topicName: must be a string",
-            ),
-            (
-                r#"{"topicName":"a/b","body":{"a":1}}"#,
-                "is not a legal Kafka topic name",
-            ),
-            (
-                r#"{"topicName":"..","body":{"a":1}}"#,
-                "is not a legal Kafka topic name",
-            ),
+            (r#"{"topicName":"","body":{"a":1}}"#, "topicName: must not be empty"),
+            (r#"{"topicName":7,"body":{"a":1}}"#, "topicName: must be a string"),
+            (r#"{"topicName":"a/b","body":{"a":1}}"#, "is not a legal Kafka topic name"),
+            (r#"{"topicName":"..","body":{"a":1}}"#, "is not a legal Kafka topic name"),
             (r#"{"topicName":"t"}"#, "body: missing"),
             (r#"{"topicName":"t","body":null}"#, "body: missing"),
-            (
-                r#"{"topicName":"t","body":[1]}"#,
-                "body: must be a JSON object",
-            ),
-            (
-                r#"{"topicName":"t","body":"{}"}"#,
-                "body: must be a JSON object",
-            ),
-            (
-                r#"{"topicName":"t","body":{ }}"#,
-                "body: must not be an empty object",
-            ),
-            (
-                r#"{"topicName":"t","body":{"a":1},"headers":["a"]}"#,
-                "headers: must be an object of strings",
-            ),
-            (
-                r#"{"topicName":"t","body":{"a":1},"headers":{"n":1}}"#,
-                "headers.n: must be a string",
-            ),
-            (
-                r#"{"topicName":"t","body":{"a":1},"headers":{"":"v"}}"#,
-                "header name must not be empty",
-            ),
-            (
-                r#"{"topicName":"t","body":{"a":1},"key":5}"#,
-                "key: must be a string",
-            ),
+            (r#"{"topicName":"t","body":[1]}"#, "body: must be a JSON object"),
+            (r#"{"topicName":"t","body":"{}"}"#, "body: must be a JSON object"),
+            (r#"{"topicName":"t","body":{ }}"#, "body: must not be an empty object"),
+            (r#"{"topicName":"t","body":{"a":1},"headers":["a"]}"#, "headers: must be an object of strings"),
+            (r#"{"topicName":"t","body":{"a":1},"headers":{"n":1}}"#, "headers.n: must be a string"),
+            (r#"{"topicName":"t","body":{"a":1},"headers":{"":"v"}}"#, "header name must not be empty"),
+            (r#"{"topicName":"t","body":{"a":1},"key":5}"#, "key: must be a string"),
         ];
         for (input, expected) in cases {
             let message = bad(input);
-            assert!(
-                message.contains(expected),
-                "{input}: {message:?} should contain {expected:?}"
-            );
+            assert!(message.contains(expected), "{input}: {message:?} should contain {expected:?}");
         }
-        assert!(bad(&format!(
-            r#"{{"topicName":"{}","body":{{"a":1}}}}"#,
-            "t".repeat(250)
-        ))
-        .contains("249"));
+        assert!(bad(&format!(r#"{{"topicName":"{}","body":{{"a":1}}}}"#, "t".repeat(250))).contains("249"));
     }
 }

@@ -63,8 +63,6 @@ mod tests {
         let child = with_signals_blocked(|| std::thread::spawn(sigpipe_blocked));
         assert!(child.join().unwrap());
         assert!(!sigpipe_blocked());
-        assert!(
-            runtime().block_on(async { tokio::spawn(async { sigpipe_blocked() }).await.unwrap() })
-        );
+        assert!(runtime().block_on(async { tokio::spawn(async { sigpipe_blocked() }).await.unwrap() }));
     }
 }

@@ -6,6 +6,8 @@
 #   services.sh install                  fetch what is missing (a second run does nothing)
 #   services.sh start|stop|status NAME   one instance; NAME is "test" (default) or "run"
 #   services.sh env NAME                 the environment a client of that instance needs
+#   services.sh example NAME             topic example-events and its schema (krakend/example/)
+#   services.sh consume NAME TOPIC       print the topic's records with key and headers, then exit
 #
 # Heavy files live under ${KK_CACHE:-~/.cache/krakend-kafka}, never in the checkout.
 set -euo pipefail
@@ -134,11 +136,37 @@ export KK_KAFKA_CLASSPATH='$kafka_home/libs/*'
 ENV
 }
 
+example() {
+  kafka_java org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$kafka_port" --create \
+    --if-not-exists --topic example-events --partitions 3 --replication-factor 1 >/dev/null
+  AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing "$venv/bin/python" - "http://127.0.0.1:$glue_port" \
+    "$here/../../krakend/example/example-events.proto" <<'PY'
+import sys, boto3
+glue = boto3.client("glue", endpoint_url=sys.argv[1], region_name="eu-central-1")
+if not any(r["RegistryName"] == "krakend-kafka" for r in glue.list_registries()["Registries"]):
+    glue.create_registry(RegistryName="krakend-kafka")
+try:
+    glue.create_schema(RegistryId={"RegistryName": "krakend-kafka"}, SchemaName="example-events",
+                       DataFormat="PROTOBUF", Compatibility="NONE", SchemaDefinition=open(sys.argv[2]).read())
+except glue.exceptions.AlreadyExistsException:
+    pass
+PY
+  log "topic example-events and its schema in Glue registry krakend-kafka"
+}
+
+consume() {
+  kafka_java org.apache.kafka.tools.consumer.ConsoleConsumer --bootstrap-server "127.0.0.1:$kafka_port" \
+    --topic "$1" --from-beginning --timeout-ms 5000 --property print.key=true --property print.headers=true \
+    --property print.partition=true --property print.offset=true 2>/dev/null || true
+}
+
 case $cmd in
   install) install ;;
   start) install; start_kafka; start_glue ;;
   stop) stop_one "$state/glue.pid"; stop_one "$state/kafka.pid" ;;
   status) for s in kafka glue; do alive "$state/$s.pid" && echo "$s: running" || echo "$s: stopped"; done ;;
   env) print_env ;;
+  example) example ;;
+  consume) consume "${3:?services.sh consume NAME TOPIC}" ;;
   *) echo "usage: services.sh install | start|stop|status|env [test|run]" >&2; exit 2 ;;
 esac

@@ -1,0 +1,73 @@
+# krakend-kafka: build, test and run. Heavy caches live under $(CACHE), never in the checkout.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := build
+
+CACHE ?= $(HOME)/.cache/krakend-kafka
+export CARGO_TARGET_DIR ?= $(CACHE)/target
+SERVICES := tests/services/services.sh
+BUILD := $(CURDIR)/build
+LIB := $(CARGO_TARGET_DIR)/release/libkrakend_kafka.a
+PLUGIN := $(BUILD)/plugins/krakend-kafka.so
+KRAKEND := $(BUILD)/krakend
+# Host and plugin must come from the same Go toolchain with the same flags. GOSUMDB is off because the
+# checksum database cannot be reached from the build machines; go.sum still pins every module's hash.
+GO := GOTOOLCHAIN=local GOFLAGS=-modcacherw GOMODCACHE=$(CACHE)/gomod GOSUMDB=off CGO_ENABLED=1 go
+GO_BUILD := $(GO) build -trimpath
+# Starts the test services, runs the rest of the line with their environment, and stops them again.
+WITH_TEST_SERVICES = $(SERVICES) start test && trap '$(SERVICES) stop test' EXIT && eval "$$($(SERVICES) env test)" &&
+
+.PHONY: build header plugin krakend test unit integration go-test e2e run services-install
+
+## build: the Rust core, as libkrakend_kafka.so (C callers) and .a (the Go plugin), in release mode
+build:
+	cargo build --release --lib
+
+## plugin: the KrakenD plugin, one .so with the Rust core linked in, into build/plugins/
+plugin: build
+	cd go-shim && CGO_LDFLAGS="$(LIB)" $(GO_BUILD) -buildmode=plugin -o $(PLUGIN) .
+
+## krakend: the gateway binary, into build/
+krakend:
+	cd krakend/gateway && $(GO_BUILD) -o $(KRAKEND) .
+
+## header: regenerate include/krakend_kafka.h from src/ffi.rs
+header:
+	KK_UPDATE_HEADER=1 cargo test --release --lib header_is_current
+
+## unit: the Rust unit tests (no services needed)
+unit:
+	cargo test --release --lib
+
+## integration: the Rust core against a real Kafka broker and the Glue emulator
+integration:
+	$(WITH_TEST_SERVICES) cargo test --release --test publish -- --include-ignored
+
+## go-test: the Go shim's unit tests
+go-test:
+	cd go-shim && $(GO) vet ./... && $(GO) test ./internal/...
+
+# Runs cargo test with the gateway (built in build/) up on the test services.
+WITH_GATEWAY = $(WITH_TEST_SERVICES) tests/e2e/gateway.sh tests/e2e/krakend.json $(CACHE)/state-test/krakend.log -- \
+	env KK_KRAKEND_BIN=$(KRAKEND) KK_PLUGIN=$(PLUGIN) cargo test --release
+
+## e2e: the gateway tests alone: HTTP through KrakenD and the plugin to Kafka
+e2e: plugin krakend
+	$(WITH_GATEWAY) --test e2e -- --include-ignored
+
+## test: every test of the project: Rust unit, integration and end-to-end tests, Go tests
+test: plugin krakend go-test
+	$(WITH_GATEWAY) -- --include-ignored
+
+services-install:
+	$(SERVICES) install
+
+## run: local Kafka, the Glue emulator with an example schema, and KrakenD with the plugin on
+## 127.0.0.1:8080, in the foreground; Ctrl-C stops everything it started
+run: plugin krakend
+	$(SERVICES) start run && trap '$(SERVICES) stop run' EXIT && eval "$$($(SERVICES) env run)" && \
+	$(SERVICES) example run && \
+	printf '\nPublish:\n  %s\nSee the record:\n  %s\n\n' \
+	  "curl -si http://127.0.0.1:8080/v1/event/example-events -H 'Message-Key: k1' -H 'Message-Headers: source=readme,trace-id=abc-1' -d '{\"some_message\":\"hello\"}'" \
+	  "$(SERVICES) consume run example-events" && \
+	cd $(BUILD) && ./krakend run -c $(CURDIR)/krakend/krakend.json

@@ -1,0 +1,3 @@
+module github.com/krakend-kafka/krakend-kafka/go-shim
+
+go 1.25

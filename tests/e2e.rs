@@ -1,0 +1,198 @@
+//! Through the gateway: HTTP requests to the real KrakenD binary, which loads the real plugin, which
+//! publishes to the real broker with schemas from the Glue emulator. `make e2e` (or `make test`) starts
+//! everything and runs these with KK_GATEWAY, KK_KRAKEND_BIN and KK_PLUGIN set.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+
+use aws_sdk_glue::types::DataFormat;
+use common::*;
+use rdkafka::message::Message;
+use serde_json::{json, Value};
+
+const SCHEMA: &str = r#"syntax = "proto3";
+package e2e;
+message Event {
+  string id = 1;
+  int64 amount = 2;
+  repeated string tags = 3;
+  Inner inner = 4;
+}
+message Inner { bool ok = 1; }"#;
+
+/// One HTTP/1.0 exchange with the gateway: the status and the body.
+fn post(path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String) {
+    let mut stream = TcpStream::connect(var("KK_GATEWAY")).unwrap();
+    let mut head = format!("POST {path} HTTP/1.0\r\nHost: gateway\r\nContent-Type: application/json\r\nContent-Length: {}\r\n", body.len());
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).unwrap();
+    let answer = String::from_utf8(answer).unwrap();
+    let status = answer[9..12].parse().unwrap();
+    let body = answer.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+fn post_json(path: &str, headers: &[(&str, &str)], body: &Value) -> (u16, Value) {
+    let (status, text) = post(path, headers, body.to_string().as_bytes());
+    let json = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{status} {text:?}: {e}"));
+    (status, json)
+}
+
+fn topic_with_schema(prefix: &str) -> String {
+    let topic = unique(prefix);
+    create_topic(&topic, 3);
+    register_schema(REGISTRY, &topic, DataFormat::Protobuf, SCHEMA);
+    topic
+}
+
+#[test]
+#[ignore = "needs the gateway, Kafka and the Glue emulator: run `make e2e`"]
+fn publishes_body_key_and_headers_and_answers_where_the_record_is() {
+    let topic = topic_with_schema("E2E.Case-Kept");
+    let body = json!({"id": "a-1", "amount": "9007199254740993", "tags": ["x", "y"], "inner": {"ok": true}});
+    let headers = [("Message-Key", "order-42"), ("Message-Headers", "my_key=x-y_z, a.b=1,k=hello%2C%20world")];
+    let (status, answer) = post_json(&format!("/v1/event/{topic}"), &headers, &body);
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["statusCode"], "200");
+    assert_eq!(answer["message"], "ok");
+
+    // The plugin answered, not KrakenD's fallback client: the answer names the very record on the topic.
+    let (partition, offset) = (answer["partition"].as_i64().unwrap() as i32, answer["offset"].as_i64().unwrap());
+    let record = record_at(&topic, partition, offset);
+    assert_eq!(decode(SCHEMA, "e2e.Event", record.payload().unwrap()), body);
+    assert_eq!(record.key().unwrap(), b"order-42");
+    assert_eq!(
+        headers_of(&record),
+        vec![("a.b".into(), b"1".to_vec()), ("k".into(), b"hello, world".to_vec()), ("my_key".into(), b"x-y_z".to_vec())]
+    );
+    assert_eq!(record_count(&topic), 1);
+}
+
+#[test]
+#[ignore = "needs the gateway, Kafka and the Glue emulator: run `make e2e`"]
+fn invalid_requests_answer_400_and_publish_nothing() {
+    let topic = topic_with_schema("e2e-invalid");
+    let path = format!("/v1/event/{topic}");
+    let cases: Vec<(Vec<(&str, &str)>, Vec<u8>, &str)> = vec![
+        (vec![("Message-Headers", "novalue")], br#"{"id":"1"}"#.to_vec(), "message-headers: item 1"),
+        (vec![("Message-Headers", "a=%zz")], br#"{"id":"1"}"#.to_vec(), "bad percent-encoding"),
+        (vec![], br#"{"id":"#.to_vec(), "body: not valid JSON"),
+        (vec![], br#"{}"#.to_vec(), "body: must not be an empty object"),
+        (vec![], br#"[1,2]"#.to_vec(), "body: must be a JSON object"),
+        (vec![], br#"{"unknown":"1"}"#.to_vec(), "unknown"),
+        (vec![], br#"{"amount":"lots"}"#.to_vec(), "body.amount: "),
+    ];
+    for (headers, body, expected) in cases {
+        let (status, text) = post(&path, &headers, &body);
+        assert_eq!(status, 400, "{text}");
+        let answer: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(answer["statusCode"], "400");
+        assert!(answer["message"].as_str().unwrap().contains(expected), "{text} should say {expected:?}");
+    }
+    let (status, answer) = post_json("/v1/event/bad$name", &[], &json!({"id": "1"}));
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer["message"].as_str().unwrap().contains("not a legal Kafka topic name"), "{answer}");
+    assert_eq!(record_count(&topic), 0);
+}
+
+#[test]
+#[ignore = "needs the gateway, Kafka and the Glue emulator: run `make e2e`"]
+fn topic_without_schema_is_404_and_publishes_nothing() {
+    let topic = unique("e2e-noschema");
+    create_topic(&topic, 1);
+    let (status, answer) = post_json(&format!("/v1/event/{topic}"), &[], &json!({"id": "1"}));
+    assert_eq!(status, 404, "{answer}");
+    assert!(answer["message"].as_str().unwrap().contains(&format!("no schema {topic} in Glue registry {REGISTRY}")));
+    assert_eq!(record_count(&topic), 0);
+}
+
+#[test]
+#[ignore = "needs the gateway, Kafka and the Glue emulator: run `make e2e`"]
+fn bodies_over_the_limit_are_413_and_publish_nothing() {
+    let topic = topic_with_schema("e2e-large");
+    let large = format!(r#"{{"id":"{}"}}"#, "x".repeat(1 << 20));
+    let (status, text) = post(&format!("/v1/event/{topic}"), &[], large.as_bytes());
+    assert_eq!(status, 413, "{text}");
+    assert!(text.contains("larger than the limit of 1048576 bytes"), "{text}");
+    assert_eq!(record_count(&topic), 0);
+
+    // /v1/fixed publishes to the topic fixed in its config, with a 64-byte limit
+    let (status, text) = post("/v1/fixed", &[], format!(r#"{{"id":"{}"}}"#, "x".repeat(64)).as_bytes());
+    assert_eq!(status, 413, "{text}");
+    assert!(text.contains("limit of 64 bytes"), "{text}");
+}
+
+#[test]
+#[ignore = "needs the gateway, Kafka and the Glue emulator: run `make e2e`"]
+fn topic_fixed_in_the_config_wins_over_the_path() {
+    let topic = "e2e-fixed"; // tests/e2e/krakend.json
+    if record_count_or_none(topic).is_none() {
+        create_topic(topic, 1);
+        register_schema(REGISTRY, topic, DataFormat::Protobuf, SCHEMA);
+    }
+    let before = record_count(topic);
+    let (status, answer) = post_json("/v1/fixed", &[], &json!({"id": "f"}));
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(record_count(topic), before + 1);
+}
+
+#[test]
+#[ignore = "needs the gateway, Kafka and the Glue emulator: run `make e2e`"]
+fn misconfigured_plugin_answers_500_naming_the_key_instead_of_falling_back() {
+    let (status, answer) = post_json("/v1/misconfigured/anything", &[], &json!({"id": "1"}));
+    assert_eq!(status, 500, "{answer}");
+    let message = answer["message"].as_str().unwrap();
+    assert!(message.contains("krakend-kafka is misconfigured") && message.contains("timeout_ms"), "{message}");
+}
+
+#[test]
+#[ignore = "needs the gateway, Kafka and the Glue emulator: run `make e2e`"]
+fn two_hundred_concurrent_requests_are_each_stored_once() {
+    let topic = topic_with_schema("e2e-concurrent");
+    let path = format!("/v1/event/{topic}");
+    let threads: Vec<_> = (0..20)
+        .map(|t| {
+            let path = path.clone();
+            std::thread::spawn(move || {
+                for i in 0..10 {
+                    let key = format!("{t}-{i}");
+                    let (status, answer) = post_json(&path, &[("Message-Key", &key)], &json!({"id": key}));
+                    assert_eq!(status, 200, "{answer}");
+                }
+            })
+        })
+        .collect();
+    threads.into_iter().for_each(|t| t.join().unwrap());
+    let records = all_records(&topic);
+    let mut keys: Vec<_> = records.iter().map(|r| r.key().unwrap().to_vec()).collect();
+    keys.sort();
+    keys.dedup();
+    assert_eq!((records.len(), keys.len()), (200, 200));
+    for r in &records {
+        assert_eq!(decode(SCHEMA, "e2e.Event", r.payload().unwrap())["id"].as_str().unwrap().as_bytes(), r.key().unwrap());
+    }
+}
+
+#[test]
+#[ignore = "needs the gateway binary and the plugin: run `make e2e`"]
+fn krakend_checks_the_example_config_and_loads_the_plugin() {
+    let krakend = var("KK_KRAKEND_BIN");
+    let root = env!("CARGO_MANIFEST_DIR");
+    let check = Command::new(&krakend).args(["check", "-c", &format!("{root}/krakend/krakend.json")]).output().unwrap();
+    assert!(check.status.success(), "{check:?}");
+    let test = Command::new(&krakend).args(["test-plugin", "-c", &var("KK_PLUGIN")]).output().unwrap();
+    assert!(test.status.success(), "{test:?}");
+    assert!(String::from_utf8_lossy(&test.stdout).starts_with("[OK] CLIENT"), "{test:?}");
+    // and a file that is not a plugin is refused
+    let bad = Command::new(&krakend).args(["test-plugin", "-c", &format!("{root}/Cargo.toml")]).output().unwrap();
+    assert!(!bad.status.success(), "{bad:?}");
+}

@@ -17,7 +17,7 @@ GO_BUILD := $(GO) build -trimpath
 # Starts the test services, runs the rest of the line with their environment, and stops them again.
 WITH_TEST_SERVICES = $(SERVICES) start test && trap '$(SERVICES) stop test' EXIT && eval "$$($(SERVICES) env test)" &&
 
-.PHONY: build header plugin krakend test unit integration go-test e2e run services-install
+.PHONY: build header plugin krakend test unit integration go-test e2e run fmt-check services-install
 
 ## build: the Rust core, as libkrakend_kafka.so (C callers) and .a (the Go plugin), in release mode
 build:
@@ -27,9 +27,12 @@ build:
 plugin: build
 	cd go-shim && CGO_LDFLAGS="$(LIB)" $(GO_BUILD) -buildmode=plugin -o $(PLUGIN) .
 
+# krakend/gateway/go.mod is the one place lura's version is pinned; the binary reports it (X-Krakend).
+LURA_VERSION = $(shell awk '$$1 == "github.com/luraproject/lura/v2" {print $$2}' krakend/gateway/go.mod)
+
 ## krakend: the gateway binary, into build/
 krakend:
-	cd krakend/gateway && $(GO_BUILD) -o $(KRAKEND) .
+	cd krakend/gateway && $(GO_BUILD) -ldflags "-X github.com/luraproject/lura/v2/core.KrakendVersion=$(LURA_VERSION)" -o $(KRAKEND) .
 
 ## header: regenerate include/krakend_kafka.h from src/ffi.rs
 header:
@@ -55,8 +58,13 @@ WITH_GATEWAY = $(WITH_TEST_SERVICES) tests/e2e/gateway.sh tests/e2e/krakend.json
 e2e: plugin krakend
 	$(WITH_GATEWAY) --test e2e -- --include-ignored
 
+## fmt-check: Rust and Go sources are formatted
+fmt-check:
+	cargo fmt --check
+	test -z "$$(gofmt -l go-shim krakend)" || { gofmt -l go-shim krakend; exit 1; }
+
 ## test: every test of the project: Rust unit, integration and end-to-end tests, Go tests
-test: plugin krakend go-test
+test: fmt-check plugin krakend go-test
 	$(WITH_GATEWAY) -- --include-ignored
 
 services-install:

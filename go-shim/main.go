@@ -6,8 +6,9 @@ package main
 
 /*
 #cgo CFLAGS: -I${SRCDIR}/../include
-#cgo LDFLAGS: -lm -ldl -lpthread
+#cgo LDFLAGS: -lutil -lrt -lpthread -lm -ldl
 #include <stdlib.h>
+#include <string.h>
 #include "krakend_kafka.h"
 */
 import "C"

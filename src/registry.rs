@@ -220,14 +220,20 @@ mod tests {
         assert_eq!(fake.calls(), 1);
     }
 
+    /// A cache whose entry for topic "t" (the seed schema) has just expired.
+    async fn expired() -> (FakeRegistry, Arc<SchemaCache<FakeRegistry>>) {
+        let fake = FakeRegistry::default();
+        fake.answer(Ok(("PROTOBUF", SEED)));
+        let cache = cache(&fake, 30);
+        cache.get("t").await.unwrap();
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        (fake, cache)
+    }
+
     #[test]
     fn expired_entries_are_fetched_again() {
         run(async {
-            let fake = FakeRegistry::default();
-            fake.answer(Ok(("PROTOBUF", SEED)));
-            let cache = cache(&fake, 30);
-            cache.get("t").await.unwrap();
-            tokio::time::sleep(Duration::from_millis(40)).await;
+            let (fake, cache) = expired().await;
             assert!(cache.fresh("t").is_none());
             cache.get("t").await.unwrap();
             assert_eq!(fake.calls(), 2);
@@ -237,11 +243,7 @@ mod tests {
     #[test]
     fn stale_schema_is_served_while_the_registry_is_down() {
         run(async {
-            let fake = FakeRegistry::default();
-            fake.answer(Ok(("PROTOBUF", SEED)));
-            let cache = cache(&fake, 30);
-            cache.get("t").await.unwrap();
-            tokio::time::sleep(Duration::from_millis(40)).await;
+            let (fake, cache) = expired().await;
             fake.answer(Err(FetchError::Unavailable("connection refused".into())));
             assert_eq!(cache.get("t").await.unwrap().message_name(), "events.SampleEvent");
             // with nothing cached the same outage is a 503 naming the cause

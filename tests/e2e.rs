@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::Command;
 
@@ -23,22 +23,41 @@ message Event {
 }
 message Inner { bool ok = 1; }"#;
 
-/// One HTTP/1.0 exchange with the gateway: the status and the body.
+/// One HTTP/1.1 exchange with the gateway: the status and the body. Like curl, it reads the answer as
+/// soon as it is complete: a server that refuses a body (413) answers without reading it, and the
+/// connection is reset once it closes.
 fn post(path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String) {
     let mut stream = TcpStream::connect(var("KK_GATEWAY")).unwrap();
-    let mut head = format!("POST {path} HTTP/1.0\r\nHost: gateway\r\nContent-Type: application/json\r\nContent-Length: {}\r\n", body.len());
+    let mut head = format!(
+        "POST {path} HTTP/1.1\r\nHost: gateway\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
     head.push_str("\r\n");
     stream.write_all(head.as_bytes()).unwrap();
-    stream.write_all(body).unwrap();
-    let mut answer = Vec::new();
-    stream.read_to_end(&mut answer).unwrap();
-    let answer = String::from_utf8(answer).unwrap();
-    let status = answer[9..12].parse().unwrap();
-    let body = answer.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-    (status, body)
+    let _refused_bodies_are_not_read = stream.write_all(body);
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line).unwrap();
+    let status = line[9..12].parse().unwrap();
+    let mut length = None;
+    loop {
+        line.clear();
+        reader.read_line(&mut line).unwrap();
+        if line == "\r\n" {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = Some(value.trim().parse().unwrap());
+            }
+        }
+    }
+    let mut body = vec![0; length.expect("the gateway answers with a Content-Length")];
+    reader.read_exact(&mut body).unwrap();
+    (status, String::from_utf8(body).unwrap())
 }
 
 fn post_json(path: &str, headers: &[(&str, &str)], body: &Value) -> (u16, Value) {
@@ -72,7 +91,11 @@ fn publishes_body_key_and_headers_and_answers_where_the_record_is() {
     assert_eq!(record.key().unwrap(), b"order-42");
     assert_eq!(
         headers_of(&record),
-        vec![("a.b".into(), b"1".to_vec()), ("k".into(), b"hello, world".to_vec()), ("my_key".into(), b"x-y_z".to_vec())]
+        vec![
+            ("a.b".into(), b"1".to_vec()),
+            ("k".into(), b"hello, world".to_vec()),
+            ("my_key".into(), b"x-y_z".to_vec())
+        ]
     );
     assert_eq!(record_count(&topic), 1);
 }
@@ -178,7 +201,10 @@ fn two_hundred_concurrent_requests_are_each_stored_once() {
     keys.dedup();
     assert_eq!((records.len(), keys.len()), (200, 200));
     for r in &records {
-        assert_eq!(decode(SCHEMA, "e2e.Event", r.payload().unwrap())["id"].as_str().unwrap().as_bytes(), r.key().unwrap());
+        assert_eq!(
+            decode(SCHEMA, "e2e.Event", r.payload().unwrap())["id"].as_str().unwrap().as_bytes(),
+            r.key().unwrap()
+        );
     }
 }
 

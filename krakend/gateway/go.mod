@@ -2,7 +2,10 @@ module github.com/krakend-kafka/krakend-kafka/krakend/gateway
 
 go 1.25
 
-require github.com/luraproject/lura/v2 v2.13.0
+require (
+	github.com/gin-gonic/gin v1.9.1
+	github.com/luraproject/lura/v2 v2.13.0
+)
 
 require (
 	github.com/bytedance/sonic v1.12.5 // indirect
@@ -11,7 +14,6 @@ require (
 	github.com/cloudwego/iasm v0.2.0 // indirect
 	github.com/gabriel-vasile/mimetype v1.4.7 // indirect
 	github.com/gin-contrib/sse v0.1.0 // indirect
-	github.com/gin-gonic/gin v1.9.1 // indirect
 	github.com/go-playground/locales v0.14.1 // indirect
 	github.com/go-playground/universal-translator v0.18.1 // indirect
 	github.com/go-playground/validator/v10 v10.23.0 // indirect

@@ -17,9 +17,9 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime/debug"
 	"syscall"
 
+	"github.com/gin-gonic/gin"
 	"github.com/luraproject/lura/v2/config"
 	"github.com/luraproject/lura/v2/core"
 	"github.com/luraproject/lura/v2/logging"
@@ -27,6 +27,7 @@ import (
 	krakendgin "github.com/luraproject/lura/v2/router/gin"
 	"github.com/luraproject/lura/v2/transport/http/client"
 	clientplugin "github.com/luraproject/lura/v2/transport/http/client/plugin"
+	"github.com/luraproject/lura/v2/transport/http/server"
 )
 
 // The namespaces KrakenD CE accepts for these settings.
@@ -37,14 +38,6 @@ const (
 
 func main() {
 	config.ExtraConfigAlias[httpClientPlugin] = clientplugin.Namespace
-	// go.mod is the one place the lura version is pinned; the binary reports what it was built with.
-	if info, ok := debug.ReadBuildInfo(); ok {
-		for _, dep := range info.Deps {
-			if dep.Path == "github.com/luraproject/lura/v2" {
-				core.KrakendVersion = dep.Version
-			}
-		}
-	}
 	if len(os.Args) < 2 {
 		usage()
 	}
@@ -75,7 +68,10 @@ func parse(path string) (config.ServiceConfig, error) {
 	if path == "" {
 		return config.ServiceConfig{}, fmt.Errorf("no configuration file: pass -c")
 	}
-	return config.NewParser().Parse(path)
+	cfg, err := config.NewParser().Parse(path)
+	// Renames the namespaces CE accepts (plugin/http-client) to lura's own, as KrakenD CE does.
+	cfg.Normalize()
+	return cfg, err
 }
 
 func check(path string) int {
@@ -137,6 +133,15 @@ func run(path string, debug bool) int {
 	backends := func(b *config.Backend) proxy.Proxy {
 		return proxy.NewHTTPProxyWithHTTPExecutor(b, executor(b), b.Decoder)
 	}
-	krakendgin.DefaultFactory(proxy.NewDefaultFactory(backends, logger), logger).NewWithContext(ctx).Run(cfg)
+	// The engine as KrakenD CE builds it: request log, recovery, path checks and /__health.
+	engine := krakendgin.NewEngine(cfg, krakendgin.EngineOptions{Logger: logger, Writer: os.Stdout})
+	krakendgin.NewFactory(krakendgin.Config{
+		Engine:         engine,
+		Middlewares:    []gin.HandlerFunc{},
+		HandlerFactory: krakendgin.EndpointHandler,
+		ProxyFactory:   proxy.NewDefaultFactory(backends, logger),
+		Logger:         logger,
+		RunServer:      server.RunServer,
+	}).NewWithContext(ctx).Run(cfg)
 	return 0
 }

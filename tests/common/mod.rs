@@ -45,6 +45,12 @@ pub fn create_topic(name: &str, partitions: i32) {
     results.into_iter().for_each(|r| {
         r.unwrap();
     });
+    // Creation is asynchronous: wait until the topic's partitions have leaders.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while record_count_or_none(name).is_none() {
+        assert!(Instant::now() < deadline, "topic {name} was created but never became ready");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 async fn glue() -> aws_sdk_glue::Client {
@@ -139,23 +145,19 @@ pub fn record_count(topic: &str) -> i64 {
     record_count_or_none(topic).unwrap_or_else(|| panic!("no topic {topic}"))
 }
 
-/// How many records the topic holds, or `None` when the cluster has no such topic.
+/// How many records the topic holds, or `None` when the cluster has no such topic, or not yet.
 pub fn record_count_or_none(topic: &str) -> Option<i64> {
     let consumer = consumer();
     let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).unwrap();
     let t = &metadata.topics()[0];
-    if t.error().is_some() {
+    if t.error().is_some() || t.partitions().is_empty() || t.partitions().iter().any(|p| p.leader() < 0) {
         return None;
     }
-    let count = t
-        .partitions()
+    // A partition whose leader is still being elected answers with an error: not ready yet.
+    t.partitions()
         .iter()
-        .map(|p| {
-            let (low, high) = consumer.fetch_watermarks(topic, p.id(), Duration::from_secs(10)).unwrap();
-            high - low
-        })
-        .sum();
-    Some(count)
+        .map(|p| consumer.fetch_watermarks(topic, p.id(), Duration::from_secs(10)).ok().map(|(low, high)| high - low))
+        .sum()
 }
 
 pub fn headers_of(m: &OwnedMessage) -> Vec<(String, Vec<u8>)> {

@@ -5,7 +5,7 @@ SHELL := bash
 
 CACHE ?= $(HOME)/.cache/krakend-kafka
 export CARGO_TARGET_DIR ?= $(CACHE)/target
-SERVICES := tests/services/services.sh
+SERVICES := $(CURDIR)/tests/services/services.sh
 BUILD := $(CURDIR)/build
 LIB := $(CARGO_TARGET_DIR)/release/libkrakend_kafka.a
 PLUGIN := $(BUILD)/plugins/krakend-kafka.so
@@ -73,7 +73,7 @@ services-install:
 ## run: local Kafka, the Glue emulator with an example schema, and KrakenD with the plugin on
 ## 127.0.0.1:8080, in the foreground; Ctrl-C stops everything it started
 run: plugin krakend
-	$(SERVICES) start run && trap '$(SERVICES) stop run' EXIT && eval "$$($(SERVICES) env run)" && \
+	@$(SERVICES) start run && trap '$(SERVICES) stop run' EXIT && eval "$$($(SERVICES) env run)" && \
 	$(SERVICES) example run && \
 	printf '\nPublish:\n  %s\nSee the record:\n  %s\n\n' \
 	  "curl -si http://127.0.0.1:8080/v1/event/example-events -H 'Message-Key: k1' -H 'Message-Headers: source=readme,trace-id=abc-1' -d '{\"some_message\":\"hello\"}'" \

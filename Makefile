@@ -10,6 +10,7 @@ BUILD := $(CURDIR)/build
 LIB := $(CARGO_TARGET_DIR)/release/libkrakend_kafka.a
 PLUGIN := $(BUILD)/plugins/krakend-kafka.so
 KRAKEND := $(BUILD)/krakend
+AWS_SIGNER := $(BUILD)/msk-iam-signer
 # Host and plugin must come from the same Go toolchain with the same flags. GOSUMDB is off because the
 # checksum database cannot be reached from the build machines; go.sum still pins every module's hash.
 GO := GOTOOLCHAIN=local GOFLAGS=-modcacherw GOMODCACHE=$(CACHE)/gomod GOSUMDB=off CGO_ENABLED=1 go
@@ -17,7 +18,7 @@ GO_BUILD := $(GO) build -trimpath
 # Starts the test services, runs the rest of the line with their environment, and stops them again.
 WITH_TEST_SERVICES = $(SERVICES) start test && trap '$(SERVICES) stop test' EXIT && eval "$$($(SERVICES) env test)" &&
 
-.PHONY: build header plugin krakend test unit integration go-test e2e run fmt-check services-install
+.PHONY: build header plugin krakend aws-signer test unit integration go-test e2e run fmt-check services-install
 
 ## build: the Rust core, as libkrakend_kafka.so (C callers) and .a (the Go plugin), in release mode
 build:
@@ -33,6 +34,10 @@ LURA_VERSION = $(shell awk '$$1 == "github.com/luraproject/lura/v2" {print $$2}'
 ## krakend: the gateway binary, into build/
 krakend:
 	cd krakend/gateway && $(GO_BUILD) -ldflags "-X github.com/luraproject/lura/v2/core.KrakendVersion=$(LURA_VERSION)" -o $(KRAKEND) .
+
+# AWS's Go SigV4 signer, the reference the MSK IAM token test compares with.
+aws-signer:
+	cd tests/msk-iam-signer && $(GO_BUILD) -o $(AWS_SIGNER) .
 
 ## header: regenerate include/krakend_kafka.h from src/ffi.rs
 header:
@@ -52,7 +57,7 @@ go-test:
 
 # Runs cargo test with the gateway (built in build/) up on the test services.
 WITH_GATEWAY = $(WITH_TEST_SERVICES) tests/e2e/gateway.sh tests/e2e/krakend.json $(CACHE)/state-test/krakend.log -- \
-	env KK_KRAKEND_BIN=$(KRAKEND) KK_PLUGIN=$(PLUGIN) cargo test --release
+	env KK_KRAKEND_BIN=$(KRAKEND) KK_PLUGIN=$(PLUGIN) KK_AWS_SIGNER_BIN=$(AWS_SIGNER) cargo test --release
 
 ## e2e: the gateway tests alone: HTTP through KrakenD and the plugin to Kafka
 e2e: plugin krakend
@@ -61,10 +66,10 @@ e2e: plugin krakend
 ## fmt-check: Rust and Go sources are formatted
 fmt-check:
 	cargo fmt --check
-	test -z "$$(gofmt -l go-shim krakend)" || { gofmt -l go-shim krakend; exit 1; }
+	test -z "$$(gofmt -l go-shim krakend tests)" || { gofmt -l go-shim krakend tests; exit 1; }
 
 ## test: every test of the project: Rust unit, integration and end-to-end tests, Go tests
-test: fmt-check plugin krakend go-test
+test: fmt-check plugin krakend aws-signer go-test
 	$(WITH_GATEWAY) -- --include-ignored
 
 services-install:

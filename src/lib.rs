@@ -7,6 +7,7 @@
 mod codec;
 mod config;
 pub mod ffi;
+pub mod msk_iam;
 mod outcome;
 mod producer;
 mod publisher;

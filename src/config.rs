@@ -20,6 +20,10 @@ pub struct Config {
     pub region: Option<String>,
     /// Glue endpoint override (also honoured: `AWS_ENDPOINT_URL_GLUE`, `AWS_ENDPOINT_URL`).
     pub glue_endpoint: Option<String>,
+    /// A role to assume on top of the AWS default credential chain, for Glue and MSK IAM alike.
+    pub aws_role_arn: Option<String>,
+    /// `sasl.mechanism: AWS_MSK_IAM` was asked for: SASL/OAUTHBEARER with tokens signed in-process.
+    pub msk_iam: bool,
     /// The whole budget of one publish: schema fetch, then broker acknowledgement.
     pub timeout: Duration,
     /// How long a fetched schema is served before it is fetched again.
@@ -46,6 +50,7 @@ struct Raw {
     registry_name: Option<String>,
     region: Option<String>,
     glue_endpoint: Option<String>,
+    aws_role_arn: Option<String>,
     timeout_ms: Option<u64>,
     schema_ttl_ms: Option<u64>,
     schema_miss_ttl_ms: Option<u64>,
@@ -124,6 +129,12 @@ impl Config {
             Some(v) => return Err(format!("config key kafka.acks: must be all, not {v:?}")),
         }
         kafka.insert("enable.idempotence".into(), "true".into());
+        // The seed's name for MSK IAM; librdkafka knows it as OAUTHBEARER with a token callback.
+        let msk_iam = kafka.get("sasl.mechanism").map(String::as_str) == Some("AWS_MSK_IAM");
+        if msk_iam {
+            kafka.insert("sasl.mechanism".into(), "OAUTHBEARER".into());
+            kafka.entry("security.protocol".into()).or_insert_with(|| "SASL_SSL".into());
+        }
         let budget = timeout.as_millis().to_string();
         kafka.entry("message.timeout.ms".into()).or_insert(budget);
         // librdkafka waits 30 s before it calls a topic missing; answer 404 well inside the budget.
@@ -135,6 +146,8 @@ impl Config {
             registry_name,
             region: raw.region.or_else(|| env(&["REGION", "AWS_REGION"])),
             glue_endpoint: raw.glue_endpoint,
+            aws_role_arn: raw.aws_role_arn,
+            msk_iam,
             timeout,
             schema_ttl: ms("schema_ttl_ms", raw.schema_ttl_ms, DEFAULT_SCHEMA_TTL_MS)?,
             schema_miss_ttl: ms("schema_miss_ttl_ms", raw.schema_miss_ttl_ms, DEFAULT_SCHEMA_MISS_TTL_MS)?,
@@ -157,6 +170,8 @@ impl fmt::Debug for Config {
             .field("registry_name", &self.registry_name)
             .field("region", &self.region)
             .field("glue_endpoint", &self.glue_endpoint)
+            .field("aws_role_arn", &self.aws_role_arn)
+            .field("msk_iam", &self.msk_iam)
             .field("timeout", &self.timeout)
             .field("schema_ttl", &self.schema_ttl)
             .field("schema_miss_ttl", &self.schema_miss_ttl)
@@ -252,6 +267,19 @@ mod tests {
             let err = Config::parse(json.as_bytes(), |_| None).unwrap_err();
             assert!(err.contains(expected), "{json}: {err:?} should contain {expected:?}");
         }
+    }
+
+    #[test]
+    fn aws_msk_iam_is_oauthbearer_over_sasl_ssl() {
+        let json = r#"{"bootstrap_servers":"b","registry_name":"r","kafka":{"sasl.mechanism":"AWS_MSK_IAM"}}"#;
+        let c = Config::parse(json.as_bytes(), |_| None).unwrap();
+        assert!(c.msk_iam);
+        assert_eq!(
+            (c.kafka["sasl.mechanism"].as_str(), c.kafka["security.protocol"].as_str()),
+            ("OAUTHBEARER", "SASL_SSL")
+        );
+        let json = r#"{"bootstrap_servers":"b","registry_name":"r","kafka":{"sasl.mechanism":"SCRAM-SHA-512"}}"#;
+        assert!(!Config::parse(json.as_bytes(), |_| None).unwrap().msk_iam);
     }
 
     #[test]

@@ -4,29 +4,48 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwapOption;
-use rdkafka::client::ClientContext;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
+use aws_sdk_glue::error::DisplayErrorContext;
+use rdkafka::client::{ClientContext, OAuthToken};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
 use rdkafka::ClientConfig;
 
+use crate::msk_iam;
 use crate::outcome::{Delivery, Failure};
 
 pub struct Producer {
-    inner: FutureProducer<Context>,
+    inner: Inner,
     last_error: Arc<ArcSwapOption<String>>,
+}
+
+/// librdkafka's token callback is switched on at compile time, and switching it on replaces its own
+/// OIDC flow: so only an MSK IAM producer has it.
+enum Inner {
+    Plain(FutureProducer<Context<false>>),
+    MskIam(FutureProducer<Context<true>>),
+}
+
+/// What an MSK IAM producer signs its tokens with.
+pub struct MskIam {
+    pub credentials: SharedCredentialsProvider,
+    pub region: String,
 }
 
 /// Remembers the last client-level error (connection refused, TLS or SASL failure): librdkafka only
 /// says "timed out" to a record whose broker was never reachable, and the caller deserves the reason.
-pub struct Context {
+pub struct Context<const MSK_IAM: bool> {
     last_error: Arc<ArcSwapOption<String>>,
+    msk_iam: Option<MskIam>,
 }
 
-impl ClientContext for Context {
+impl<const MSK_IAM: bool> ClientContext for Context<MSK_IAM> {
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = MSK_IAM;
+
     fn error(&self, error: KafkaError, reason: &str) {
         // "all brokers are down" follows the error that says why; keep the one with the cause.
         if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) && self.last_error.load().is_some() {
@@ -34,18 +53,36 @@ impl ClientContext for Context {
         }
         self.last_error.store(Some(Arc::new(format!("{error}: {reason}"))));
     }
+
+    /// Runs on librdkafka's thread, ahead of expiry; a failure is reported through `error` and the
+    /// records waiting for the connection answer 503 with it.
+    fn generate_oauth_token(&self, _: Option<&str>) -> Result<OAuthToken, Box<dyn std::error::Error>> {
+        let iam = self.msk_iam.as_ref().ok_or("OAUTHBEARER tokens are generated only for AWS_MSK_IAM")?;
+        let credentials = crate::runtime::runtime()
+            .block_on(iam.credentials.provide_credentials())
+            .map_err(|e| format!("MSK IAM: no AWS credentials: {}", DisplayErrorContext(&e)))?;
+        let (token, lifetime_ms) = msk_iam::token(&credentials, &iam.region, SystemTime::now())?;
+        Ok(OAuthToken { token, principal_name: "krakend-kafka".into(), lifetime_ms })
+    }
 }
 
 impl Producer {
     /// Creates the producer; librdkafka checks every property and names the one it refuses.
-    pub fn new(properties: &BTreeMap<String, String>) -> Result<Producer, String> {
+    pub fn new(properties: &BTreeMap<String, String>, msk_iam: Option<MskIam>) -> Result<Producer, String> {
         let mut config = ClientConfig::new();
         for (key, value) in properties {
             config.set(key, value);
         }
         let last_error = Arc::default();
-        let context = Context { last_error: Arc::clone(&last_error) };
-        let inner = config.create_with_context(context).map_err(|e| format!("kafka: {e}"))?;
+        let error = |e: KafkaError| format!("kafka: {e}");
+        let inner = match msk_iam {
+            None => Inner::Plain(
+                config.create_with_context(Context { last_error: Arc::clone(&last_error), msk_iam }).map_err(error)?,
+            ),
+            Some(_) => Inner::MskIam(
+                config.create_with_context(Context { last_error: Arc::clone(&last_error), msk_iam }).map_err(error)?,
+            ),
+        };
         Ok(Producer { inner, last_error })
     }
 
@@ -53,11 +90,17 @@ impl Producer {
     /// it. Holds only librdkafka's handle, so dropping the producer is not delayed by a slow cluster.
     /// Call it with signals blocked: it may start a thread of tokio's blocking pool.
     pub fn warm_up(&self, timeout: Duration) {
-        let inner = self.inner.clone();
-        crate::runtime::runtime().spawn_blocking(move || {
-            // An unreachable cluster is reported by the requests that need it, with their own status.
-            let _ = inner.client().fetch_metadata(None, timeout);
-        });
+        // An unreachable cluster is reported by the requests that need it, with their own status.
+        match &self.inner {
+            Inner::Plain(p) => {
+                let p = p.clone();
+                crate::runtime::runtime().spawn_blocking(move || p.client().fetch_metadata(None, timeout).map(drop))
+            }
+            Inner::MskIam(p) => {
+                let p = p.clone();
+                crate::runtime::runtime().spawn_blocking(move || p.client().fetch_metadata(None, timeout).map(drop))
+            }
+        };
     }
 
     /// Sends one record and resolves when the broker acknowledged it, or librdkafka gave up on it
@@ -79,7 +122,11 @@ impl Producer {
             });
             record = record.headers(owned);
         }
-        let queued = self.inner.send_result(record).map_err(|(e, _)| delivery_failure(topic, &e, None))?;
+        let queued = match &self.inner {
+            Inner::Plain(p) => p.send_result(record),
+            Inner::MskIam(p) => p.send_result(record),
+        };
+        let queued = queued.map_err(|(e, _)| delivery_failure(topic, &e, None))?;
         match queued.await {
             Ok(Ok(d)) => {
                 if self.last_error.load().is_some() {
@@ -100,7 +147,11 @@ impl Producer {
 
     /// Waits up to `timeout` for every queued record to be acknowledged.
     pub fn flush(&self, timeout: Duration) -> Result<(), String> {
-        self.inner.flush(timeout).map_err(|e| format!("kafka: flush: {e}"))
+        match &self.inner {
+            Inner::Plain(p) => p.flush(timeout),
+            Inner::MskIam(p) => p.flush(timeout),
+        }
+        .map_err(|e| format!("kafka: flush: {e}"))
     }
 }
 
@@ -126,5 +177,44 @@ fn delivery_failure(topic: &str, error: &KafkaError, cluster: Option<&str>) -> F
             Failure::new(413, format!("topic {topic}: the record is larger than the broker accepts ({error})"))
         }
         _ => Failure::unavailable(format!("topic {topic}: delivery failed: {error}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use aws_credential_types::provider::{error::CredentialsError, future, ProvideCredentials};
+
+    #[derive(Debug)]
+    struct NoCredentials;
+    impl ProvideCredentials for NoCredentials {
+        fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+        where
+            Self: 'a,
+        {
+            future::ProvideCredentials::ready(Err(CredentialsError::not_loaded("no profile, no environment")))
+        }
+    }
+
+    fn context(credentials: impl ProvideCredentials + 'static) -> Context<true> {
+        let credentials = SharedCredentialsProvider::new(credentials);
+        Context { last_error: Arc::default(), msk_iam: Some(MskIam { credentials, region: "eu-west-1".into() }) }
+    }
+
+    #[test]
+    fn token_callback_names_the_missing_credentials() {
+        let err = context(NoCredentials).generate_oauth_token(None).err().expect("no token").to_string();
+        assert!(err.starts_with("MSK IAM: no AWS credentials") && err.contains("no profile, no environment"), "{err}");
+    }
+
+    #[test]
+    fn token_callback_signs_for_the_region_with_a_lifetime_of_15_minutes() {
+        let creds = aws_credential_types::Credentials::new("AKID", "secret", None, None, "test");
+        let before = SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+        let token = context(creds).generate_oauth_token(None).unwrap();
+        let url = base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, &token.token).unwrap();
+        assert!(String::from_utf8(url).unwrap().starts_with("https://kafka.eu-west-1.amazonaws.com/?Action="));
+        let lifetime = token.lifetime_ms - before;
+        assert!((899_000..=900_000).contains(&lifetime), "{lifetime}");
     }
 }

@@ -6,11 +6,12 @@ use std::time::Duration;
 
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
+use aws_credential_types::provider::SharedCredentialsProvider;
 
 use crate::codec::Codec;
 use crate::config::Config;
 use crate::outcome::{Failure, Outcome};
-use crate::producer::Producer;
+use crate::producer::{MskIam, Producer};
 use crate::registry::{Glue, SchemaCache};
 use crate::{request, runtime};
 
@@ -29,8 +30,18 @@ impl Publisher {
     /// starts (librdkafka's, tokio's blocking pool) starts with signals blocked.
     fn new(config: Config) -> Result<Publisher, String> {
         runtime::with_signals_blocked(|| {
-            let glue = runtime::runtime().block_on(glue_client(&config))?;
-            let producer = Producer::new(&config.kafka)?;
+            let aws = runtime::runtime().block_on(aws_config(&config))?;
+            let mut glue = aws_sdk_glue::config::Builder::from(&aws);
+            if let Some(endpoint) = &config.glue_endpoint {
+                glue = glue.endpoint_url(endpoint);
+            }
+            let glue = aws_sdk_glue::Client::from_conf(glue.build());
+            let msk_iam = match (config.msk_iam, aws.credentials_provider(), aws.region()) {
+                (false, _, _) => None,
+                (true, Some(credentials), Some(region)) => Some(MskIam { credentials, region: region.to_string() }),
+                (true, _, _) => return Err("AWS_MSK_IAM: no AWS credential chain or region".into()),
+            };
+            let producer = Producer::new(&config.kafka, msk_iam)?;
             producer.warm_up(config.timeout);
             let schemas = SchemaCache::new(
                 Glue::new(glue, config.registry_name.clone()),
@@ -100,44 +111,28 @@ impl Drop for Publisher {
     }
 }
 
-async fn glue_client(config: &Config) -> Result<aws_sdk_glue::Client, String> {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(
-        TimeoutConfig::builder()
-            .operation_timeout(config.timeout)
-            .connect_timeout(config.timeout.min(Duration::from_secs(3)))
-            .build(),
-    );
+/// The AWS settings Glue and MSK IAM share: the default chain (environment, profile, web identity,
+/// ECS/EC2 metadata), optionally assuming a role on top of it. Endpoint overrides stay per service.
+async fn aws_config(config: &Config) -> Result<aws_config::SdkConfig, String> {
+    let timeouts = TimeoutConfig::builder()
+        .operation_timeout(config.timeout)
+        .connect_timeout(config.timeout.min(Duration::from_secs(3)))
+        .build();
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeouts);
     if let Some(region) = &config.region {
         loader = loader.region(Region::new(region.clone()));
     }
-    if let Some(endpoint) = &config.glue_endpoint {
-        loader = loader.endpoint_url(endpoint);
-    }
-    let sdk = loader.load().await;
+    let mut sdk = loader.load().await;
     if sdk.region().is_none() {
         return Err("config key region: missing (set it, or the environment variable REGION or AWS_REGION)".into());
     }
-    Ok(aws_sdk_glue::Client::new(&sdk))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn config(bootstrap: &str) -> Config {
-        let json = format!(r#"{{"bootstrap_servers":"{bootstrap}","registry_name":"r","region":"eu-west-1"}}"#);
-        Config::parse(json.as_bytes(), |_| None).unwrap()
+    if let Some(role) = &config.aws_role_arn {
+        let assumed = aws_config::sts::AssumeRoleProvider::builder(role)
+            .session_name("krakend-kafka")
+            .configure(&sdk)
+            .build()
+            .await;
+        sdk = sdk.into_builder().credentials_provider(SharedCredentialsProvider::new(assumed)).build();
     }
-
-    #[test]
-    fn one_publisher_per_configuration_while_any_handle_lives() {
-        let a = Publisher::shared(config("127.0.0.1:1")).unwrap();
-        let b = Publisher::shared(config("127.0.0.1:1")).unwrap();
-        let other = Publisher::shared(config("127.0.0.1:2")).unwrap();
-        assert!(Arc::ptr_eq(&a, &b));
-        assert!(!Arc::ptr_eq(&a, &other));
-        let weak = Arc::downgrade(&a);
-        drop((a, b));
-        assert!(weak.upgrade().is_none(), "the last handle closes the producer");
-    }
+    Ok(sdk)
 }

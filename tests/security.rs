@@ -43,3 +43,77 @@ fn msk_iam_without_credentials_is_503_naming_the_cause_in_time() {
     assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
     assert_eq!(record_count(&topic), 0);
 }
+
+fn sasl_ssl(mechanism: &str, user: &str, password: &str, ca: &str) -> Value {
+    json!({"security.protocol": "SASL_SSL", "sasl.mechanism": mechanism, "sasl.username": user,
+           "sasl.password": password, "ssl.ca.location": var(ca)})
+}
+
+fn on(mut config: Value, bootstrap: &str) -> Value {
+    config["bootstrap_servers"] = json!(var(bootstrap));
+    config
+}
+
+/// Publishes through a secured listener and reads the record back through the plain one.
+fn publishes(prefix: &str, kafka: Value, bootstrap: &str) {
+    let (topic, config) = base(prefix, kafka);
+    let d = publish(&on(config, bootstrap), &topic).unwrap();
+    let record = record_at(&topic, d.partition, d.offset);
+    assert_eq!(rdkafka::message::Message::payload(&record).unwrap(), b"\x0a\x06secure");
+}
+
+/// A broken secured config answers a 5xx naming the cause within the timeout and publishes nothing.
+fn refused(prefix: &str, kafka: Value, bootstrap: &str, cause: &str) -> (String, Value) {
+    let (topic, config) = base(prefix, kafka);
+    let config = on(config, bootstrap);
+    let started = Instant::now();
+    let f = publish(&config, &topic).unwrap_err();
+    assert_eq!(f.status, 503, "{f:?}");
+    assert!(f.message.contains(cause), "{f:?} should name {cause:?}");
+    assert!(!f.message.contains("scram-secret") && !f.message.contains("wrong-secret"), "{f:?}");
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+    assert_eq!(record_count(&topic), 0);
+    (topic, config)
+}
+
+#[test]
+#[ignore = "needs Kafka and the Glue emulator: run `make test`"]
+fn scram_sha_512_over_tls_publishes() {
+    publishes("scram", sasl_ssl("SCRAM-SHA-512", "krakend", "scram-secret", "KK_TEST_CA"), "KK_SASL_SSL_BOOTSTRAP");
+}
+
+#[test]
+#[ignore = "needs Kafka and the Glue emulator: run `make test`"]
+fn plain_over_tls_publishes() {
+    publishes("plain", sasl_ssl("PLAIN", "krakend-plain", "plain-secret", "KK_TEST_CA"), "KK_SASL_SSL_BOOTSTRAP");
+}
+
+#[test]
+#[ignore = "needs Kafka and the Glue emulator: run `make test`"]
+fn tls_only_publishes() {
+    publishes("tls", json!({"security.protocol": "SSL", "ssl.ca.location": var("KK_TEST_CA")}), "KK_SSL_BOOTSTRAP");
+}
+
+#[test]
+#[ignore = "needs Kafka and the Glue emulator: run `make test`"]
+fn wrong_password_is_refused_and_the_fixed_config_recovers() {
+    let kafka = sasl_ssl("SCRAM-SHA-512", "krakend", "wrong-secret", "KK_TEST_CA");
+    let (topic, mut config) = refused("badpass", kafka, "KK_SASL_SSL_BOOTSTRAP", "Authentication failed");
+    config["kafka"]["sasl.password"] = json!("scram-secret");
+    publish(&config, &topic).unwrap();
+    assert_eq!(record_count(&topic), 1);
+}
+
+#[test]
+#[ignore = "needs Kafka and the Glue emulator: run `make test`"]
+fn untrusted_ca_is_refused() {
+    let kafka = sasl_ssl("SCRAM-SHA-512", "krakend", "scram-secret", "KK_OTHER_CA");
+    refused("badca", kafka, "KK_SASL_SSL_BOOTSTRAP", "certificate verify failed");
+}
+
+#[test]
+#[ignore = "needs Kafka and the Glue emulator: run `make test`"]
+fn mechanism_the_broker_does_not_offer_is_refused() {
+    let kafka = sasl_ssl("SCRAM-SHA-256", "krakend", "scram-secret", "KK_TEST_CA");
+    refused("badmech", kafka, "KK_SASL_SSL_BOOTSTRAP", "SCRAM-SHA-256");
+}

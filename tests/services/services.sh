@@ -22,8 +22,8 @@ cmd=${1:-}
 instance=${2:-test}
 case $instance in
   # Two instances with their own ports and state, so the tests never touch what `make run` serves.
-  test) kafka_port=19092 controller_port=19093 glue_port=15000 ;;
-  run) kafka_port=9092 controller_port=9093 glue_port=5000 ;;
+  test) kafka_port=19092 controller_port=19093 sasl_ssl_port=19094 ssl_port=19095 glue_port=15000 ;;
+  run) kafka_port=9092 controller_port=9093 sasl_ssl_port=9094 ssl_port=9095 glue_port=5000 ;;
   *) echo "services.sh: unknown instance '$instance' (test or run)" >&2; exit 2 ;;
 esac
 state=$cache/state-$instance
@@ -36,6 +36,7 @@ need_packages() {
   command -v mvn >/dev/null || missing+=(maven)
   command -v python3 >/dev/null || missing+=(python3 python3-venv)
   command -v curl >/dev/null || missing+=(curl)
+  command -v openssl >/dev/null || missing+=(openssl)
   if ((${#missing[@]})); then
     log "installing ${missing[*]}"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
@@ -74,17 +75,40 @@ wait_for() { # what, seconds, command...
 kafka_java() { java -Xms256m -Xmx1g -Dkafka.logs.dir="$state/kafka" \
   -Dlog4j2.configurationFile="$here/log4j2.properties" -cp "$kafka_home/libs/*" "$@"; }
 
+# A throwaway CA, the broker's certificate for 127.0.0.1/localhost, and a second CA nobody trusts.
+make_tls() {
+  local tls=$state/kafka/tls
+  mkdir -p "$tls"
+  for ca in ca other-ca; do
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=krakend-kafka test $ca" \
+      -keyout "$tls/$ca.key" -out "$tls/$ca.pem" 2>/dev/null
+  done
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout "$tls/broker.key" -out "$tls/broker.csr" 2>/dev/null
+  printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >"$tls/san.ext"
+  openssl x509 -req -days 2 -in "$tls/broker.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" -CAcreateserial \
+    -extfile "$tls/san.ext" -out "$tls/broker.pem" 2>/dev/null
+  cat "$tls/broker.key" "$tls/broker.pem" >"$tls/broker-keystore.pem"
+}
+
 start_kafka() {
   if alive "$state/kafka.pid"; then return 0; fi
   rm -rf "$state/kafka" && mkdir -p "$state/kafka"
+  make_tls
+  # PLAINTEXT for the plain tests and for reading back; SASL_SSL (SCRAM-SHA-512, PLAIN) and SSL for the
+  # security tests.
   cat >"$state/kafka/server.properties" <<PROPS
 process.roles=broker,controller
 node.id=1
-listeners=PLAINTEXT://127.0.0.1:$kafka_port,CONTROLLER://127.0.0.1:$controller_port
-advertised.listeners=PLAINTEXT://127.0.0.1:$kafka_port
+listeners=PLAINTEXT://127.0.0.1:$kafka_port,CONTROLLER://127.0.0.1:$controller_port,SASL_SSL://127.0.0.1:$sasl_ssl_port,SSL://127.0.0.1:$ssl_port
+advertised.listeners=PLAINTEXT://127.0.0.1:$kafka_port,SASL_SSL://127.0.0.1:$sasl_ssl_port,SSL://127.0.0.1:$ssl_port
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL,SSL:SSL
+ssl.keystore.type=PEM
+ssl.keystore.location=$state/kafka/tls/broker-keystore.pem
+sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_krakend-plain="plain-secret";
 controller.quorum.bootstrap.servers=127.0.0.1:$controller_port
 log.dirs=$state/kafka/data
 num.partitions=3
@@ -95,7 +119,8 @@ transaction.state.log.min.isr=1
 group.initial.rebalance.delay.ms=0
 PROPS
   kafka_java kafka.tools.StorageTool format --standalone -t "$(kafka_java kafka.tools.StorageTool random-uuid)" \
-    -c "$state/kafka/server.properties" >"$state/kafka/format.log" 2>&1
+    -c "$state/kafka/server.properties" --add-scram 'SCRAM-SHA-512=[name=krakend,password=scram-secret]' \
+    >"$state/kafka/format.log" 2>&1
   setsid nohup java -Xms256m -Xmx1g -Dkafka.logs.dir="$state/kafka" \
     -Dlog4j2.configurationFile="$here/log4j2.properties" -cp "$kafka_home/libs/*" \
     kafka.Kafka "$state/kafka/server.properties" >"$state/kafka/stdout.log" 2>&1 &
@@ -132,7 +157,10 @@ export AWS_ENDPOINT_URL_GLUE=http://127.0.0.1:$glue_port
 export AWS_ACCESS_KEY_ID=testing
 export AWS_SECRET_ACCESS_KEY=testing
 export AWS_REGION=eu-central-1
-export KK_KAFKA_CLASSPATH='$kafka_home/libs/*'
+export KK_SASL_SSL_BOOTSTRAP=127.0.0.1:$sasl_ssl_port
+export KK_SSL_BOOTSTRAP=127.0.0.1:$ssl_port
+export KK_TEST_CA=$state/kafka/tls/ca.pem
+export KK_OTHER_CA=$state/kafka/tls/other-ca.pem
 ENV
 }
 

@@ -117,3 +117,13 @@ fn mechanism_the_broker_does_not_offer_is_refused() {
     let kafka = sasl_ssl("SCRAM-SHA-256", "krakend", "scram-secret", "KK_TEST_CA");
     refused("badmech", kafka, "KK_SASL_SSL_BOOTSTRAP", "SCRAM-SHA-256");
 }
+
+#[test]
+#[ignore = "needs Kafka and the Glue emulator: run `make test`"]
+fn mutual_tls_publishes_with_a_client_certificate_and_is_refused_without() {
+    let mut kafka = json!({"security.protocol": "SSL", "ssl.ca.location": var("KK_TEST_CA"),
+        "ssl.certificate.location": var("KK_CLIENT_CERT"), "ssl.key.location": var("KK_CLIENT_KEY")});
+    publishes("mtls", kafka.clone(), "KK_MTLS_BOOTSTRAP");
+    kafka.as_object_mut().unwrap().retain(|k, _| !k.starts_with("ssl.certificate") && !k.starts_with("ssl.key"));
+    refused("mtls-nocert", kafka, "KK_MTLS_BOOTSTRAP", "alert bad certificate");
+}

@@ -22,8 +22,8 @@ cmd=${1:-}
 instance=${2:-test}
 case $instance in
   # Two instances with their own ports and state, so the tests never touch what `make run` serves.
-  test) kafka_port=19092 controller_port=19093 sasl_ssl_port=19094 ssl_port=19095 glue_port=15000 ;;
-  run) kafka_port=9092 controller_port=9093 sasl_ssl_port=9094 ssl_port=9095 glue_port=5000 ;;
+  test) kafka_port=19092 controller_port=19093 sasl_ssl_port=19094 ssl_port=19095 mtls_port=19096 glue_port=15000 ;;
+  run) kafka_port=9092 controller_port=9093 sasl_ssl_port=9094 ssl_port=9095 mtls_port=9096 glue_port=5000 ;;
   *) echo "services.sh: unknown instance '$instance' (test or run)" >&2; exit 2 ;;
 esac
 state=$cache/state-$instance
@@ -75,7 +75,8 @@ wait_for() { # what, seconds, command...
 kafka_java() { java -Xms256m -Xmx1g -Dkafka.logs.dir="$state/kafka" \
   -Dlog4j2.configurationFile="$here/log4j2.properties" -cp "$kafka_home/libs/*" "$@"; }
 
-# A throwaway CA, the broker's certificate for 127.0.0.1/localhost, and a second CA nobody trusts.
+# A throwaway CA, the broker's certificate for 127.0.0.1/localhost, a client certificate for mTLS, and
+# a second CA nobody trusts.
 make_tls() {
   local tls=$state/kafka/tls
   mkdir -p "$tls"
@@ -88,24 +89,30 @@ make_tls() {
   openssl x509 -req -days 2 -in "$tls/broker.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" -CAcreateserial \
     -extfile "$tls/san.ext" -out "$tls/broker.pem" 2>/dev/null
   cat "$tls/broker.key" "$tls/broker.pem" >"$tls/broker-keystore.pem"
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=krakend-kafka" -keyout "$tls/client.key" -out "$tls/client.csr" 2>/dev/null
+  openssl x509 -req -days 2 -in "$tls/client.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" -CAcreateserial \
+    -out "$tls/client.pem" 2>/dev/null
 }
 
 start_kafka() {
   if alive "$state/kafka.pid"; then return 0; fi
   rm -rf "$state/kafka" && mkdir -p "$state/kafka"
   make_tls
-  # PLAINTEXT for the plain tests and for reading back; SASL_SSL (SCRAM-SHA-512, PLAIN) and SSL for the
-  # security tests.
+  # PLAINTEXT for the plain tests and for reading back; SASL_SSL (SCRAM-SHA-512, PLAIN), SSL and MTLS
+  # (SSL that requires a client certificate from the test CA) for the security tests.
   cat >"$state/kafka/server.properties" <<PROPS
 process.roles=broker,controller
 node.id=1
-listeners=PLAINTEXT://127.0.0.1:$kafka_port,CONTROLLER://127.0.0.1:$controller_port,SASL_SSL://127.0.0.1:$sasl_ssl_port,SSL://127.0.0.1:$ssl_port
-advertised.listeners=PLAINTEXT://127.0.0.1:$kafka_port,SASL_SSL://127.0.0.1:$sasl_ssl_port,SSL://127.0.0.1:$ssl_port
+listeners=PLAINTEXT://127.0.0.1:$kafka_port,CONTROLLER://127.0.0.1:$controller_port,SASL_SSL://127.0.0.1:$sasl_ssl_port,SSL://127.0.0.1:$ssl_port,MTLS://127.0.0.1:$mtls_port
+advertised.listeners=PLAINTEXT://127.0.0.1:$kafka_port,SASL_SSL://127.0.0.1:$sasl_ssl_port,SSL://127.0.0.1:$ssl_port,MTLS://127.0.0.1:$mtls_port
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL,SSL:SSL
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL,SSL:SSL,MTLS:SSL
 ssl.keystore.type=PEM
 ssl.keystore.location=$state/kafka/tls/broker-keystore.pem
+listener.name.mtls.ssl.client.auth=required
+listener.name.mtls.ssl.truststore.type=PEM
+listener.name.mtls.ssl.truststore.location=$state/kafka/tls/ca.pem
 sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN
 listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_krakend-plain="plain-secret";
@@ -159,6 +166,9 @@ export AWS_SECRET_ACCESS_KEY=testing
 export AWS_REGION=eu-central-1
 export KK_SASL_SSL_BOOTSTRAP=127.0.0.1:$sasl_ssl_port
 export KK_SSL_BOOTSTRAP=127.0.0.1:$ssl_port
+export KK_MTLS_BOOTSTRAP=127.0.0.1:$mtls_port
+export KK_CLIENT_CERT=$state/kafka/tls/client.pem
+export KK_CLIENT_KEY=$state/kafka/tls/client.key
 export KK_TEST_CA=$state/kafka/tls/ca.pem
 export KK_OTHER_CA=$state/kafka/tls/other-ca.pem
 ENV

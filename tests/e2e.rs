@@ -222,3 +222,19 @@ fn krakend_checks_the_example_config_and_loads_the_plugin() {
     let bad = Command::new(&krakend).args(["test-plugin", "-c", &format!("{root}/Cargo.toml")]).output().unwrap();
     assert!(!bad.status.success(), "{bad:?}");
 }
+
+#[test]
+#[ignore = "needs the gateway, Kafka and the Glue emulator: run `make e2e`"]
+fn scram_over_tls_publishes_and_a_wrong_password_is_a_clear_503() {
+    let topic = topic_with_schema("e2e-scram");
+    let (status, answer) = post_json(&format!("/v1/scram/{topic}"), &[("Message-Key", "s")], &json!({"id": "s"}));
+    assert_eq!(status, 200, "{answer}");
+    let record = record_at(&topic, answer["partition"].as_i64().unwrap() as i32, answer["offset"].as_i64().unwrap());
+    assert_eq!(decode(SCHEMA, "e2e.Event", record.payload().unwrap()), json!({"id": "s"}));
+
+    let (status, answer) = post_json(&format!("/v1/scram-wrong-password/{topic}"), &[], &json!({"id": "w"}));
+    assert_eq!(status, 503, "{answer}");
+    let message = answer["message"].as_str().unwrap();
+    assert!(message.contains("Authentication failed") && !message.contains("wrong-secret"), "{message}");
+    assert_eq!(record_count(&topic), 1, "only the authenticated record");
+}

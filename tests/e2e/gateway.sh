@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Starts the gateway built in build/ with CONFIG, waits until it serves, runs the rest of the command
-# line, and stops the gateway again (also when the command fails).
+# Starts the gateway built in build/ with CONFIG (its ${VAR}s expanded from the environment, e.g. the
+# test CA's path), waits until it serves, runs the rest of the command line, and stops the gateway
+# again (also when the command fails).
 #   tests/e2e/gateway.sh CONFIG LOG -- command...
 set -euo pipefail
-config=$(realpath "$1") log=$2
+log=$2
+config=$(dirname "$log")/krakend.json
+python3 -c 'import os, sys; sys.stdout.write(os.path.expandvars(open(sys.argv[1]).read()))' "$1" >"$config"
 shift 3
 root=$(cd "$(dirname "$0")/../.." && pwd)
 port=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["port"])' "$config")

@@ -238,3 +238,13 @@ fn scram_over_tls_publishes_and_a_wrong_password_is_a_clear_503() {
     assert!(message.contains("Authentication failed") && !message.contains("wrong-secret"), "{message}");
     assert_eq!(record_count(&topic), 1, "only the authenticated record");
 }
+
+#[test]
+#[ignore = "needs the gateway, Kafka and the Glue emulator: run `make e2e`"]
+fn msk_iam_publishes_through_a_broker_that_checks_the_signature() {
+    let topic = topic_with_schema("e2e-iam");
+    let (status, answer) = post_json(&format!("/v1/iam/{topic}"), &[], &json!({"id": "iam"}));
+    assert_eq!(status, 200, "{answer}");
+    let record = record_at(&topic, answer["partition"].as_i64().unwrap() as i32, answer["offset"].as_i64().unwrap());
+    assert_eq!(decode(SCHEMA, "e2e.Event", record.payload().unwrap()), json!({"id": "iam"}));
+}

@@ -127,3 +127,49 @@ fn mutual_tls_publishes_with_a_client_certificate_and_is_refused_without() {
     kafka.as_object_mut().unwrap().retain(|k, _| !k.starts_with("ssl.certificate") && !k.starts_with("ssl.key"));
     refused("mtls-nocert", kafka, "KK_MTLS_BOOTSTRAP", "alert bad certificate");
 }
+
+#[test]
+#[ignore = "needs Kafka and the Glue emulator: run `make test`"]
+fn msk_iam_publishes_through_a_listener_that_checks_the_signature() {
+    // The default chain finds the test's AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, which the broker's
+    // MskIamValidator knows; it recomputes the SigV4 signature of every token.
+    let kafka = json!({"sasl.mechanism": "AWS_MSK_IAM", "ssl.ca.location": var("KK_TEST_CA")});
+    publishes("iam", kafka, "KK_IAM_BOOTSTRAP");
+}
+
+/// A producer of the test's own that presents tokens signed with `secret` for the test's access key.
+struct SignedWith(&'static str);
+
+impl rdkafka::client::ClientContext for SignedWith {
+    const ENABLE_REFRESH_OAUTH_TOKEN: bool = true;
+    fn generate_oauth_token(&self, _: Option<&str>) -> Result<rdkafka::client::OAuthToken, Box<dyn std::error::Error>> {
+        let creds = aws_credential_types::Credentials::new(var("AWS_ACCESS_KEY_ID"), self.0, None, None, "test");
+        let (token, lifetime_ms) = krakend_kafka::msk_iam::token(&creds, "eu-central-1", std::time::SystemTime::now())?;
+        Ok(rdkafka::client::OAuthToken { token, principal_name: "test".into(), lifetime_ms })
+    }
+}
+
+fn send_signed_with(secret: &'static str, topic: &str) -> Result<(), String> {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let producer: FutureProducer<SignedWith> = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", var("KK_IAM_BOOTSTRAP"))
+        .set("security.protocol", "SASL_SSL")
+        .set("sasl.mechanism", "OAUTHBEARER")
+        .set("ssl.ca.location", var("KK_TEST_CA"))
+        .set("message.timeout.ms", "3000")
+        .create_with_context(SignedWith(secret))
+        .unwrap();
+    let record = FutureRecord::<str, str>::to(topic).payload("x");
+    block_on(producer.send(record, Duration::from_secs(3))).map(drop).map_err(|(e, _)| e.to_string())
+}
+
+#[test]
+#[ignore = "needs Kafka and the Glue emulator: run `make test`"]
+fn msk_iam_token_signed_with_the_wrong_secret_is_refused() {
+    let topic = unique("iam-wrong-secret");
+    create_topic(&topic, 1);
+    send_signed_with("testing", &topic).expect("the right secret is accepted");
+    let err = send_signed_with("not-the-secret", &topic).unwrap_err();
+    assert!(err.contains("timed out") || err.contains("Authentication"), "{err}");
+    assert_eq!(record_count(&topic), 1, "only the correctly signed record");
+}

@@ -17,13 +17,14 @@ cache=${KK_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/krakend-kafka}
 kafka_version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$here/pom.xml")
 kafka_home=$cache/kafka-$kafka_version
 venv=$cache/venv-$(sha256sum "$here/requirements.txt" | cut -c1-12)
+validator=$cache/iam-validator-$(cat "$here/pom.xml" "$here/iam-validator/MskIamValidator.java" | sha256sum | cut -c1-12)
 
 cmd=${1:-}
 instance=${2:-test}
 case $instance in
   # Two instances with their own ports and state, so the tests never touch what `make run` serves.
-  test) kafka_port=19092 controller_port=19093 sasl_ssl_port=19094 ssl_port=19095 mtls_port=19096 glue_port=15000 ;;
-  run) kafka_port=9092 controller_port=9093 sasl_ssl_port=9094 ssl_port=9095 mtls_port=9096 glue_port=5000 ;;
+  test) kafka_port=19092 controller_port=19093 sasl_ssl_port=19094 ssl_port=19095 mtls_port=19096 iam_port=19097 glue_port=15000 ;;
+  run) kafka_port=9092 controller_port=9093 sasl_ssl_port=9094 ssl_port=9095 mtls_port=9096 iam_port=9097 glue_port=5000 ;;
   *) echo "services.sh: unknown instance '$instance' (test or run)" >&2; exit 2 ;;
 esac
 state=$cache/state-$instance
@@ -32,7 +33,7 @@ log() { echo "services: $*" >&2; }
 
 need_packages() {
   local missing=()
-  command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
+  command -v javac >/dev/null || missing+=(openjdk-17-jdk-headless)
   command -v mvn >/dev/null || missing+=(maven)
   command -v python3 >/dev/null || missing+=(python3 python3-venv)
   command -v curl >/dev/null || missing+=(curl)
@@ -51,6 +52,12 @@ install() {
     mvn -q -B -Dstyle.color=never -f "$here/pom.xml" dependency:copy-dependencies -DoutputDirectory="$kafka_home.tmp/libs"
     touch "$kafka_home.tmp/.complete"
     rm -rf "$kafka_home" && mv "$kafka_home.tmp" "$kafka_home"
+  fi
+  if [[ ! -e $validator/.complete ]]; then
+    log "compiling the test broker's MSK IAM validator"
+    rm -rf "$validator" && mkdir -p "$validator"
+    javac -d "$validator" -cp "$kafka_home/libs/*" "$here/iam-validator/MskIamValidator.java"
+    touch "$validator/.complete"
   fi
   if [[ ! -e $venv/.complete ]]; then
     log "installing the Glue emulator (moto) into $venv"
@@ -98,21 +105,25 @@ start_kafka() {
   if alive "$state/kafka.pid"; then return 0; fi
   rm -rf "$state/kafka" && mkdir -p "$state/kafka"
   make_tls
-  # PLAINTEXT for the plain tests and for reading back; SASL_SSL (SCRAM-SHA-512, PLAIN), SSL and MTLS
-  # (SSL that requires a client certificate from the test CA) for the security tests.
+  # PLAINTEXT for the plain tests and for reading back; SASL_SSL (SCRAM-SHA-512, PLAIN), SSL, MTLS
+  # (SSL that requires a client certificate from the test CA) and IAM (SASL_SSL with OAUTHBEARER,
+  # checked by MskIamValidator against the test's AWS key) for the security tests.
   cat >"$state/kafka/server.properties" <<PROPS
 process.roles=broker,controller
 node.id=1
-listeners=PLAINTEXT://127.0.0.1:$kafka_port,CONTROLLER://127.0.0.1:$controller_port,SASL_SSL://127.0.0.1:$sasl_ssl_port,SSL://127.0.0.1:$ssl_port,MTLS://127.0.0.1:$mtls_port
-advertised.listeners=PLAINTEXT://127.0.0.1:$kafka_port,SASL_SSL://127.0.0.1:$sasl_ssl_port,SSL://127.0.0.1:$ssl_port,MTLS://127.0.0.1:$mtls_port
+listeners=PLAINTEXT://127.0.0.1:$kafka_port,CONTROLLER://127.0.0.1:$controller_port,SASL_SSL://127.0.0.1:$sasl_ssl_port,SSL://127.0.0.1:$ssl_port,MTLS://127.0.0.1:$mtls_port,IAM://127.0.0.1:$iam_port
+advertised.listeners=PLAINTEXT://127.0.0.1:$kafka_port,SASL_SSL://127.0.0.1:$sasl_ssl_port,SSL://127.0.0.1:$ssl_port,MTLS://127.0.0.1:$mtls_port,IAM://127.0.0.1:$iam_port
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL,SSL:SSL,MTLS:SSL
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL,SSL:SSL,MTLS:SSL,IAM:SASL_SSL
 ssl.keystore.type=PEM
 ssl.keystore.location=$state/kafka/tls/broker-keystore.pem
 listener.name.mtls.ssl.client.auth=required
 listener.name.mtls.ssl.truststore.type=PEM
 listener.name.mtls.ssl.truststore.location=$state/kafka/tls/ca.pem
+listener.name.iam.sasl.enabled.mechanisms=OAUTHBEARER
+listener.name.iam.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub="broker" accessKey="testing" secretKey="testing";
+listener.name.iam.oauthbearer.sasl.server.callback.handler.class=krakendkafka.test.MskIamValidator
 sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN
 listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_krakend-plain="plain-secret";
@@ -129,7 +140,7 @@ PROPS
     -c "$state/kafka/server.properties" --add-scram 'SCRAM-SHA-512=[name=krakend,password=scram-secret]' \
     >"$state/kafka/format.log" 2>&1
   setsid nohup java -Xms256m -Xmx1g -Dkafka.logs.dir="$state/kafka" \
-    -Dlog4j2.configurationFile="$here/log4j2.properties" -cp "$kafka_home/libs/*" \
+    -Dlog4j2.configurationFile="$here/log4j2.properties" -cp "$kafka_home/libs/*:$validator" \
     kafka.Kafka "$state/kafka/server.properties" >"$state/kafka/stdout.log" 2>&1 &
   echo $! >"$state/kafka.pid"
   wait_for "Kafka on 127.0.0.1:$kafka_port" 90 grep -q "Kafka Server started" "$state/kafka/server.log" || {
@@ -167,6 +178,7 @@ export AWS_REGION=eu-central-1
 export KK_SASL_SSL_BOOTSTRAP=127.0.0.1:$sasl_ssl_port
 export KK_SSL_BOOTSTRAP=127.0.0.1:$ssl_port
 export KK_MTLS_BOOTSTRAP=127.0.0.1:$mtls_port
+export KK_IAM_BOOTSTRAP=127.0.0.1:$iam_port
 export KK_CLIENT_CERT=$state/kafka/tls/client.pem
 export KK_CLIENT_KEY=$state/kafka/tls/client.key
 export KK_TEST_CA=$state/kafka/tls/ca.pem

@@ -221,21 +221,38 @@ fn krakend_checks_the_example_config_and_loads_the_plugin() {
     // and a file that is not a plugin is refused
     let bad = Command::new(&krakend).args(["test-plugin", "-c", &format!("{root}/Cargo.toml")]).output().unwrap();
     assert!(!bad.status.success(), "{bad:?}");
+
+    // JWT validation is KrakenD CE's (krakend-jose): a config asking for it is refused, not served unprotected
+    let mut jwt: Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{root}/krakend/krakend.json")).unwrap()).unwrap();
+    jwt["endpoints"][0]["extra_config"] =
+        json!({"auth/validator": {"alg": "RS256", "jwk_url": "https://idp.example/jwks"}});
+    let path = std::env::temp_dir().join(unique("jwt")).with_extension("json");
+    std::fs::write(&path, jwt.to_string()).unwrap();
+    let refused = Command::new(&krakend).args(["check", "-c", path.to_str().unwrap()]).output().unwrap();
+    assert!(!refused.status.success(), "{refused:?}");
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("auth/validator needs KrakenD CE"), "{refused:?}");
 }
 
 #[test]
 #[ignore = "needs the gateway, Kafka and the Glue emulator: run `make e2e`"]
-fn scram_over_tls_publishes_and_a_wrong_password_is_a_clear_503() {
+fn scram_over_tls_publishes_and_each_broken_security_config_is_a_clear_503() {
     let topic = topic_with_schema("e2e-scram");
     let (status, answer) = post_json(&format!("/v1/scram/{topic}"), &[("Message-Key", "s")], &json!({"id": "s"}));
     assert_eq!(status, 200, "{answer}");
     let record = record_at(&topic, answer["partition"].as_i64().unwrap() as i32, answer["offset"].as_i64().unwrap());
     assert_eq!(decode(SCHEMA, "e2e.Event", record.payload().unwrap()), json!({"id": "s"}));
 
-    let (status, answer) = post_json(&format!("/v1/scram-wrong-password/{topic}"), &[], &json!({"id": "w"}));
-    assert_eq!(status, 503, "{answer}");
-    let message = answer["message"].as_str().unwrap();
-    assert!(message.contains("Authentication failed") && !message.contains("wrong-secret"), "{message}");
+    for (endpoint, cause) in [
+        ("scram-wrong-password", "Authentication failed"),
+        ("scram-untrusted-ca", "certificate verify failed"),
+        ("scram-wrong-mechanism", "SCRAM-SHA-256"),
+    ] {
+        let (status, answer) = post_json(&format!("/v1/{endpoint}/{topic}"), &[], &json!({"id": "w"}));
+        assert_eq!(status, 503, "{endpoint}: {answer}");
+        let message = answer["message"].as_str().unwrap();
+        assert!(message.contains(cause) && !message.contains("secret"), "{endpoint}: {message}");
+    }
     assert_eq!(record_count(&topic), 1, "only the authenticated record");
 }
 

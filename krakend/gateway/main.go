@@ -69,9 +69,27 @@ func parse(path string) (config.ServiceConfig, error) {
 		return config.ServiceConfig{}, fmt.Errorf("no configuration file: pass -c")
 	}
 	cfg, err := config.NewParser().Parse(path)
+	if err != nil {
+		return cfg, err
+	}
 	// Renames the namespaces CE accepts (plugin/http-client) to lura's own, as KrakenD CE does.
 	cfg.Normalize()
-	return cfg, err
+	return cfg, refuseUnenforceable(cfg)
+}
+
+// ceOnly are security settings of KrakenD CE components this gateway does not contain. lura ignores
+// namespaces it does not know, so serving such a config would silently drop the protection.
+var ceOnly = []string{"auth/validator", "auth/signer", "auth/api-keys", "qos/ratelimit/router"}
+
+func refuseUnenforceable(cfg config.ServiceConfig) error {
+	for _, e := range cfg.Endpoints {
+		for _, ns := range ceOnly {
+			if _, ok := e.ExtraConfig[ns]; ok {
+				return fmt.Errorf("endpoint %s: %s needs KrakenD CE; this gateway cannot enforce it, so it refuses the config", e.Endpoint, ns)
+			}
+		}
+	}
+	return nil
 }
 
 func check(path string) int {

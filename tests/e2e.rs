@@ -213,8 +213,10 @@ fn two_hundred_concurrent_requests_are_each_stored_once() {
 fn krakend_checks_the_example_config_and_loads_the_plugin() {
     let krakend = var("KK_KRAKEND_BIN");
     let root = env!("CARGO_MANIFEST_DIR");
-    let check = Command::new(&krakend).args(["check", "-c", &format!("{root}/krakend/krakend.json")]).output().unwrap();
-    assert!(check.status.success(), "{check:?}");
+    for config in ["krakend.json", "krakend-container.json"] {
+        let check = Command::new(&krakend).args(["check", "-c", &format!("{root}/krakend/{config}")]).output().unwrap();
+        assert!(check.status.success(), "{config}: {check:?}");
+    }
     let test = Command::new(&krakend).args(["test-plugin", "-c", &var("KK_PLUGIN")]).output().unwrap();
     assert!(test.status.success(), "{test:?}");
     assert!(String::from_utf8_lossy(&test.stdout).starts_with("[OK] CLIENT"), "{test:?}");

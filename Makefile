@@ -14,12 +14,13 @@ AWS_SIGNER := $(BUILD)/msk-iam-signer
 # Host and plugin must come from the same Go toolchain with the same flags. GOSUMDB is off because the
 # checksum database cannot be reached from the build machines; go.sum still pins every module's hash.
 GO := GOTOOLCHAIN=local GOFLAGS=-modcacherw GOMODCACHE=$(CACHE)/gomod GOSUMDB=off CGO_ENABLED=1 go
-# -s -w: no symbol table or DWARF (a plugin is found through its dynamic symbols, which stay).
-GO_BUILD := $(GO) build -trimpath -ldflags="-s -w"
+GO_BUILD := $(GO) build -trimpath
+# No symbol table or DWARF in what is shipped (a plugin is found through its dynamic symbols, which stay).
+GO_STRIP := -s -w
 # Starts the test services, runs the rest of the line with their environment, and stops them again.
 WITH_TEST_SERVICES = $(SERVICES) start test && trap '$(SERVICES) stop test' EXIT && eval "$$($(SERVICES) env test)" &&
 
-.PHONY: build header plugin krakend aws-signer image-context image image-test test unit integration go-test e2e run fmt-check services-install
+.PHONY: build header plugin krakend aws-signer image-context image image-test bench test unit integration go-test e2e run fmt-check services-install
 
 ## build: the Rust core, as libkrakend_kafka.so (C callers) and .a (the Go plugin), in release mode
 build:
@@ -27,14 +28,14 @@ build:
 
 ## plugin: the KrakenD plugin, one .so with the Rust core linked in, into build/plugins/
 plugin: build
-	cd go-shim && CGO_LDFLAGS="$(LIB)" $(GO_BUILD) -buildmode=plugin -o $(PLUGIN) .
+	cd go-shim && CGO_LDFLAGS="$(LIB)" $(GO_BUILD) -ldflags="$(GO_STRIP)" -buildmode=plugin -o $(PLUGIN) .
 
 # krakend/gateway/go.mod is the one place lura's version is pinned; the binary reports it (X-Krakend).
 LURA_VERSION = $(shell awk '$$1 == "github.com/luraproject/lura/v2" {print $$2}' krakend/gateway/go.mod)
 
 ## krakend: the gateway binary, into build/
 krakend:
-	cd krakend/gateway && $(GO_BUILD) -ldflags="-s -w -X github.com/luraproject/lura/v2/core.KrakendVersion=$(LURA_VERSION)" -o $(KRAKEND) .
+	cd krakend/gateway && $(GO_BUILD) -ldflags="$(GO_STRIP) -X github.com/luraproject/lura/v2/core.KrakendVersion=$(LURA_VERSION)" -o $(KRAKEND) .
 
 # AWS's Go SigV4 signer, the reference the MSK IAM token test compares with.
 aws-signer:
@@ -118,3 +119,8 @@ image: image-context
 ## image-test: runs the image's own krakend (unpacked, chroot) against local Kafka and the Glue emulator
 image-test: image
 	$(WITH_TEST_SERVICES) tests/image/test.sh $(IMAGE)
+
+## bench: throughput, latency, CPU and memory of every scenario on this machine, with ratios
+bench: plugin krakend
+	command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
+	$(WITH_TEST_SERVICES) tests/bench/run.sh

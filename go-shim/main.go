@@ -10,6 +10,8 @@ package main
 #include <stdlib.h>
 #include <string.h>
 #include "krakend_kafka.h"
+
+extern void krakendKafkaDone(uintptr_t context, char *response);
 */
 import "C"
 
@@ -17,6 +19,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"runtime/cgo"
 	"sync"
 	"unsafe"
 
@@ -96,7 +99,7 @@ func open(ctx context.Context, extra map[string]interface{}) (*handler, error) {
 }
 
 type handler struct {
-	mu        sync.RWMutex // held shared by requests, exclusively by close
+	mu        sync.RWMutex // held shared while a request is handed to the core, exclusively by close
 	publisher *C.kk_publisher
 	settings  bridge.Settings
 }
@@ -107,16 +110,29 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		bridge.WriteFailure(w, failure)
 		return
 	}
+	answer := make(chan []byte, 1)
+	context := cgo.NewHandle(answer)
 	h.mu.RLock()
-	defer h.mu.RUnlock()
 	if h.publisher == nil {
+		h.mu.RUnlock()
+		context.Delete()
 		bridge.WriteFailure(w, &bridge.Failure{Status: http.StatusServiceUnavailable, Message: "krakend-kafka: shutting down"})
 		return
 	}
-	// The envelope holds no Go pointers, so C may read it in place for the duration of the call.
-	answer := C.kk_publish(h.publisher, (*C.uint8_t)(unsafe.Pointer(&envelope[0])), C.size_t(len(envelope)))
-	defer C.kk_string_free(answer)
-	bridge.Write(w, C.GoBytes(unsafe.Pointer(answer), C.int(C.strlen(answer))))
+	// The core copies the envelope before it returns and answers through krakendKafkaDone: this goroutine
+	// waits on a channel, not inside C, so it holds no Go scheduler slot while Kafka acknowledges.
+	C.kk_publish_async(h.publisher, (*C.uint8_t)(unsafe.Pointer(&envelope[0])), C.size_t(len(envelope)),
+		C.kk_publish_done(C.krakendKafkaDone), C.uintptr_t(context))
+	h.mu.RUnlock()
+	bridge.Write(w, <-answer)
+}
+
+//export krakendKafkaDone
+func krakendKafkaDone(context C.uintptr_t, response *C.char) {
+	handle := cgo.Handle(context)
+	handle.Value().(chan []byte) <- C.GoBytes(unsafe.Pointer(response), C.int(C.strlen(response)))
+	handle.Delete()
+	C.kk_string_free(response)
 }
 
 func (h *handler) close() {

@@ -14,6 +14,13 @@
  */
 typedef struct kk_publisher kk_publisher;
 
+/*
+ Receives the answer of `kk_publish_async`: the `context` given to it, and the response JSON, which the
+ callee owns and releases with `kk_string_free`. Called exactly once per call, on one of the library's
+ threads; it should hand the response over and return quickly.
+ */
+typedef void (*kk_publish_done)(uintptr_t context, char *response);
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
@@ -54,6 +61,21 @@ char *kk_publisher_new(const uint8_t *config,
 char *kk_publish(const kk_publisher *publisher,
                  const uint8_t *request,
                  uintptr_t request_len);
+
+/*
+ `kk_publish` without blocking: copies the request, returns at once, and calls `done(context, response)`
+ when the broker acknowledged the record or the request failed. For callers whose threads must not
+ wait on the broker (the Go plugin: a goroutine blocked in C holds a Go scheduler slot).
+
+ # Safety
+ `publisher` must be a live handle from `kk_publisher_new` (it may be freed before `done` runs: the
+ call keeps what it needs); `request` must point to `request_len` readable bytes (or be NULL with 0).
+ */
+void kk_publish_async(const kk_publisher *publisher,
+                      const uint8_t *request,
+                      uintptr_t request_len,
+                      kk_publish_done done,
+                      uintptr_t context);
 
 /*
  Releases a handle. When it is the last handle on its producer, first waits (up to the request timeout)

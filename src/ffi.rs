@@ -10,6 +10,8 @@ use std::ffi::{c_char, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
+use futures_util::FutureExt as _;
+
 use crate::config::Config;
 use crate::outcome::{self, Failure};
 use crate::publisher::Publisher;
@@ -82,6 +84,48 @@ pub unsafe extern "C" fn kk_publish(
     }))
     .unwrap_or_else(|panic| Err(Failure::internal(format!("internal error: {}", panic_text(&panic)))));
     string(outcome::to_json(&outcome))
+}
+
+/// Receives the answer of `kk_publish_async`: the `context` given to it, and the response JSON, which the
+/// callee owns and releases with `kk_string_free`. Called exactly once per call, on one of the library's
+/// threads; it should hand the response over and return quickly.
+pub type kk_publish_done = extern "C" fn(context: usize, response: *mut c_char);
+
+/// `kk_publish` without blocking: copies the request, returns at once, and calls `done(context, response)`
+/// when the broker acknowledged the record or the request failed. For callers whose threads must not
+/// wait on the broker (the Go plugin: a goroutine blocked in C holds a Go scheduler slot).
+///
+/// # Safety
+/// `publisher` must be a live handle from `kk_publisher_new` (it may be freed before `done` runs: the
+/// call keeps what it needs); `request` must point to `request_len` readable bytes (or be NULL with 0).
+#[no_mangle]
+pub unsafe extern "C" fn kk_publish_async(
+    publisher: *const kk_publisher,
+    request: *const u8,
+    request_len: usize,
+    done: kk_publish_done,
+    context: usize,
+) {
+    let started = catch_unwind(AssertUnwindSafe(|| {
+        let publisher = Arc::clone(&publisher.as_ref()?.inner);
+        let request = bytes(request, request_len).to_vec();
+        Some(crate::runtime::runtime().spawn(async move {
+            let outcome = AssertUnwindSafe(publisher.publish_async(&request)).catch_unwind().await;
+            let outcome = outcome
+                .unwrap_or_else(|panic| Err(Failure::internal(format!("internal error: {}", panic_text(&panic)))));
+            done(context, string(outcome::to_json(&outcome)));
+        }))
+    }));
+    match started {
+        Ok(Some(_)) => {}
+        Ok(None) => {
+            done(context, string(outcome::to_json(&Err(Failure::internal("kk_publish_async: publisher is NULL")))))
+        }
+        Err(panic) => done(
+            context,
+            string(outcome::to_json(&Err(Failure::internal(format!("internal error: {}", panic_text(&panic)))))),
+        ),
+    }
 }
 
 /// Releases a handle. When it is the last handle on its producer, first waits (up to the request timeout)

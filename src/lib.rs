@@ -15,6 +15,7 @@ mod registry;
 mod request;
 mod runtime;
 
+pub use codec::Codec;
 pub use config::Config;
 pub use outcome::{Delivery, Failure, Outcome};
 pub use publisher::Publisher;

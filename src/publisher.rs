@@ -8,7 +8,6 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
 use aws_credential_types::provider::SharedCredentialsProvider;
 
-use crate::codec::Codec;
 use crate::config::Config;
 use crate::outcome::{Failure, Outcome};
 use crate::producer::{MskIam, Producer};
@@ -66,42 +65,41 @@ impl Publisher {
     }
 
     /// Validates `request` (the seed's JSON envelope), encodes its body with the topic's schema and
-    /// waits until the broker acknowledged the record. Blocks the calling thread; never panics on input.
-    pub fn publish(&self, request: &[u8]) -> Outcome {
+    /// waits until the broker acknowledged the record. Blocks the calling thread; the work itself runs on
+    /// the runtime's threads (see `publish_async`). Never panics on input.
+    pub fn publish(self: &Arc<Self>, request: &[u8]) -> Outcome {
+        let (publisher, request) = (Arc::clone(self), request.to_vec());
+        let task = runtime::runtime().spawn(async move { publisher.publish_async(&request).await });
+        runtime::runtime().block_on(task).unwrap_or_else(|e| Err(Failure::internal(format!("publish: {e}"))))
+    }
+
+    /// `publish` for callers on the runtime: a schema fetch on a cache miss runs here too, and HTTP
+    /// clients may start threads, which must inherit the runtime threads' blocked signal mask.
+    pub async fn publish_async(&self, request: &[u8]) -> Outcome {
         let request = request::parse(request)?;
         let codec = match self.schemas.fresh(&request.topic) {
             Some(codec) => codec?,
-            None => self.fetch_schema(&request.topic)?,
+            None => within(self.timeout, self.schemas.get(&request.topic)).await?,
         };
         let value = codec.encode(request.body)?;
         let send = self.producer.send(&request.topic, request.key.as_deref(), &request.headers, &value);
         // librdkafka gives up on the record after message.timeout.ms (the request timeout by default) and
         // says why; answering earlier would leave a record that may still land after a 504.
-        on_runtime(send, self.timeout + BACKSTOP)
-    }
-
-    /// A cache miss runs on the runtime's own threads, not the caller's: the HTTP client may start
-    /// threads (DNS lookups), which must inherit the runtime's blocked signal mask, and it needs stack.
-    fn fetch_schema(&self, topic: &str) -> Result<Arc<Codec>, Failure> {
-        let (schemas, topic) = (self.schemas.clone(), topic.to_owned());
-        let fetch = runtime::runtime().spawn(async move { schemas.get(&topic).await });
-        on_runtime(
-            async { fetch.await.unwrap_or_else(|e| Err(Failure::internal(format!("schema fetch: {e}")))) },
-            self.timeout,
-        )
+        within(self.timeout + BACKSTOP, send).await
     }
 }
 
 /// How long past librdkafka's own deadline a delivery is waited for, should librdkafka never answer.
 const BACKSTOP: Duration = Duration::from_secs(1);
 
-/// Runs `work` to completion, or answers 504 after `budget`.
-fn on_runtime<T>(work: impl std::future::Future<Output = Result<T, Failure>>, budget: Duration) -> Result<T, Failure> {
-    runtime::runtime().block_on(async {
-        tokio::time::timeout(budget, work)
-            .await
-            .unwrap_or_else(|_| Err(Failure::timeout(format!("no answer within {} ms", budget.as_millis()))))
-    })
+/// `work`'s answer, or 504 after `budget`.
+async fn within<T>(
+    budget: Duration,
+    work: impl std::future::Future<Output = Result<T, Failure>>,
+) -> Result<T, Failure> {
+    tokio::time::timeout(budget, work)
+        .await
+        .unwrap_or_else(|_| Err(Failure::timeout(format!("no answer within {} ms", budget.as_millis()))))
 }
 
 impl Drop for Publisher {

@@ -290,3 +290,41 @@ fn concurrent_publishes_are_each_acknowledged_and_stored_once() {
         assert_eq!(value["someMessage"].as_str().unwrap().as_bytes(), r.key().unwrap());
     }
 }
+
+/// Where `kk_publish_async` answers: the context is a boxed channel sender, taken back exactly once.
+extern "C" fn answered(context: usize, response: *mut std::ffi::c_char) {
+    let sender = unsafe { Box::from_raw(context as *mut std::sync::mpsc::Sender<String>) };
+    let text = unsafe { CStr::from_ptr(response) }.to_str().unwrap().to_owned();
+    unsafe { krakend_kafka::ffi::kk_string_free(response) };
+    sender.send(text).unwrap();
+}
+
+#[test]
+#[ignore = "needs Kafka and the Glue emulator: run `make test`"]
+fn async_c_entry_answers_each_request_once_through_its_callback() {
+    use krakend_kafka::ffi::*;
+    let (topic, registry) = topic_with_schema("async", SEED_SCHEMA);
+    let config = config(&registry, json!({}));
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    unsafe {
+        let mut handle = std::ptr::null_mut();
+        assert!(kk_publisher_new(config.as_ptr(), config.len(), &mut handle).is_null());
+        for i in 0..50 {
+            let request = json!({"topicName": topic, "body": {"some_message": format!("m{i}")}, "key": format!("{i}")});
+            let request = request.to_string();
+            let context = Box::into_raw(Box::new(tx.clone())) as usize;
+            kk_publish_async(handle, request.as_ptr(), request.len(), answered, context);
+        }
+        let bad = r#"{"topicName":"t"}"#;
+        kk_publish_async(handle, bad.as_ptr(), bad.len(), answered, Box::into_raw(Box::new(tx.clone())) as usize);
+        // the handle may go while requests are in flight: they keep what they need
+        kk_publisher_free(handle);
+        kk_publish_async(std::ptr::null(), bad.as_ptr(), bad.len(), answered, Box::into_raw(Box::new(tx)) as usize);
+    }
+    let answers: Vec<Value> = rx.iter().map(|t| serde_json::from_str(&t).unwrap()).collect();
+    assert_eq!(answers.len(), 52, "exactly one answer per call");
+    assert_eq!(answers.iter().filter(|a| a["statusCode"] == "200").count(), 50);
+    assert!(answers.iter().any(|a| a["message"] == "body: missing"));
+    assert!(answers.iter().any(|a| a["statusCode"] == "500" && a["message"].as_str().unwrap().contains("NULL")));
+    assert_eq!(record_count(&topic), 50);
+}

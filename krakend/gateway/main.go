@@ -136,6 +136,14 @@ func run(path string, debug bool) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	// "static": an http-client that answers the seed's ok at once and publishes nothing, for measuring what
+	// the gateway itself costs (the ceiling of `make bench`). Selected only by a config that names it.
+	clientplugin.RegisterClient("static", func(context.Context, map[string]interface{}) (http.Handler, error) {
+		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"statusCode":"200","message":"ok"}`))
+		}), nil
+	})
 	if cfg.Plugin != nil {
 		n, err := clientplugin.LoadWithLogger(cfg.Plugin.Folder, cfg.Plugin.Pattern, clientplugin.RegisterClient, logger)
 		if err != nil {

@@ -1,0 +1,88 @@
+//! The in-process scenarios of `make bench`, against the test services. Prints one `SCENARIO` line per
+//! scenario for tests/bench/run.sh to tabulate. Timings are measured here and never asserted.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_glue::types::DataFormat;
+use common::*;
+use krakend_kafka::{Codec, Config, Publisher};
+use serde_json::json;
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * p) as usize].as_secs_f64() * 1000.0
+}
+
+fn report(name: &str, mut latencies: Vec<Duration>, elapsed: Duration) {
+    latencies.sort();
+    println!(
+        "SCENARIO {name} requests={} throughput={:.1} p50_ms={:.3} p99_ms={:.3}",
+        latencies.len(),
+        latencies.len() as f64 / elapsed.as_secs_f64(),
+        percentile(&latencies, 0.50),
+        percentile(&latencies, 0.99)
+    );
+}
+
+fn main() {
+    // JSON -> protobuf for the seed's sample message.
+    let codec = Codec::compile("seed", SEED_SCHEMA, None).unwrap();
+    let body = serde_json::value::RawValue::from_string(r#"{"some_message":"test value"}"#.into()).unwrap();
+    let rounds = 200_000;
+    for _ in 0..rounds / 10 {
+        std::hint::black_box(codec.encode(&body).unwrap());
+    }
+    let started = Instant::now();
+    for _ in 0..rounds {
+        std::hint::black_box(codec.encode(&body).unwrap());
+    }
+    println!("SCENARIO codec ns_per_message={:.0}", started.elapsed().as_nanos() as f64 / rounds as f64);
+
+    let topic = unique("bench");
+    create_topic(&topic, 3);
+    register_schema(REGISTRY, &topic, DataFormat::Protobuf, SEED_SCHEMA);
+    let request = json!({"topicName": topic, "body": {"some_message": "benchmark payload"}, "key": "bench",
+        "headers": {"source": "bench", "trace-id": "abc-123"}})
+    .to_string();
+
+    // Our producer alone, in-process: 64 callers at once, as 64 gateway connections would be.
+    let publisher =
+        Publisher::shared(Config::parse(config(REGISTRY, json!({})).as_bytes(), |_| None).unwrap()).unwrap();
+    for _ in 0..200 {
+        publisher.publish(request.as_bytes()).unwrap();
+    }
+    let (callers, each) = (64, 300);
+    let started = Instant::now();
+    let threads: Vec<_> = (0..callers)
+        .map(|_| {
+            let (publisher, request) = (publisher.clone(), request.clone());
+            std::thread::spawn(move || {
+                (0..each)
+                    .map(|_| {
+                        let t = Instant::now();
+                        publisher.publish(request.as_bytes()).unwrap();
+                        t.elapsed()
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let latencies: Vec<Duration> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
+    report("producer_alone", latencies, started.elapsed());
+
+    // The seed's pattern: per message a new producer and a fresh schema fetch (a publisher with a config
+    // of its own has a new producer and an empty schema cache), then flush and close.
+    let mut latencies = Vec::new();
+    let started = Instant::now();
+    for i in 0..20 {
+        let t = Instant::now();
+        let config = config(REGISTRY, json!({"kafka": {"client.id": format!("seed-pattern-{i}")}}));
+        let p = Publisher::shared(Config::parse(config.as_bytes(), |_| None).unwrap()).unwrap();
+        p.publish(request.as_bytes()).unwrap();
+        drop(p);
+        latencies.push(t.elapsed());
+    }
+    report("seed_pattern", latencies, started.elapsed());
+}

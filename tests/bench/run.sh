@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# `make bench`: every scenario on this machine, same broker, payload and concurrency, then a table and
+# one RATIO line per comparison. Runs with the test services' environment; stops what it starts.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+seconds=${KK_BENCH_SECONDS:-20} connections=${KK_BENCH_CONNECTIONS:-64}
+out=$(mktemp -d)
+trap 'kill $(cat "$out"/*.pid 2>/dev/null) 2>/dev/null || true; rm -rf "$out"' EXIT
+"$root/tests/services/services.sh" example test >/dev/null 2>&1
+
+# scenario NAME CONFIG PATH: the gateway with CONFIG under wrk, with its CPU time and memory.
+scenario() {
+  local name=$1 config=$2 url=http://127.0.0.1:18090$3
+  (cd "$root/build" && exec ./krakend run -c "$root/tests/bench/$config") >"$out/$name.log" 2>&1 &
+  local pid=$!
+  echo $pid >"$out/$name.pid"
+  for ((i = 0; i < 120; i++)); do curl -sf "http://127.0.0.1:18090/__health" >/dev/null && break; sleep 0.25; done
+  wrk -t2 -c"$connections" -d3s -s "$root/tests/bench/post.lua" "$url" >/dev/null # warm-up
+  local ticks=$(getconf CLK_TCK) cpu0 cpu1
+  cpu0=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+  wrk -t2 -c"$connections" -d"${seconds}s" --latency -s "$root/tests/bench/post.lua" "$url" >"$out/$name.wrk"
+  cpu1=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+  python3 - "$name" "$out/$name.wrk" "$(((cpu1 - cpu0)))" "$ticks" "/proc/$pid/status" <<'PY'
+import re, sys
+name, wrk, cpu, ticks, status = sys.argv[1], open(sys.argv[2]).read(), int(sys.argv[3]), int(sys.argv[4]), open(sys.argv[5]).read()
+unit = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+def pct(p):
+    v, u = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)$", wrk, re.M).groups()
+    return float(v) * unit[u]
+requests = int(re.search(r"(\d+) requests in", wrk).group(1))
+errors = re.search(r"Non-2xx or 3xx responses: (\d+)", wrk)
+mem = lambda k: int(re.search(rf"{k}:\s+(\d+) kB", status).group(1)) / 1024
+throughput = float(re.search(r"Requests/sec:\s+([\d.]+)", wrk).group(1))
+rss, peak, failed = mem("VmRSS"), mem("VmHWM"), errors.group(1) if errors else 0
+print(f"SCENARIO {name} requests={requests} throughput={throughput:.1f} p50_ms={pct(50):.3f} p99_ms={pct(99):.3f} "
+      f"cpu_s_per_1000={cpu / ticks / requests * 1000:.3f} rss_mb={rss:.1f} peak_rss_mb={peak:.1f} errors={failed}")
+PY
+  kill $pid; wait $pid 2>/dev/null || true
+}
+
+{
+  scenario ceiling plain.json /bench/ceiling
+  scenario plugin plugin.json /v1/event/example-events
+  (cd "$root" && cargo bench --bench publish -q 2>/dev/null | grep '^SCENARIO')
+} | tee "$out/results"
+
+python3 - "$out/results" "$seconds" "$connections" <<'PY'
+import sys
+rows = {}
+for line in open(sys.argv[1]):
+    _, name, *kv = line.split()
+    rows[name] = dict(x.split("=") for x in kv)
+print(f"\nkrakend-kafka benchmark: {sys.argv[3]} connections, {sys.argv[2]} s per HTTP scenario, one machine")
+print(f"{'scenario':<16}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'CPU s/1000':>12}{'peak RSS MB':>13}{'errors':>8}")
+for name, r in rows.items():
+    if "throughput" in r:
+        print(f"{name:<16}{float(r['throughput']):>10.0f}{float(r['p50_ms']):>9.2f}{float(r['p99_ms']):>9.2f}"
+              f"{r.get('cpu_s_per_1000', '-'):>12}{r.get('peak_rss_mb', '-'):>13}{r.get('errors', '0'):>8}")
+print(f"codec: JSON -> protobuf of the seed's sample: {rows['codec']['ns_per_message']} ns per message")
+ratio = lambda a, b: (float(rows[a]["throughput"]) / float(rows[b]["throughput"]), float(rows[a]["p99_ms"]) / float(rows[b]["p99_ms"]))
+for a, b in [("plugin", "ceiling"), ("plugin", "seed_pattern"), ("plugin", "producer_alone")]:
+    t, p = ratio(a, b)
+    print(f"RATIO {a}/{b} throughput={t:.2f} p99={p:.2f}")
+print(f"RSS plugin-ceiling={float(rows['plugin']['rss_mb']) - float(rows['ceiling']['rss_mb']):.1f}MB "
+      f"(after the run: plugin {rows['plugin']['rss_mb']} MB, plain gateway {rows['ceiling']['rss_mb']} MB)")
+PY

@@ -82,7 +82,7 @@ pub unsafe extern "C" fn kk_publish(
         Some(p) => p.inner.publish(bytes(request, request_len)),
         None => Err(Failure::internal("kk_publish: publisher is NULL")),
     }))
-    .unwrap_or_else(|panic| Err(Failure::internal(format!("internal error: {}", panic_text(&panic)))));
+    .unwrap_or_else(|p| Err(panicked(&p)));
     string(outcome::to_json(&outcome))
 }
 
@@ -111,21 +111,15 @@ pub unsafe extern "C" fn kk_publish_async(
         let request = bytes(request, request_len).to_vec();
         Some(crate::runtime::runtime().spawn(async move {
             let outcome = AssertUnwindSafe(publisher.publish_async(&request)).catch_unwind().await;
-            let outcome = outcome
-                .unwrap_or_else(|panic| Err(Failure::internal(format!("internal error: {}", panic_text(&panic)))));
-            done(context, string(outcome::to_json(&outcome)));
+            done(context, string(outcome::to_json(&outcome.unwrap_or_else(|p| Err(panicked(&p))))));
         }))
     }));
-    match started {
-        Ok(Some(_)) => {}
-        Ok(None) => {
-            done(context, string(outcome::to_json(&Err(Failure::internal("kk_publish_async: publisher is NULL")))))
-        }
-        Err(panic) => done(
-            context,
-            string(outcome::to_json(&Err(Failure::internal(format!("internal error: {}", panic_text(&panic)))))),
-        ),
-    }
+    let failure = match started {
+        Ok(Some(_)) => return,
+        Ok(None) => Failure::internal("kk_publish_async: publisher is NULL"),
+        Err(panic) => panicked(&panic),
+    };
+    done(context, string(outcome::to_json(&Err(failure))));
 }
 
 /// Releases a handle. When it is the last handle on its producer, first waits (up to the request timeout)
@@ -175,6 +169,11 @@ fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
         .map(|s| s.to_string())
         .or_else(|| panic.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "panic".into())
+}
+
+/// A panic caught at the boundary, as the 500 the caller gets instead of an abort.
+fn panicked(panic: &Box<dyn std::any::Any + Send>) -> Failure {
+    Failure::internal(format!("internal error: {}", panic_text(panic)))
 }
 
 #[cfg(test)]

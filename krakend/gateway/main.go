@@ -157,6 +157,14 @@ func run(path string, debug bool) int {
 	}
 	executor := clientplugin.HTTPRequestExecutorWithContext(ctx, logger, plain)
 	backends := func(b *config.Backend) proxy.Proxy {
+		publisher, err := publisherBackend(ctx, b)
+		if err != nil {
+			logger.Error("[BACKEND]", err.Error())
+			return func(context.Context, *proxy.Request) (*proxy.Response, error) { return nil, err }
+		}
+		if publisher != nil {
+			return publisher
+		}
 		return proxy.NewHTTPProxyWithHTTPExecutor(b, executor(b), b.Decoder)
 	}
 	// The engine as KrakenD CE builds it: request log, recovery, path checks and /__health.

@@ -5,6 +5,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
 seconds=${KK_BENCH_SECONDS:-20} connections=${KK_BENCH_CONNECTIONS:-64}
 out=$(mktemp -d)
+export KAFKA_BROKERS=$KK_BOOTSTRAP_SERVERS # the CE-style publisher's brokers, as KrakenD CE takes them
 trap 'kill $(cat "$out"/*.pid 2>/dev/null) 2>/dev/null || true; rm -rf "$out"' EXIT
 "$root/tests/services/services.sh" example test >/dev/null 2>&1
 
@@ -40,6 +41,7 @@ PY
 
 {
   scenario ceiling plain.json /bench/ceiling
+  scenario native_pubsub native.json /v1/native
   scenario plugin plugin.json /v1/event/example-events
   (cd "$root" && cargo bench --bench publish -q 2>/dev/null | grep '^SCENARIO')
 } | tee "$out/results"
@@ -58,7 +60,7 @@ for name, r in rows.items():
               f"{r.get('cpu_s_per_1000', '-'):>12}{r.get('peak_rss_mb', '-'):>13}{r.get('errors', '0'):>8}")
 print(f"codec: JSON -> protobuf of the seed's sample: {rows['codec']['ns_per_message']} ns per message")
 ratio = lambda a, b: (float(rows[a]["throughput"]) / float(rows[b]["throughput"]), float(rows[a]["p99_ms"]) / float(rows[b]["p99_ms"]))
-for a, b in [("plugin", "ceiling"), ("plugin", "seed_pattern"), ("plugin", "producer_alone")]:
+for a, b in [("plugin", "native_pubsub"), ("plugin", "ceiling"), ("plugin", "seed_pattern"), ("plugin", "producer_alone")]:
     t, p = ratio(a, b)
     print(f"RATIO {a}/{b} throughput={t:.2f} p99={p:.2f}")
 print(f"RSS plugin-ceiling={float(rows['plugin']['rss_mb']) - float(rows['ceiling']['rss_mb']):.1f}MB "

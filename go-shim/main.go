@@ -110,17 +110,16 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		bridge.WriteFailure(w, failure)
 		return
 	}
-	answer := make(chan []byte, 1)
-	context := cgo.NewHandle(answer)
 	h.mu.RLock()
 	if h.publisher == nil {
 		h.mu.RUnlock()
-		context.Delete()
 		bridge.WriteFailure(w, &bridge.Failure{Status: http.StatusServiceUnavailable, Message: "krakend-kafka: shutting down"})
 		return
 	}
 	// The core copies the envelope before it returns and answers through krakendKafkaDone: this goroutine
 	// waits on a channel, not inside C, so it holds no Go scheduler slot while Kafka acknowledges.
+	answer := make(chan []byte, 1)
+	context := cgo.NewHandle(answer)
 	C.kk_publish_async(h.publisher, (*C.uint8_t)(unsafe.Pointer(&envelope[0])), C.size_t(len(envelope)),
 		C.kk_publish_done(C.krakendKafkaDone), C.uintptr_t(context))
 	h.mu.RUnlock()

@@ -24,7 +24,8 @@ pub struct Config {
     pub aws_role_arn: Option<String>,
     /// `sasl.mechanism: AWS_MSK_IAM` was asked for: SASL/OAUTHBEARER with tokens signed in-process.
     pub msk_iam: bool,
-    /// The whole budget of one publish: schema fetch, then broker acknowledgement.
+    /// The budget of each wait of a publish: the schema fetch on a cache miss, then the broker's
+    /// acknowledgement (the default of `message.timeout.ms`).
     pub timeout: Duration,
     /// How long a fetched schema is served before it is fetched again.
     pub schema_ttl: Duration,
@@ -158,7 +159,7 @@ impl Config {
 }
 
 /// Whether a librdkafka property holds a secret that must never be printed.
-pub fn is_secret(key: &str) -> bool {
+fn is_secret(key: &str) -> bool {
     ["password", "secret", "sasl.jaas", "key.pem", "oauthbearer.config", "token"].iter().any(|s| key.contains(s))
 }
 

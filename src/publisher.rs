@@ -105,7 +105,15 @@ async fn within<T>(
 impl Drop for Publisher {
     fn drop(&mut self) {
         // Records already accepted get the request budget to reach the broker before the process goes.
-        let _ = self.producer.flush(self.timeout);
+        let flush = || drop(self.producer.flush(self.timeout));
+        // The last handle may go on a runtime worker (an async publish held it): hand that worker's other
+        // tasks to another thread while this one waits.
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(flush)
+            }
+            _ => flush(),
+        }
     }
 }
 

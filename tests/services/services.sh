@@ -79,8 +79,9 @@ wait_for() { # what, seconds, command...
   return 1
 }
 
-kafka_java() { java -Xms256m -Xmx1g -Dkafka.logs.dir="$state/kafka" \
-  -Dlog4j2.configurationFile="$here/log4j2.properties" -cp "$kafka_home/libs/*" "$@"; }
+java_opts=(-Xms256m -Xmx1g -Dkafka.logs.dir="$state/kafka" -Dlog4j2.configurationFile="$here/log4j2.properties"
+  -cp "$kafka_home/libs/*:$validator")
+kafka_java() { java "${java_opts[@]}" "$@"; }
 
 # A throwaway CA, the broker's certificate for 127.0.0.1/localhost, a client certificate for mTLS, and
 # a second CA nobody trusts.
@@ -139,9 +140,7 @@ PROPS
   kafka_java kafka.tools.StorageTool format --standalone -t "$(kafka_java kafka.tools.StorageTool random-uuid)" \
     -c "$state/kafka/server.properties" --add-scram 'SCRAM-SHA-512=[name=krakend,password=scram-secret]' \
     >"$state/kafka/format.log" 2>&1
-  setsid nohup java -Xms256m -Xmx1g -Dkafka.logs.dir="$state/kafka" \
-    -Dlog4j2.configurationFile="$here/log4j2.properties" -cp "$kafka_home/libs/*:$validator" \
-    kafka.Kafka "$state/kafka/server.properties" >"$state/kafka/stdout.log" 2>&1 &
+  setsid nohup java "${java_opts[@]}" kafka.Kafka "$state/kafka/server.properties" >"$state/kafka/stdout.log" 2>&1 &
   echo $! >"$state/kafka.pid"
   wait_for "Kafka on 127.0.0.1:$kafka_port" 90 grep -q "Kafka Server started" "$state/kafka/server.log" || {
     tail -n 20 "$state/kafka/stdout.log" "$state/kafka/server.log" >&2 || true; return 1; }

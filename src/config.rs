@@ -12,6 +12,10 @@ const DEFAULT_TIMEOUT_MS: u64 = 10_000;
 const DEFAULT_SCHEMA_TTL_MS: u64 = 300_000;
 const DEFAULT_SCHEMA_MISS_TTL_MS: u64 = 10_000;
 
+/// librdkafka looks for expired records about once a second, so it reports one up to this long after
+/// `message.timeout.ms`.
+pub const EXPIRY_SCAN: Duration = Duration::from_secs(1);
+
 #[derive(Clone, PartialEq)]
 pub struct Config {
     /// Glue Schema Registry holding one schema per topic (schema name = topic name).
@@ -25,8 +29,11 @@ pub struct Config {
     /// `sasl.mechanism: AWS_MSK_IAM` was asked for: SASL/OAUTHBEARER with tokens signed in-process.
     pub msk_iam: bool,
     /// The budget of each wait of a publish: the schema fetch on a cache miss, then the broker's
-    /// acknowledgement (the default of `message.timeout.ms`).
+    /// acknowledgement.
     pub timeout: Duration,
+    /// `message.timeout.ms`: when librdkafka gives up on a record. By default early enough that its
+    /// report arrives within `timeout`.
+    pub delivery_timeout: Duration,
     /// How long a fetched schema is served before it is fetched again.
     pub schema_ttl: Duration,
     /// How long "no such schema" is remembered, so a misdirected client cannot hammer Glue.
@@ -136,8 +143,14 @@ impl Config {
             kafka.insert("sasl.mechanism".into(), "OAUTHBEARER".into());
             kafka.entry("security.protocol".into()).or_insert_with(|| "SASL_SSL".into());
         }
-        let budget = timeout.as_millis().to_string();
-        kafka.entry("message.timeout.ms".into()).or_insert(budget);
+        let expiry = timeout - EXPIRY_SCAN.min(timeout / 2);
+        let delivery_timeout = kafka.entry("message.timeout.ms".into()).or_insert(expiry.as_millis().to_string());
+        let delivery_timeout = match delivery_timeout.parse() {
+            Ok(ms) if ms > 0 => Duration::from_millis(ms),
+            _ => {
+                return Err(format!("config key kafka.message.timeout.ms: not a positive number: {delivery_timeout:?}"))
+            }
+        };
         // librdkafka waits 30 s before it calls a topic missing; answer 404 well inside the budget.
         let propagation = (timeout.as_millis() / 2).max(1).to_string();
         kafka.entry("topic.metadata.propagation.max.ms".into()).or_insert(propagation);
@@ -150,6 +163,7 @@ impl Config {
             aws_role_arn: raw.aws_role_arn,
             msk_iam,
             timeout,
+            delivery_timeout,
             schema_ttl: ms("schema_ttl_ms", raw.schema_ttl_ms, DEFAULT_SCHEMA_TTL_MS)?,
             schema_miss_ttl: ms("schema_miss_ttl_ms", raw.schema_miss_ttl_ms, DEFAULT_SCHEMA_MISS_TTL_MS)?,
             kafka,
@@ -226,7 +240,10 @@ mod tests {
         assert_eq!(c.timeout, Duration::from_secs(10));
         assert_eq!(c.schema_ttl, Duration::from_secs(300));
         assert_eq!(c.kafka["enable.idempotence"], "true");
-        assert_eq!(c.kafka["message.timeout.ms"], "10000");
+        assert_eq!(c.kafka["message.timeout.ms"], "9000");
+        assert_eq!(c.delivery_timeout, Duration::from_secs(9));
+        let short = r#"{"bootstrap_servers":"b","registry_name":"r","timeout_ms":1000}"#;
+        assert_eq!(Config::parse(short.as_bytes(), |_| None).unwrap().kafka["message.timeout.ms"], "500");
         assert_eq!(c.kafka["topic.metadata.propagation.max.ms"], "5000");
         assert!(c.message_types.is_empty());
     }
@@ -241,6 +258,7 @@ mod tests {
         assert_eq!(c.kafka["compression.type"], "lz4");
         assert_eq!(c.kafka["enable.ssl.certificate.verification"], "false");
         assert_eq!(c.kafka["message.timeout.ms"], "2000");
+        assert_eq!(c.delivery_timeout, Duration::from_secs(2));
         assert_eq!(c.kafka["topic.metadata.propagation.max.ms"], "1500");
         assert_eq!(c.message_types["orders"], "shop.Order");
     }
@@ -260,6 +278,10 @@ mod tests {
             (
                 r#"{"bootstrap_servers":"b","registry_name":"r","kafka":{"enable.idempotence":false}}"#,
                 "kafka.enable.idempotence",
+            ),
+            (
+                r#"{"bootstrap_servers":"b","registry_name":"r","kafka":{"message.timeout.ms":"5s"}}"#,
+                "kafka.message.timeout.ms: not a positive number",
             ),
             (r#"[1]"#, "config: must be a JSON object"),
             (r#"{"region":"x"} trailing"#, "config: trailing characters"),

@@ -104,7 +104,7 @@ impl Producer {
     }
 
     /// Sends one record and resolves when the broker acknowledged it, or librdkafka gave up on it
-    /// (after `message.timeout.ms`, which defaults to the request budget).
+    /// (after `message.timeout.ms`, set so that its report comes within the request budget).
     pub async fn send(
         &self,
         topic: &str,

@@ -8,7 +8,7 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
 use aws_credential_types::provider::SharedCredentialsProvider;
 
-use crate::config::Config;
+use crate::config::{Config, EXPIRY_SCAN};
 use crate::outcome::{Failure, Outcome};
 use crate::producer::{MskIam, Producer};
 use crate::registry::{Glue, SchemaCache};
@@ -18,6 +18,9 @@ pub struct Publisher {
     producer: Producer,
     schemas: Arc<SchemaCache<Glue>>,
     timeout: Duration,
+    /// How long a delivery is waited for: librdkafka's own deadline, its scan for expired records, and
+    /// a backstop should librdkafka never answer.
+    delivery_wait: Duration,
 }
 
 /// Publishers alive in this process, by configuration: KrakenD builds a client per backend, and every
@@ -48,7 +51,8 @@ impl Publisher {
                 config.schema_ttl,
                 config.schema_miss_ttl,
             );
-            Ok(Publisher { producer, schemas: Arc::new(schemas), timeout: config.timeout })
+            let delivery_wait = config.delivery_timeout + EXPIRY_SCAN + BACKSTOP;
+            Ok(Publisher { producer, schemas: Arc::new(schemas), timeout: config.timeout, delivery_wait })
         })
     }
 
@@ -83,13 +87,13 @@ impl Publisher {
         };
         let value = codec.encode(request.body)?;
         let send = self.producer.send(&request.topic, request.key.as_deref(), &request.headers, &value);
-        // librdkafka gives up on the record after message.timeout.ms (the request timeout by default) and
-        // says why; answering earlier would leave a record that may still land after a 504.
-        within(self.timeout + BACKSTOP, send).await
+        // librdkafka gives up on the record after message.timeout.ms and says why; answering earlier
+        // would leave a record that may still land after a 504.
+        within(self.delivery_wait, send).await
     }
 }
 
-/// How long past librdkafka's own deadline a delivery is waited for, should librdkafka never answer.
+/// How long past librdkafka's report of an expired record a delivery is waited for, should it never come.
 const BACKSTOP: Duration = Duration::from_secs(1);
 
 /// `work`'s answer, or 504 after `budget`.

@@ -9,17 +9,27 @@
 #include <stdint.h>
 
 /*
+ A queue of answers to `kk_publish_message`, collected by the caller with `kk_answers_wait`.
+ */
+typedef struct kk_answers kk_answers;
+
+/*
  A publisher: one Kafka producer, one Glue client and one schema cache. Handles opened with the same
  configuration share them.
  */
 typedef struct kk_publisher kk_publisher;
 
 /*
- Receives the answer of `kk_publish_async`: the `context` given to it, and the response JSON, which the
- callee owns and releases with `kk_string_free`. Called exactly once per call, on one of the library's
- threads; it should hand the response over and return quickly.
+ One answer: the `context` given to `kk_publish_message`, the HTTP status the gateway should answer
+ (200, 400, 404, 413, 500, 503 or 504), and the response JSON (as `kk_publish` returns it, not
+ NUL-terminated), owned by the queue.
  */
-typedef void (*kk_publish_done)(uintptr_t context, char *response);
+typedef struct {
+  uintptr_t context;
+  uint16_t status;
+  const uint8_t *response;
+  uintptr_t response_len;
+} kk_answer;
 
 #ifdef __cplusplus
 extern "C" {
@@ -63,19 +73,66 @@ char *kk_publish(const kk_publisher *publisher,
                  uintptr_t request_len);
 
 /*
- `kk_publish` without blocking: copies the request, returns at once, and calls `done(context, response)`
- when the broker acknowledged the record or the request failed. For callers whose threads must not
- wait on the broker (the Go plugin: a goroutine blocked in C holds a Go scheduler slot).
+ A new, empty answer queue, owned by the caller (`kk_answers_free`); NULL if the system has no file
+ descriptor left for it.
+ */
+kk_answers *kk_answers_new(void);
+
+/*
+ A descriptor that turns readable when answers arrive on an empty queue, for callers with an event
+ loop: wait for it, read its 8 bytes, then call `kk_answers_wait` with timeout 0 until it returns 0.
+ Owned by the queue: do not close it; it is closed by `kk_answers_free`. -1 if `answers` is NULL.
 
  # Safety
- `publisher` must be a live handle from `kk_publisher_new` (it may be freed before `done` runs: the
- call keeps what it needs); `request` must point to `request_len` readable bytes (or be NULL with 0).
+ `answers` must be NULL or a live queue from `kk_answers_new`.
  */
-void kk_publish_async(const kk_publisher *publisher,
-                      const uint8_t *request,
-                      uintptr_t request_len,
-                      kk_publish_done done,
-                      uintptr_t context);
+int32_t kk_answers_fd(const kk_answers *answers);
+
+/*
+ Waits up to `timeout_ms` for answers and copies up to `cap` of them into `out`, returning how many.
+ Their response bytes stay valid until the next `kk_answers_wait` or `kk_answers_free` on this queue.
+ Meant for one collecting thread; any number of threads may publish to the queue meanwhile.
+
+ # Safety
+ `answers` must be a live queue from `kk_answers_new`; `out` must have room for `cap` answers.
+ */
+uintptr_t kk_answers_wait(const kk_answers *answers,
+                          kk_answer *out,
+                          uintptr_t cap,
+                          uint32_t timeout_ms);
+
+/*
+ Releases a queue. Answers still to come for it are dropped; their records are published all the same.
+
+ # Safety
+ `answers` must be NULL or a queue from `kk_answers_new` not yet freed, in use by no other thread.
+ */
+void kk_answers_free(kk_answers *answers);
+
+/*
+ Publishes the parts of an HTTP request without waiting, the gateway plugin's entry point: `topic`,
+ `key` (NULL: no key), `headers` (the `Message-Headers` list `k1=v1,k2=v2`, percent-encoded; empty or
+ NULL: none) and `body` (a JSON object), each given as pointer and length and read only during the
+ call. Its answer, tagged with `context`, is queued on `answers` once the broker acknowledged the
+ record or the request failed (bad input is answered before this returns). Skips the envelope's JSON
+ round trip of `kk_publish`, and never blocks the caller on the broker.
+
+ # Safety
+ `publisher` must be a live handle from `kk_publisher_new`, `answers` a live queue from
+ `kk_answers_new` (either may be freed before the answer comes: the call keeps what it needs); each
+ other pointer must be NULL or point to its length of readable bytes.
+ */
+void kk_publish_message(const kk_publisher *publisher,
+                        const uint8_t *topic,
+                        uintptr_t topic_len,
+                        const uint8_t *key,
+                        uintptr_t key_len,
+                        const uint8_t *headers,
+                        uintptr_t headers_len,
+                        const uint8_t *body,
+                        uintptr_t body_len,
+                        const kk_answers *answers,
+                        uintptr_t context);
 
 /*
  Releases a handle. When it is the last handle on its producer, first waits (up to the request timeout)

@@ -14,7 +14,7 @@ const DEFAULT_SCHEMA_MISS_TTL_MS: u64 = 10_000;
 
 /// librdkafka looks for expired records about once a second, so it reports one up to this long after
 /// `message.timeout.ms`.
-pub const EXPIRY_SCAN: Duration = Duration::from_secs(1);
+const EXPIRY_SCAN: Duration = Duration::from_secs(1);
 
 #[derive(Clone, PartialEq)]
 pub struct Config {
@@ -31,9 +31,6 @@ pub struct Config {
     /// The budget of each wait of a publish: the schema fetch on a cache miss, then the broker's
     /// acknowledgement.
     pub timeout: Duration,
-    /// `message.timeout.ms`: when librdkafka gives up on a record. By default early enough that its
-    /// report arrives within `timeout`.
-    pub delivery_timeout: Duration,
     /// How long a fetched schema is served before it is fetched again.
     pub schema_ttl: Duration,
     /// How long "no such schema" is remembered, so a misdirected client cannot hammer Glue.
@@ -144,17 +141,19 @@ impl Config {
             kafka.entry("security.protocol".into()).or_insert_with(|| "SASL_SSL".into());
         }
         let expiry = timeout - EXPIRY_SCAN.min(timeout / 2);
+        // Every caller is answered when librdkafka gives up on its record: that deadline must exist (0
+        // would be infinite), and by default its report arrives within the budget.
         let delivery_timeout = kafka.entry("message.timeout.ms".into()).or_insert(expiry.as_millis().to_string());
-        let delivery_timeout = match delivery_timeout.parse() {
-            Ok(ms) if ms > 0 => Duration::from_millis(ms),
-            _ => {
-                return Err(format!("config key kafka.message.timeout.ms: not a positive number: {delivery_timeout:?}"))
-            }
-        };
+        if !delivery_timeout.parse::<u64>().is_ok_and(|ms| ms > 0) {
+            return Err(format!("config key kafka.message.timeout.ms: not a positive number: {delivery_timeout:?}"));
+        }
         // librdkafka waits 30 s before it calls a topic missing; answer 404 well inside the budget.
         let propagation = (timeout.as_millis() / 2).max(1).to_string();
         kafka.entry("topic.metadata.propagation.max.ms".into()).or_insert(propagation);
         kafka.entry("client.id".into()).or_insert_with(|| "krakend-kafka".into());
+        // librdkafka's 5 ms is paid by every caller waiting for its ack. 1 ms is enough to batch under load:
+        // records queue behind the in-flight requests anyway.
+        kafka.entry("linger.ms".into()).or_insert_with(|| "1".into());
 
         Ok(Config {
             registry_name,
@@ -163,7 +162,6 @@ impl Config {
             aws_role_arn: raw.aws_role_arn,
             msk_iam,
             timeout,
-            delivery_timeout,
             schema_ttl: ms("schema_ttl_ms", raw.schema_ttl_ms, DEFAULT_SCHEMA_TTL_MS)?,
             schema_miss_ttl: ms("schema_miss_ttl_ms", raw.schema_miss_ttl_ms, DEFAULT_SCHEMA_MISS_TTL_MS)?,
             kafka,
@@ -241,24 +239,23 @@ mod tests {
         assert_eq!(c.schema_ttl, Duration::from_secs(300));
         assert_eq!(c.kafka["enable.idempotence"], "true");
         assert_eq!(c.kafka["message.timeout.ms"], "9000");
-        assert_eq!(c.delivery_timeout, Duration::from_secs(9));
         let short = r#"{"bootstrap_servers":"b","registry_name":"r","timeout_ms":1000}"#;
         assert_eq!(Config::parse(short.as_bytes(), |_| None).unwrap().kafka["message.timeout.ms"], "500");
         assert_eq!(c.kafka["topic.metadata.propagation.max.ms"], "5000");
+        assert_eq!(c.kafka["linger.ms"], "1");
         assert!(c.message_types.is_empty());
     }
 
     #[test]
     fn passes_librdkafka_properties_through_as_text() {
         let json = r#"{"bootstrap_servers":"b","registry_name":"r","timeout_ms":3000,
-            "kafka":{"linger.ms":1,"compression.type":"lz4","enable.ssl.certificate.verification":false,"message.timeout.ms":"2000"},
+            "kafka":{"linger.ms":0,"compression.type":"lz4","enable.ssl.certificate.verification":false,"message.timeout.ms":"2000"},
             "topics":{"orders":{"message_type":"shop.Order"}}}"#;
         let c = Config::parse(json.as_bytes(), |_| None).unwrap();
-        assert_eq!(c.kafka["linger.ms"], "1");
+        assert_eq!(c.kafka["linger.ms"], "0");
         assert_eq!(c.kafka["compression.type"], "lz4");
         assert_eq!(c.kafka["enable.ssl.certificate.verification"], "false");
         assert_eq!(c.kafka["message.timeout.ms"], "2000");
-        assert_eq!(c.delivery_timeout, Duration::from_secs(2));
         assert_eq!(c.kafka["topic.metadata.propagation.max.ms"], "1500");
         assert_eq!(c.message_types["orders"], "shop.Order");
     }
@@ -281,6 +278,10 @@ mod tests {
             ),
             (
                 r#"{"bootstrap_servers":"b","registry_name":"r","kafka":{"message.timeout.ms":"5s"}}"#,
+                "kafka.message.timeout.ms: not a positive number",
+            ),
+            (
+                r#"{"bootstrap_servers":"b","registry_name":"r","kafka":{"message.timeout.ms":0}}"#,
                 "kafka.message.timeout.ms: not a positive number",
             ),
             (r#"[1]"#, "config: must be a JSON object"),

@@ -8,13 +8,14 @@
 
 use std::ffi::{c_char, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
-use futures_util::FutureExt as _;
-
+use crate::answers::{AnswerQueue, Ready};
 use crate::config::Config;
 use crate::outcome::{self, Failure};
 use crate::publisher::Publisher;
+use crate::request;
 
 /// A publisher: one Kafka producer, one Glue client and one schema cache. Handles opened with the same
 /// configuration share them.
@@ -86,40 +87,126 @@ pub unsafe extern "C" fn kk_publish(
     string(outcome::to_json(&outcome))
 }
 
-/// Receives the answer of `kk_publish_async`: the `context` given to it, and the response JSON, which the
-/// callee owns and releases with `kk_string_free`. Called exactly once per call, on one of the library's
-/// threads; it should hand the response over and return quickly.
-pub type kk_publish_done = extern "C" fn(context: usize, response: *mut c_char);
+/// A queue of answers to `kk_publish_message`, collected by the caller with `kk_answers_wait`.
+pub struct kk_answers {
+    queue: Arc<AnswerQueue>,
+    /// The batch the last `kk_answers_wait` handed out, kept alive until the next one.
+    batch: Mutex<Vec<Ready>>,
+}
 
-/// `kk_publish` without blocking: copies the request, returns at once, and calls `done(context, response)`
-/// when the broker acknowledged the record or the request failed. For callers whose threads must not
-/// wait on the broker (the Go plugin: a goroutine blocked in C holds a Go scheduler slot).
+/// One answer: the `context` given to `kk_publish_message`, the HTTP status the gateway should answer
+/// (200, 400, 404, 413, 500, 503 or 504), and the response JSON (as `kk_publish` returns it, not
+/// NUL-terminated), owned by the queue.
+#[repr(C)]
+pub struct kk_answer {
+    pub context: usize,
+    pub status: u16,
+    pub response: *const u8,
+    pub response_len: usize,
+}
+
+/// A new, empty answer queue, owned by the caller (`kk_answers_free`); NULL if the system has no file
+/// descriptor left for it.
+#[no_mangle]
+pub extern "C" fn kk_answers_new() -> *mut kk_answers {
+    match catch_unwind(AnswerQueue::new) {
+        Ok(Ok(queue)) => Box::into_raw(Box::new(kk_answers { queue: Arc::new(queue), batch: Mutex::default() })),
+        _ => std::ptr::null_mut(),
+    }
+}
+
+/// A descriptor that turns readable when answers arrive on an empty queue, for callers with an event
+/// loop: wait for it, read its 8 bytes, then call `kk_answers_wait` with timeout 0 until it returns 0.
+/// Owned by the queue: do not close it; it is closed by `kk_answers_free`. -1 if `answers` is NULL.
 ///
 /// # Safety
-/// `publisher` must be a live handle from `kk_publisher_new` (it may be freed before `done` runs: the
-/// call keeps what it needs); `request` must point to `request_len` readable bytes (or be NULL with 0).
+/// `answers` must be NULL or a live queue from `kk_answers_new`.
 #[no_mangle]
-pub unsafe extern "C" fn kk_publish_async(
+pub unsafe extern "C" fn kk_answers_fd(answers: *const kk_answers) -> i32 {
+    answers.as_ref().map_or(-1, |a| a.queue.wake_fd())
+}
+
+/// Waits up to `timeout_ms` for answers and copies up to `cap` of them into `out`, returning how many.
+/// Their response bytes stay valid until the next `kk_answers_wait` or `kk_answers_free` on this queue.
+/// Meant for one collecting thread; any number of threads may publish to the queue meanwhile.
+///
+/// # Safety
+/// `answers` must be a live queue from `kk_answers_new`; `out` must have room for `cap` answers.
+#[no_mangle]
+pub unsafe extern "C" fn kk_answers_wait(
+    answers: *const kk_answers,
+    out: *mut kk_answer,
+    cap: usize,
+    timeout_ms: u32,
+) -> usize {
+    catch_unwind(AssertUnwindSafe(|| {
+        let (Some(answers), false) = (answers.as_ref(), out.is_null()) else { return 0 };
+        let mut batch = answers.batch.lock().unwrap_or_else(PoisonError::into_inner);
+        answers.queue.take(&mut batch, cap, Duration::from_millis(timeout_ms.into()));
+        for (i, ready) in batch.iter().enumerate() {
+            let response = ready.response.as_bytes();
+            *out.add(i) = kk_answer {
+                context: ready.context,
+                status: ready.status,
+                response: response.as_ptr(),
+                response_len: response.len(),
+            };
+        }
+        batch.len()
+    }))
+    .unwrap_or(0)
+}
+
+/// Releases a queue. Answers still to come for it are dropped; their records are published all the same.
+///
+/// # Safety
+/// `answers` must be NULL or a queue from `kk_answers_new` not yet freed, in use by no other thread.
+#[no_mangle]
+pub unsafe extern "C" fn kk_answers_free(answers: *mut kk_answers) {
+    if !answers.is_null() {
+        let _ = catch_unwind(AssertUnwindSafe(|| drop(Box::from_raw(answers))));
+    }
+}
+
+/// Publishes the parts of an HTTP request without waiting, the gateway plugin's entry point: `topic`,
+/// `key` (NULL: no key), `headers` (the `Message-Headers` list `k1=v1,k2=v2`, percent-encoded; empty or
+/// NULL: none) and `body` (a JSON object), each given as pointer and length and read only during the
+/// call. Its answer, tagged with `context`, is queued on `answers` once the broker acknowledged the
+/// record or the request failed (bad input is answered before this returns). Skips the envelope's JSON
+/// round trip of `kk_publish`, and never blocks the caller on the broker.
+///
+/// # Safety
+/// `publisher` must be a live handle from `kk_publisher_new`, `answers` a live queue from
+/// `kk_answers_new` (either may be freed before the answer comes: the call keeps what it needs); each
+/// other pointer must be NULL or point to its length of readable bytes.
+#[no_mangle]
+#[allow(clippy::too_many_arguments)] // pointer and length pairs, as C callers pass them
+pub unsafe extern "C" fn kk_publish_message(
     publisher: *const kk_publisher,
-    request: *const u8,
-    request_len: usize,
-    done: kk_publish_done,
+    topic: *const u8,
+    topic_len: usize,
+    key: *const u8,
+    key_len: usize,
+    headers: *const u8,
+    headers_len: usize,
+    body: *const u8,
+    body_len: usize,
+    answers: *const kk_answers,
     context: usize,
 ) {
-    let started = catch_unwind(AssertUnwindSafe(|| {
-        let publisher = Arc::clone(&publisher.as_ref()?.inner);
-        let request = bytes(request, request_len).to_vec();
-        Some(crate::runtime::runtime().spawn(async move {
-            let outcome = AssertUnwindSafe(publisher.publish_async(&request)).catch_unwind().await;
-            done(context, string(outcome::to_json(&outcome.unwrap_or_else(|p| Err(panicked(&p))))));
-        }))
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        let Some(answers) = answers.as_ref() else { return };
+        // Should a panic unwind past the answer, dropping it still answers (503): never no answer.
+        let answer = answers.queue.answer(context);
+        let Some(publisher) = publisher.as_ref() else {
+            return answer.send(Err(Failure::internal("kk_publish_message: publisher is NULL")));
+        };
+        let key = (!key.is_null()).then(|| bytes(key, key_len));
+        match request::from_parts(bytes(topic, topic_len), key, bytes(headers, headers_len), bytes(body, body_len)) {
+            Ok(request) => publisher.inner.submit(request, answer),
+            Err(f) => answer.send(Err(f)),
+        }
     }));
-    let failure = match started {
-        Ok(Some(_)) => return,
-        Ok(None) => Failure::internal("kk_publish_async: publisher is NULL"),
-        Err(panic) => panicked(&panic),
-    };
-    done(context, string(outcome::to_json(&Err(failure))));
 }
 
 /// Releases a handle. When it is the last handle on its producer, first waits (up to the request timeout)

@@ -4,6 +4,7 @@
 
 #![allow(non_camel_case_types)] // C names in the C surface, as rustls-ffi does.
 
+mod answers;
 mod codec;
 mod config;
 pub mod ffi;

@@ -41,6 +41,30 @@ pub struct Delivery {
 /// The answer to one publish call.
 pub type Outcome = Result<Delivery, Failure>;
 
+/// Where the outcome of one publish goes, exactly once. Dropped unanswered (the producer closed with the
+/// record still queued, or a bug unwound past it), it answers 503 itself, so no caller waits forever.
+pub struct Answer(Option<Box<dyn FnOnce(Outcome) + Send + Sync>>);
+
+impl Answer {
+    pub fn new(to: impl FnOnce(Outcome) + Send + Sync + 'static) -> Self {
+        Answer(Some(Box::new(to)))
+    }
+
+    pub fn send(mut self, outcome: Outcome) {
+        if let Some(to) = self.0.take() {
+            to(outcome);
+        }
+    }
+}
+
+impl Drop for Answer {
+    fn drop(&mut self) {
+        if let Some(to) = self.0.take() {
+            to(Err(Failure::unavailable("the request was dropped before the broker answered (the producer closed)")));
+        }
+    }
+}
+
 #[derive(Serialize)]
 struct Response<'a> {
     #[serde(rename = "statusCode")]
@@ -66,6 +90,17 @@ pub fn to_json(outcome: &Outcome) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_answer_is_given_once_and_dropping_it_answers_503() {
+        let (tx, rx) = std::sync::mpsc::sync_channel(2);
+        let answer = |tx: std::sync::mpsc::SyncSender<Outcome>| Answer::new(move |o| tx.send(o).unwrap());
+        answer(tx.clone()).send(Ok(Delivery { partition: 0, offset: 1 }));
+        drop(answer(tx));
+        assert_eq!(rx.recv().unwrap(), Ok(Delivery { partition: 0, offset: 1 }));
+        assert_eq!(rx.recv().unwrap().unwrap_err().status, 503);
+        assert!(rx.recv().is_err(), "nothing more");
+    }
 
     #[test]
     fn success_carries_partition_and_offset() {

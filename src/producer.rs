@@ -3,6 +3,7 @@
 //! and topic metadata are set up once instead of per message as in the seed.
 
 use std::collections::BTreeMap;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -11,23 +12,18 @@ use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvid
 use aws_sdk_glue::error::DisplayErrorContext;
 use rdkafka::client::{ClientContext, OAuthToken};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer as _};
+use rdkafka::message::{Header, Message as _, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer as _, ProducerContext, ThreadedProducer};
 use rdkafka::ClientConfig;
 
 use crate::msk_iam;
-use crate::outcome::{Delivery, Failure};
-
-pub struct Producer {
-    inner: Inner,
-    last_error: Arc<ArcSwapOption<String>>,
-}
+use crate::outcome::{Answer, Delivery, Failure};
 
 /// librdkafka's token callback is switched on at compile time, and switching it on replaces its own
 /// OIDC flow: so only an MSK IAM producer has it.
-enum Inner {
-    Plain(FutureProducer<Context<false>>),
-    MskIam(FutureProducer<Context<true>>),
+pub enum Producer {
+    Plain(Arc<ThreadedProducer<Context<false>>>),
+    MskIam(Arc<ThreadedProducer<Context<true>>>),
 }
 
 /// What an MSK IAM producer signs its tokens with.
@@ -36,11 +32,18 @@ pub struct MskIam {
     pub region: String,
 }
 
-/// Remembers the last client-level error (connection refused, TLS or SASL failure): librdkafka only
-/// says "timed out" to a record whose broker was never reachable, and the caller deserves the reason.
 pub struct Context<const MSK_IAM: bool> {
-    last_error: Arc<ArcSwapOption<String>>,
+    /// The last client-level error (connection refused, TLS or SASL failure) not followed by a delivery:
+    /// librdkafka only says "timed out" to a record whose broker was never reachable, and the caller
+    /// deserves the reason.
+    last_error: ArcSwapOption<String>,
     msk_iam: Option<MskIam>,
+}
+
+impl<const MSK_IAM: bool> Context<MSK_IAM> {
+    fn new(msk_iam: Option<MskIam>) -> Self {
+        Context { last_error: ArcSwapOption::empty(), msk_iam }
+    }
 }
 
 impl<const MSK_IAM: bool> ClientContext for Context<MSK_IAM> {
@@ -66,53 +69,61 @@ impl<const MSK_IAM: bool> ClientContext for Context<MSK_IAM> {
     }
 }
 
+/// Each record carries its caller's `Answer`; librdkafka hands it back here, on the producer's polling
+/// thread, once the broker acknowledged the record or librdkafka gave up on it.
+impl<const MSK_IAM: bool> ProducerContext for Context<MSK_IAM> {
+    type DeliveryOpaque = Box<Answer>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, answer: Box<Answer>) {
+        let outcome = match result {
+            Ok(m) => {
+                if self.last_error.load().is_some() {
+                    self.last_error.store(None);
+                }
+                Ok(Delivery { partition: m.partition(), offset: m.offset() })
+            }
+            Err((e, m)) => Err(delivery_failure(m.topic(), e, self.last_error.load().as_deref().map(String::as_str))),
+        };
+        // A panicking receiver must not take the polling thread, and every later answer, with it.
+        let _ = catch_unwind(AssertUnwindSafe(|| answer.send(outcome)));
+    }
+}
+
 impl Producer {
-    /// Creates the producer; librdkafka checks every property and names the one it refuses.
+    /// Creates the producer; librdkafka checks every property and names the one it refuses. Starts the
+    /// polling thread that answers deliveries: call it with signals blocked.
     pub fn new(properties: &BTreeMap<String, String>, msk_iam: Option<MskIam>) -> Result<Producer, String> {
         let mut config = ClientConfig::new();
         for (key, value) in properties {
             config.set(key, value);
         }
-        let last_error = Arc::default();
         let error = |e: KafkaError| format!("kafka: {e}");
-        let inner = match msk_iam {
-            None => Inner::Plain(
-                config.create_with_context(Context { last_error: Arc::clone(&last_error), msk_iam }).map_err(error)?,
-            ),
-            Some(_) => Inner::MskIam(
-                config.create_with_context(Context { last_error: Arc::clone(&last_error), msk_iam }).map_err(error)?,
-            ),
-        };
-        Ok(Producer { inner, last_error })
+        Ok(match msk_iam {
+            None => Producer::Plain(Arc::new(config.create_with_context(Context::new(None)).map_err(error)?)),
+            iam @ Some(_) => Producer::MskIam(Arc::new(config.create_with_context(Context::new(iam)).map_err(error)?)),
+        })
     }
 
     /// Connects and fetches cluster metadata in the background, so the first request does not pay for
-    /// it. Holds only librdkafka's handle, so dropping the producer is not delayed by a slow cluster.
-    /// Call it with signals blocked: it may start a thread of tokio's blocking pool.
+    /// it. Call it with signals blocked: it may start a thread of tokio's blocking pool.
     pub fn warm_up(&self, timeout: Duration) {
         // An unreachable cluster is reported by the requests that need it, with their own status.
-        match &self.inner {
-            Inner::Plain(p) => {
-                let p = p.clone();
+        match self {
+            Producer::Plain(p) => {
+                let p = Arc::clone(p);
                 crate::runtime::runtime().spawn_blocking(move || p.client().fetch_metadata(None, timeout).map(drop))
             }
-            Inner::MskIam(p) => {
-                let p = p.clone();
+            Producer::MskIam(p) => {
+                let p = Arc::clone(p);
                 crate::runtime::runtime().spawn_blocking(move || p.client().fetch_metadata(None, timeout).map(drop))
             }
         };
     }
 
-    /// Sends one record and resolves when the broker acknowledged it, or librdkafka gave up on it
-    /// (after `message.timeout.ms`, set so that its report comes within the request budget).
-    pub async fn send(
-        &self,
-        topic: &str,
-        key: Option<&str>,
-        headers: &[(String, String)],
-        value: &[u8],
-    ) -> Result<Delivery, Failure> {
-        let mut record = FutureRecord::<str, [u8]>::to(topic).payload(value);
+    /// Queues one record (librdkafka copies it) and returns at once; `answer` gets the outcome when the
+    /// broker acknowledged the record, or when librdkafka gave up on it after `message.timeout.ms`.
+    pub fn send(&self, topic: &str, key: Option<&str>, headers: &[(String, String)], value: &[u8], answer: Answer) {
+        let mut record = BaseRecord::<str, [u8], Box<Answer>>::with_opaque_to(topic, Box::new(answer)).payload(value);
         if let Some(key) = key {
             record = record.key(key);
         }
@@ -122,34 +133,20 @@ impl Producer {
             });
             record = record.headers(owned);
         }
-        let queued = match &self.inner {
-            Inner::Plain(p) => p.send_result(record),
-            Inner::MskIam(p) => p.send_result(record),
+        let refused = match self {
+            Producer::Plain(p) => p.send(record).err(),
+            Producer::MskIam(p) => p.send(record).err(),
         };
-        let queued = queued.map_err(|(e, _)| delivery_failure(topic, &e, None))?;
-        match queued.await {
-            Ok(Ok(d)) => {
-                if self.last_error.load().is_some() {
-                    self.last_error.store(None);
-                }
-                Ok(Delivery { partition: d.partition, offset: d.offset })
-            }
-            Ok(Err((e, _))) => {
-                // An error not followed by a successful delivery is why this record got nowhere.
-                let cluster = self.last_error.load();
-                Err(delivery_failure(topic, &e, cluster.as_deref().map(String::as_str)))
-            }
-            Err(_canceled) => {
-                Err(Failure::unavailable(format!("topic {topic}: the producer shut down before delivery")))
-            }
+        if let Some((e, record)) = refused {
+            record.delivery_opaque.send(Err(delivery_failure(topic, &e, None)));
         }
     }
 
     /// Waits up to `timeout` for every queued record to be acknowledged.
     pub fn flush(&self, timeout: Duration) -> Result<(), String> {
-        match &self.inner {
-            Inner::Plain(p) => p.flush(timeout),
-            Inner::MskIam(p) => p.flush(timeout),
+        match self {
+            Producer::Plain(p) => p.flush(timeout),
+            Producer::MskIam(p) => p.flush(timeout),
         }
         .map_err(|e| format!("kafka: flush: {e}"))
     }
@@ -198,7 +195,7 @@ mod tests {
 
     fn context(credentials: impl ProvideCredentials + 'static) -> Context<true> {
         let credentials = SharedCredentialsProvider::new(credentials);
-        Context { last_error: Arc::default(), msk_iam: Some(MskIam { credentials, region: "eu-west-1".into() }) }
+        Context::new(Some(MskIam { credentials, region: "eu-west-1".into() }))
     }
 
     #[test]

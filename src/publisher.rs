@@ -8,19 +8,18 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
 use aws_credential_types::provider::SharedCredentialsProvider;
 
-use crate::config::{Config, EXPIRY_SCAN};
-use crate::outcome::{Failure, Outcome};
+use crate::codec::Codec;
+use crate::config::Config;
+use crate::outcome::{Answer, Failure, Outcome};
 use crate::producer::{MskIam, Producer};
 use crate::registry::{Glue, SchemaCache};
-use crate::{request, runtime};
+use crate::request::{self, Request};
+use crate::runtime;
 
 pub struct Publisher {
     producer: Producer,
     schemas: Arc<SchemaCache<Glue>>,
     timeout: Duration,
-    /// How long a delivery is waited for: librdkafka's own deadline, its scan for expired records, and
-    /// a backstop should librdkafka never answer.
-    delivery_wait: Duration,
 }
 
 /// Publishers alive in this process, by configuration: KrakenD builds a client per backend, and every
@@ -51,8 +50,7 @@ impl Publisher {
                 config.schema_ttl,
                 config.schema_miss_ttl,
             );
-            let delivery_wait = config.delivery_timeout + EXPIRY_SCAN + BACKSTOP;
-            Ok(Publisher { producer, schemas: Arc::new(schemas), timeout: config.timeout, delivery_wait })
+            Ok(Publisher { producer, schemas: Arc::new(schemas), timeout: config.timeout })
         })
     }
 
@@ -69,32 +67,43 @@ impl Publisher {
     }
 
     /// Validates `request` (the seed's JSON envelope), encodes its body with the topic's schema and
-    /// waits until the broker acknowledged the record. Blocks the calling thread; the work itself runs on
-    /// the runtime's threads (see `publish_async`). Never panics on input.
+    /// waits until the broker acknowledged the record. Blocks the calling thread. Never panics on input.
     pub fn publish(self: &Arc<Self>, request: &[u8]) -> Outcome {
-        let (publisher, request) = (Arc::clone(self), request.to_vec());
-        let task = runtime::runtime().spawn(async move { publisher.publish_async(&request).await });
-        runtime::runtime().block_on(task).unwrap_or_else(|e| Err(Failure::internal(format!("publish: {e}"))))
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        match request::parse(request) {
+            Ok(request) => self.submit(request, Answer::new(move |outcome| drop(tx.send(outcome)))),
+            Err(f) => return Err(f),
+        }
+        rx.recv().unwrap_or_else(|_| Err(Failure::internal("publish: answered by no one")))
     }
 
-    /// `publish` for callers on the runtime: a schema fetch on a cache miss runs here too, and HTTP
-    /// clients may start threads, which must inherit the runtime threads' blocked signal mask.
-    pub async fn publish_async(&self, request: &[u8]) -> Outcome {
-        let request = request::parse(request)?;
-        let codec = match self.schemas.fresh(&request.topic) {
-            Some(codec) => codec?,
-            None => within(self.timeout, self.schemas.get(&request.topic)).await?,
-        };
-        let value = codec.encode(request.body)?;
-        let send = self.producer.send(&request.topic, request.key.as_deref(), &request.headers, &value);
-        // librdkafka gives up on the record after message.timeout.ms and says why; answering earlier
-        // would leave a record that may still land after a 504.
-        within(self.delivery_wait, send).await
+    /// Publishes `request` and gives `answer` the outcome, without waiting: on the calling thread when the
+    /// topic's schema is cached (encoding takes microseconds; the broker's acknowledgement arrives on the
+    /// producer's thread), else once the schema is fetched on the runtime. Keeps what it needs of the
+    /// request and of `self`.
+    pub fn submit(self: &Arc<Self>, request: Request<'_>, answer: Answer) {
+        match self.schemas.fresh(&request.topic) {
+            Some(Ok(codec)) => self.send(&codec, &request, answer),
+            Some(Err(f)) => answer.send(Err(f)),
+            None => {
+                let (publisher, request) = (Arc::clone(self), request.into_owned());
+                runtime::runtime().spawn(async move {
+                    match within(publisher.timeout, publisher.schemas.get(&request.topic)).await {
+                        Ok(codec) => publisher.send(&codec, &request, answer),
+                        Err(f) => answer.send(Err(f)),
+                    }
+                });
+            }
+        }
+    }
+
+    fn send(&self, codec: &Codec, request: &Request<'_>, answer: Answer) {
+        match codec.encode(&request.body) {
+            Ok(value) => self.producer.send(&request.topic, request.key.as_deref(), &request.headers, &value, answer),
+            Err(f) => answer.send(Err(f)),
+        }
     }
 }
-
-/// How long past librdkafka's report of an expired record a delivery is waited for, should it never come.
-const BACKSTOP: Duration = Duration::from_secs(1);
 
 /// `work`'s answer, or 504 after `budget`.
 async fn within<T>(

@@ -14,7 +14,8 @@ pub fn runtime() -> &'static Runtime {
     RUNTIME.get_or_init(|| {
         with_signals_blocked(|| {
             tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
+                // Only schema fetches on a cache miss and credential refreshes run here; publishing does not.
+                .worker_threads(1)
                 .thread_name("krakend-kafka")
                 .enable_all()
                 .build()

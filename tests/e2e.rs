@@ -89,12 +89,13 @@ fn publishes_body_key_and_headers_and_answers_where_the_record_is() {
     let record = record_at(&topic, partition, offset);
     assert_eq!(decode(SCHEMA, "e2e.Event", record.payload().unwrap()), body);
     assert_eq!(record.key().unwrap(), b"order-42");
+    // Record headers keep the order of the list.
     assert_eq!(
         headers_of(&record),
         vec![
+            ("my_key".into(), b"x-y_z".to_vec()),
             ("a.b".into(), b"1".to_vec()),
-            ("k".into(), b"hello, world".to_vec()),
-            ("my_key".into(), b"x-y_z".to_vec())
+            ("k".into(), b"hello, world".to_vec())
         ]
     );
     assert_eq!(record_count(&topic), 1);

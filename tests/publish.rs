@@ -291,40 +291,86 @@ fn concurrent_publishes_are_each_acknowledged_and_stored_once() {
     }
 }
 
-/// Where `kk_publish_async` answers: the context is a boxed channel sender, taken back exactly once.
-extern "C" fn answered(context: usize, response: *mut std::ffi::c_char) {
-    let sender = unsafe { Box::from_raw(context as *mut std::sync::mpsc::Sender<String>) };
-    let text = unsafe { CStr::from_ptr(response) }.to_str().unwrap().to_owned();
-    unsafe { krakend_kafka::ffi::kk_string_free(response) };
-    sender.send(text).unwrap();
-}
-
 #[test]
 #[ignore = "needs Kafka and the Glue emulator: run `make test`"]
-fn async_c_entry_answers_each_request_once_through_its_callback() {
+fn message_entry_answers_each_request_once_through_the_queue() {
     use krakend_kafka::ffi::*;
-    let (topic, registry) = topic_with_schema("async", SEED_SCHEMA);
+    let (topic, registry) = topic_with_schema("parts", SEED_SCHEMA);
     let config = config(&registry, json!({}));
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    unsafe {
-        let mut handle = std::ptr::null_mut();
-        assert!(kk_publisher_new(config.as_ptr(), config.len(), &mut handle).is_null());
-        for i in 0..50 {
-            let request = json!({"topicName": topic, "body": {"some_message": format!("m{i}")}, "key": format!("{i}")});
-            let request = request.to_string();
-            let context = Box::into_raw(Box::new(tx.clone())) as usize;
-            kk_publish_async(handle, request.as_ptr(), request.len(), answered, context);
-        }
-        let bad = r#"{"topicName":"t"}"#;
-        kk_publish_async(handle, bad.as_ptr(), bad.len(), answered, Box::into_raw(Box::new(tx.clone())) as usize);
-        // the handle may go while requests are in flight: they keep what they need
-        kk_publisher_free(handle);
-        kk_publish_async(std::ptr::null(), bad.as_ptr(), bad.len(), answered, Box::into_raw(Box::new(tx)) as usize);
+    let answers = kk_answers_new();
+    let mut context = 0;
+    let mut publish = |handle, topic: &str, key: Option<&str>, headers: &str, body: &str| unsafe {
+        context += 1;
+        let (key, key_len) = key.map_or((std::ptr::null(), 0), |k| (k.as_ptr(), k.len()));
+        kk_publish_message(
+            handle,
+            topic.as_ptr(),
+            topic.len(),
+            key,
+            key_len,
+            headers.as_ptr(),
+            headers.len(),
+            body.as_ptr(),
+            body.len(),
+            answers,
+            context,
+        );
+    };
+    let mut handle = std::ptr::null_mut();
+    unsafe { assert!(kk_publisher_new(config.as_ptr(), config.len(), &mut handle).is_null()) };
+    for i in 0..50 {
+        let body = json!({"some_message": format!("m{i}")}).to_string();
+        publish(handle, &topic, Some(&i.to_string()), "n=%C3%A9,i=1", &body);
     }
-    let answers: Vec<Value> = rx.iter().map(|t| serde_json::from_str(&t).unwrap()).collect();
-    assert_eq!(answers.len(), 52, "exactly one answer per call");
-    assert_eq!(answers.iter().filter(|a| a["statusCode"] == "200").count(), 50);
-    assert!(answers.iter().any(|a| a["message"] == "body: missing"));
-    assert!(answers.iter().any(|a| a["statusCode"] == "500" && a["message"].as_str().unwrap().contains("NULL")));
-    assert_eq!(record_count(&topic), 50);
+    publish(handle, &topic, None, "", r#"{"some_message":"no key, no headers"}"#);
+    publish(handle, &topic, None, "broken", r#"{"some_message":"x"}"#);
+    publish(handle, &topic, None, "", r#"{"some_message":"#);
+    // the handle may go while requests are in flight: they keep what they need
+    unsafe { kk_publisher_free(handle) };
+    publish(std::ptr::null(), &topic, None, "", "{}");
+    // Collected in batches, as the plugin's collector does.
+    let mut collected: Vec<(usize, u16, Value)> = Vec::new();
+    let mut out: Vec<kk_answer> = Vec::with_capacity(16);
+    while collected.len() < 54 {
+        let n = unsafe { kk_answers_wait(answers, out.as_mut_ptr(), 16, 10_000) };
+        assert!(n > 0, "an answer within the timeout; {} so far", collected.len());
+        unsafe { out.set_len(n) };
+        for a in &out {
+            let response = unsafe { std::slice::from_raw_parts(a.response, a.response_len) };
+            collected.push((a.context, a.status, serde_json::from_slice(response).unwrap()));
+        }
+    }
+    assert_eq!(unsafe { kk_answers_wait(answers, out.as_mut_ptr(), 16, 100) }, 0, "exactly one answer per call");
+    unsafe { kk_answers_free(answers) };
+    let mut contexts: Vec<usize> = collected.iter().map(|(c, _, _)| *c).collect();
+    contexts.sort();
+    assert_eq!(contexts, (1..=54).collect::<Vec<_>>());
+    let answers: Vec<(u16, Value)> = collected.into_iter().map(|(_, s, a)| (s, a)).collect();
+    for (status, answer) in &answers {
+        assert_eq!(answer["statusCode"], status.to_string(), "{answer}");
+    }
+    assert_eq!(answers.iter().filter(|(s, _)| *s == 200).count(), 51);
+    assert!(answers
+        .iter()
+        .any(|(s, a)| *s == 400 && a["message"].as_str().unwrap().starts_with("message-headers: item 1")));
+    assert!(answers
+        .iter()
+        .any(|(s, a)| *s == 400 && a["message"].as_str().unwrap().starts_with("body: not valid JSON")));
+    assert!(answers.iter().any(|(s, a)| *s == 500 && a["message"].as_str().unwrap().contains("NULL")));
+
+    let records = all_records(&topic);
+    assert_eq!(records.len(), 51);
+    for r in &records {
+        let value = decode(SEED_SCHEMA, "events.SampleEvent", r.payload().unwrap());
+        match r.key() {
+            Some(key) => {
+                assert_eq!(value["someMessage"], format!("m{}", std::str::from_utf8(key).unwrap()));
+                assert_eq!(headers_of(r), vec![("n".into(), "é".as_bytes().to_vec()), ("i".into(), b"1".to_vec())]);
+            }
+            None => {
+                assert_eq!(value["someMessage"], "no key, no headers");
+                assert!(r.headers().is_none());
+            }
+        }
+    }
 }

@@ -1,18 +1,15 @@
-// Package bridge translates an HTTP request into the Rust core's publish envelope, and the core's
-// answer back into an HTTP response. It holds no Kafka or schema logic: that lives in the Rust core.
+// Package bridge translates an HTTP request into the parts the Rust core publishes, and the core's
+// answer back into an HTTP response. It holds no parsing, Kafka or schema logic: that lives in the core.
 package bridge
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 )
 
 // DefaultMaxBodyBytes is the body size limit when the config sets none.
@@ -64,42 +61,28 @@ type Failure struct {
 
 func (f *Failure) Error() string { return f.Message }
 
-// Envelope is the seed Lambda's request, which the core's publish takes.
-type Envelope struct {
-	TopicName string            `json:"topicName"`
-	Body      json.RawMessage   `json:"body"`
-	Headers   map[string]string `json:"headers,omitempty"`
-	Key       *string           `json:"key,omitempty"`
+// Parts are what the core's kk_publish_message takes from an HTTP request.
+type Parts struct {
+	Topic string
+	// Key is the record key; HasKey is false when Message-Key was absent or empty.
+	Key    string
+	HasKey bool
+	// Headers is the Message-Headers list (`k1=v1,k2=v2`, percent-encoded), for the core to parse.
+	Headers string
+	Body    []byte
 }
 
-// BuildEnvelope reads the request into the core's JSON envelope: topic from the settings or the last
-// path segment, key from Message-Key, record headers from Message-Headers, the body embedded as raw JSON.
-func BuildEnvelope(r *http.Request, s Settings) ([]byte, *Failure) {
-	env := Envelope{TopicName: s.Topic}
-	if env.TopicName == "" {
-		env.TopicName = lastSegment(r.URL.Path)
+// Read takes the parts from r: topic from the settings or the last path segment, key from
+// Message-Key, the Message-Headers list (repeated headers joined, as HTTP defines), the body up to the limit.
+func Read(r *http.Request, s Settings) (Parts, *Failure) {
+	p := Parts{Topic: s.Topic, Key: r.Header.Get("Message-Key"), Headers: strings.Join(r.Header.Values("Message-Headers"), ",")}
+	p.HasKey = p.Key != ""
+	if p.Topic == "" {
+		p.Topic = lastSegment(r.URL.Path)
 	}
-	if key := r.Header.Get("Message-Key"); key != "" {
-		env.Key = &key
-	}
-	headers, err := ParseHeaderList(strings.Join(r.Header.Values("Message-Headers"), ","))
-	if err != nil {
-		return nil, &Failure{http.StatusBadRequest, "message-headers: " + err.Error()}
-	}
-	env.Headers = headers
 	body, f := readBody(r, s.MaxBodyBytes)
-	if f != nil {
-		return nil, f
-	}
-	if !json.Valid(body) {
-		return nil, &Failure{http.StatusBadRequest, "body: not valid JSON"}
-	}
-	env.Body = body
-	out, err := json.Marshal(env)
-	if err != nil { // only reachable with invalid JSON, checked above
-		return nil, &Failure{http.StatusBadRequest, "body: " + err.Error()}
-	}
-	return out, nil
+	p.Body = body
+	return p, f
 }
 
 func lastSegment(path string) string {
@@ -113,7 +96,16 @@ func readBody(r *http.Request, limit int64) ([]byte, *Failure) {
 		return nil, tooLarge
 	}
 	if r.Body == nil {
-		return nil, &Failure{http.StatusBadRequest, "body: missing"}
+		return nil, nil
+	}
+	// The usual case: one buffer of the right size. KrakenD's backend requests may leave ContentLength
+	// at 0 with a body, which net/http defines as unknown, as is -1.
+	if r.ContentLength > 0 {
+		body := make([]byte, r.ContentLength)
+		if _, err := io.ReadFull(r.Body, body); err != nil {
+			return nil, &Failure{http.StatusBadRequest, "body: " + err.Error()}
+		}
+		return body, nil
 	}
 	body, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
 	if err != nil {
@@ -125,59 +117,10 @@ func readBody(r *http.Request, limit int64) ([]byte, *Failure) {
 	return body, nil
 }
 
-// ParseHeaderList parses `k1=v1,k2=v2`. Names and values are trimmed at the ends and percent-decoded,
-// so they may hold any UTF-8, `,` and `=` (as %2C and %3D). An empty list means no headers.
-func ParseHeaderList(list string) (map[string]string, error) {
-	if strings.TrimSpace(list) == "" {
-		return nil, nil
-	}
-	headers := map[string]string{}
-	for i, item := range strings.Split(list, ",") {
-		name, value, ok := strings.Cut(item, "=")
-		if !ok {
-			return nil, fmt.Errorf("item %d (%q) is not name=value", i+1, strings.TrimSpace(item))
-		}
-		name, err := decode(name)
-		if err != nil {
-			return nil, fmt.Errorf("item %d: name: %w", i+1, err)
-		}
-		if name == "" {
-			return nil, fmt.Errorf("item %d has an empty name", i+1)
-		}
-		value, err = decode(value)
-		if err != nil {
-			return nil, fmt.Errorf("item %d (%s): value: %w", i+1, name, err)
-		}
-		if _, dup := headers[name]; dup {
-			return nil, fmt.Errorf("header %s is given twice", name)
-		}
-		headers[name] = value
-	}
-	return headers, nil
-}
-
-func decode(s string) (string, error) {
-	d, err := url.PathUnescape(strings.TrimSpace(s))
-	if err != nil {
-		return "", fmt.Errorf("bad percent-encoding in %q", strings.TrimSpace(s))
-	}
-	if !utf8.ValidString(d) {
-		return "", fmt.Errorf("%q is not UTF-8 once decoded", strings.TrimSpace(s))
-	}
-	return d, nil
-}
-
-// Write answers the core's response JSON with the HTTP status equal to its statusCode.
-func Write(w http.ResponseWriter, response []byte) {
-	var r struct {
-		StatusCode string `json:"statusCode"`
-	}
-	status, err := 0, json.Unmarshal(response, &r)
-	if err == nil {
-		status, err = strconv.Atoi(r.StatusCode)
-	}
-	if err != nil || status < 200 || status > 599 {
-		WriteFailure(w, &Failure{http.StatusInternalServerError, "the core answered without a valid statusCode"})
+// Write answers the core's response JSON with the status the core gave.
+func Write(w http.ResponseWriter, status int, response []byte) {
+	if status < 200 || status > 599 {
+		WriteFailure(w, &Failure{http.StatusInternalServerError, "the core answered without a valid status"})
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -187,8 +130,11 @@ func Write(w http.ResponseWriter, response []byte) {
 
 // WriteFailure answers f in the same shape as the core's answers.
 func WriteFailure(w http.ResponseWriter, f *Failure) {
-	body, _ := json.Marshal(map[string]string{"statusCode": strconv.Itoa(f.Status), "message": f.Message})
+	body, _ := json.Marshal(struct {
+		StatusCode string `json:"statusCode"`
+		Message    string `json:"message"`
+	}{strconv.Itoa(f.Status), f.Message})
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(f.Status)
-	_, _ = w.Write(bytes.TrimSpace(body))
+	_, _ = w.Write(body)
 }

@@ -9,45 +9,6 @@ import (
 	"testing"
 )
 
-func TestParseHeaderListKeepsWhatTheSeedLuaDropped(t *testing.T) {
-	cases := map[string]map[string]string{
-		"":                                    nil,
-		"  ":                                  nil,
-		"my_key=x-y_z":                        {"my_key": "x-y_z"},
-		"a.b=1":                               {"a.b": "1"},
-		"k=hello%2C%20world":                  {"k": "hello, world"},
-		" spaced key = spaced value ,x=1":     {"spaced key": "spaced value", "x": "1"},
-		"eq%3Dname=a%3Db,utf=%C3%A9t%C3%A9":   {"eq=name": "a=b", "utf": "été"},
-		"empty=":                              {"empty": ""},
-		"plus=a+b":                            {"plus": "a+b"},
-		"trace-id=4bf92f3577b34da6,ver=1.2.3": {"trace-id": "4bf92f3577b34da6", "ver": "1.2.3"},
-	}
-	for in, want := range cases {
-		got, err := ParseHeaderList(in)
-		if err != nil || !reflect.DeepEqual(got, want) {
-			t.Errorf("ParseHeaderList(%q) = %v, %v; want %v", in, got, err, want)
-		}
-	}
-}
-
-func TestParseHeaderListRefusesMalformedLists(t *testing.T) {
-	cases := map[string]string{
-		"novalue":  "item 1 (\"novalue\") is not name=value",
-		"a=1,":     "item 2",
-		"=v":       "item 1 has an empty name",
-		"a=%zz":    "bad percent-encoding",
-		"a=%ff":    "not UTF-8",
-		"a=1,a=2":  "header a is given twice",
-		"a=1,,b=2": "item 2",
-	}
-	for in, want := range cases {
-		_, err := ParseHeaderList(in)
-		if err == nil || !strings.Contains(err.Error(), want) {
-			t.Errorf("ParseHeaderList(%q) error = %v; want it to contain %q", in, err, want)
-		}
-	}
-}
-
 func request(path, body string, headers map[string]string) *http.Request {
 	r := httptest.NewRequest(http.MethodPost, "http://backend"+path, strings.NewReader(body))
 	for k, v := range headers {
@@ -56,74 +17,50 @@ func request(path, body string, headers map[string]string) *http.Request {
 	return r
 }
 
-func TestBuildEnvelopeEmbedsTheBodyAsRawJSON(t *testing.T) {
+func TestReadTakesThePartsAsSent(t *testing.T) {
 	body := `{"some_message":"a \"quoted\" </script> text","n":[1,2]}`
-	r := request("/v1/event/MyTopic", body, map[string]string{
-		"Message-Key":     "key \"1\"",
-		"Message-Headers": "my_key=x-y_z, a.b=1",
-	})
-	out, f := BuildEnvelope(r, Settings{MaxBodyBytes: DefaultMaxBodyBytes})
+	r := request("/v1/event/MyTopic", body, map[string]string{"Message-Key": `key "1"`})
+	r.Header.Add("Message-Headers", "my_key=x-y_z")
+	r.Header.Add("Message-Headers", "k=hello%2C%20world")
+	p, f := Read(r, Settings{MaxBodyBytes: DefaultMaxBodyBytes})
 	if f != nil {
 		t.Fatal(f)
 	}
-	var env struct {
-		TopicName string            `json:"topicName"`
-		Body      json.RawMessage   `json:"body"`
-		Headers   map[string]string `json:"headers"`
-		Key       string            `json:"key"`
-	}
-	if err := json.Unmarshal(out, &env); err != nil {
-		t.Fatalf("%s: %v", out, err)
-	}
-	if env.TopicName != "MyTopic" || env.Key != `key "1"` {
-		t.Errorf("topic %q key %q", env.TopicName, env.Key)
-	}
-	if !reflect.DeepEqual(env.Headers, map[string]string{"my_key": "x-y_z", "a.b": "1"}) {
-		t.Errorf("headers %v", env.Headers)
-	}
-	var sent, got interface{}
-	_ = json.Unmarshal([]byte(body), &sent)
-	_ = json.Unmarshal(env.Body, &got)
-	if !reflect.DeepEqual(sent, got) {
-		t.Errorf("body %s != %s", env.Body, body)
+	want := Parts{Topic: "MyTopic", Key: `key "1"`, HasKey: true, Headers: "my_key=x-y_z,k=hello%2C%20world", Body: []byte(body)}
+	if !reflect.DeepEqual(p, want) {
+		t.Errorf("%+v\nwant %+v", p, want)
 	}
 }
 
-func TestBuildEnvelopeWithoutKeyOrHeadersLeavesThemOut(t *testing.T) {
-	out, f := BuildEnvelope(request("/t/", `{"a":1}`, nil), Settings{MaxBodyBytes: 10})
-	if f != nil || string(out) != `{"topicName":"t","body":{"a":1}}` {
-		t.Fatalf("%s %v", out, f)
+func TestReadWithoutKeyOrHeadersAndWithAFixedTopic(t *testing.T) {
+	p, f := Read(request("/t/", `{"a":1}`, map[string]string{"Message-Key": ""}), Settings{MaxBodyBytes: 10})
+	if f != nil || p.Topic != "t" || p.HasKey || p.Headers != "" || string(p.Body) != `{"a":1}` {
+		t.Fatalf("%+v %v", p, f)
 	}
-	out, _ = BuildEnvelope(request("/ignored", `{"a":1}`, nil), Settings{Topic: "fixed", MaxBodyBytes: 10})
-	if !strings.HasPrefix(string(out), `{"topicName":"fixed"`) {
-		t.Fatalf("%s", out)
+	p, _ = Read(request("/ignored", `{"a":1}`, nil), Settings{Topic: "fixed", MaxBodyBytes: 10})
+	if p.Topic != "fixed" {
+		t.Fatalf("%+v", p)
 	}
 }
 
-func TestBuildEnvelopeRefusals(t *testing.T) {
-	cases := []struct {
-		body    string
-		headers map[string]string
-		limit   int64
-		status  int
-		message string
-	}{
-		{`{"a":1}`, map[string]string{"Message-Headers": "broken"}, 100, 400, "message-headers: item 1"},
-		{`{"a":`, nil, 100, 400, "body: not valid JSON"},
-		{``, nil, 100, 400, "body: not valid JSON"},
-		{`{"a":"` + strings.Repeat("x", 100) + `"}`, nil, 100, 413, "body: larger than the limit of 100 bytes"},
-	}
-	for _, c := range cases {
-		_, f := BuildEnvelope(request("/t", c.body, c.headers), Settings{MaxBodyBytes: c.limit})
-		if f == nil || f.Status != c.status || !strings.Contains(f.Message, c.message) {
-			t.Errorf("%q: %+v; want %d %q", c.body, f, c.status, c.message)
-		}
+func TestReadHoldsTheBodyToTheLimit(t *testing.T) {
+	large := `{"a":"` + strings.Repeat("x", 100) + `"}`
+	if _, f := Read(request("/t", large, nil), Settings{MaxBodyBytes: 100}); f == nil || f.Status != 413 ||
+		f.Message != "body: larger than the limit of 100 bytes" {
+		t.Errorf("%+v", f)
 	}
 	// a body without Content-Length is held to the same limit while it is read
-	r := request("/t", `{"a":"`+strings.Repeat("x", 100)+`"}`, nil)
+	r := request("/t", large, nil)
 	r.ContentLength = -1
-	if _, f := BuildEnvelope(r, Settings{MaxBodyBytes: 100}); f == nil || f.Status != 413 {
+	if _, f := Read(r, Settings{MaxBodyBytes: 100}); f == nil || f.Status != 413 {
 		t.Errorf("chunked body: %+v", f)
+	}
+	for _, unknown := range []int64{-1, 0} {
+		r = request("/t", `{"a":1}`, nil)
+		r.ContentLength = unknown
+		if p, f := Read(r, Settings{MaxBodyBytes: 100}); f != nil || string(p.Body) != `{"a":1}` {
+			t.Errorf("body of unknown length (%d): %+v %v", unknown, p, f)
+		}
 	}
 }
 
@@ -150,20 +87,31 @@ func TestSplitConfig(t *testing.T) {
 }
 
 func TestWriteUsesTheCoreStatus(t *testing.T) {
-	for body, status := range map[string]int{
-		`{"statusCode":"200","message":"ok","partition":0,"offset":1}`: 200,
-		`{"statusCode":"404","message":"no schema"}`:                   404,
-		`{"statusCode":"504","message":"late"}`:                        504,
-		`not json`:                                                     500,
-		`{"statusCode":"abc"}`:                                         500,
+	for _, c := range []struct {
+		status, want int
+		body         string
+	}{
+		{200, 200, `{"statusCode":"200","message":"ok","partition":0,"offset":1}`},
+		{404, 404, `{"statusCode":"404","message":"no schema"}`},
+		{504, 504, `{"statusCode":"504","message":"late"}`},
+		{0, 500, `{"statusCode":"0"}`},
+		{600, 500, `{"statusCode":"600"}`},
 	} {
 		w := httptest.NewRecorder()
-		Write(w, []byte(body))
-		if w.Code != status || w.Header().Get("Content-Type") != "application/json" {
-			t.Errorf("%s: %d %v", body, w.Code, w.Header())
+		Write(w, c.status, []byte(c.body))
+		if w.Code != c.want || w.Header().Get("Content-Type") != "application/json" {
+			t.Errorf("%d: %d %v", c.status, w.Code, w.Header())
 		}
-		if status != 500 && w.Body.String() != body {
-			t.Errorf("%s: body %s", body, w.Body.String())
+		if c.want == c.status && w.Body.String() != c.body {
+			t.Errorf("%d: body %s", c.status, w.Body.String())
 		}
+	}
+}
+
+func TestWriteFailureHasTheCoreShape(t *testing.T) {
+	w := httptest.NewRecorder()
+	WriteFailure(w, &Failure{Status: 413, Message: `body: "too" large`})
+	if w.Code != 413 || w.Body.String() != `{"statusCode":"413","message":"body: \"too\" large"}` {
+		t.Errorf("%d %s", w.Code, w.Body.String())
 	}
 }

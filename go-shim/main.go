@@ -8,7 +8,6 @@ package main
 #cgo CFLAGS: -I${SRCDIR}/../include
 #cgo LDFLAGS: -lutil -lrt -lpthread -lm -ldl
 #include "krakend_kafka.h"
-
 */
 import "C"
 

@@ -151,9 +151,9 @@ impl Config {
         let propagation = (timeout.as_millis() / 2).max(1).to_string();
         kafka.entry("topic.metadata.propagation.max.ms".into()).or_insert(propagation);
         kafka.entry("client.id".into()).or_insert_with(|| "krakend-kafka".into());
-        // librdkafka's 5 ms is paid by every caller waiting for its ack. 1 ms is enough to batch under load:
-        // records queue behind the in-flight requests anyway.
-        kafka.entry("linger.ms".into()).or_insert_with(|| "1".into());
+        // librdkafka's 5 ms is paid by every caller waiting for its ack; under 2 ms its broker thread wakes so
+        // often to send small batches that it takes CPU from the gateway (measured: see the README).
+        kafka.entry("linger.ms".into()).or_insert_with(|| "2".into());
 
         Ok(Config {
             registry_name,
@@ -242,7 +242,7 @@ mod tests {
         let short = r#"{"bootstrap_servers":"b","registry_name":"r","timeout_ms":1000}"#;
         assert_eq!(Config::parse(short.as_bytes(), |_| None).unwrap().kafka["message.timeout.ms"], "500");
         assert_eq!(c.kafka["topic.metadata.propagation.max.ms"], "5000");
-        assert_eq!(c.kafka["linger.ms"], "1");
+        assert_eq!(c.kafka["linger.ms"], "2");
         assert!(c.message_types.is_empty());
     }
 

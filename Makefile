@@ -30,9 +30,11 @@ build:
 # symbol table: only Go calls them, and a smaller table is less for the loader to read into memory.
 PLUGIN_LDFLAGS := -Wl,--exclude-libs,ALL $(LIB)
 
+# Go's build cache does not look into the archive named in CGO_LDFLAGS, and would keep a plugin linked
+# with an older core: the core's digest as the plugin's build id makes every new core a new link.
 ## plugin: the KrakenD plugin, one .so with the Rust core linked in, into build/plugins/
 plugin: build
-	cd go-shim && CGO_LDFLAGS="$(PLUGIN_LDFLAGS)" $(GO_BUILD) -ldflags="$(GO_STRIP)" -buildmode=plugin -o $(PLUGIN) .
+	cd go-shim && CGO_LDFLAGS="$(PLUGIN_LDFLAGS)" $(GO_BUILD) -ldflags="$(GO_STRIP) -B 0x$$(sha1sum $(LIB) | cut -c1-40)" -buildmode=plugin -o $(PLUGIN) .
 
 # krakend/gateway/go.mod is the one place lura's version is pinned; the binary reports it (X-Krakend).
 LURA_VERSION = $(shell awk '$$1 == "github.com/luraproject/lura/v2" {print $$2}' krakend/gateway/go.mod)

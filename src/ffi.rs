@@ -1,10 +1,11 @@
 //! The C surface, and the only `unsafe` entry points of the library. The header
 //! `include/krakend_kafka.h` is generated from this file by cbindgen.
 //!
-//! Conventions, as in rustls-ffi: a publisher is an opaque handle; every call answers a value, never
-//! unwinds (a panic becomes a 500 answer or an error string); every function says who owns what.
-//! All strings returned are NUL-terminated UTF-8 owned by the caller, to be released with
-//! `kk_string_free`. Calls on one handle are safe from many threads at once.
+//! Conventions, as in rustls-ffi: publishers and answer queues are opaque handles; every call answers a
+//! value, never unwinds (a panic becomes a 500 answer or an error string); every function says who owns
+//! what. Strings returned are NUL-terminated UTF-8 owned by the caller, to be released with
+//! `kk_string_free`; the answers a queue hands out stay the queue's. Calls on one publisher are safe from
+//! many threads at once.
 
 use std::ffi::{c_char, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};

@@ -6,7 +6,7 @@
 
 use std::collections::VecDeque;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::{Condvar, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::time::Duration;
 
 use crate::outcome::{self, Answer, Outcome};
@@ -45,11 +45,10 @@ impl AnswerQueue {
     }
 
     /// The answer that queues `context`'s outcome here.
-    pub fn answer(self: &std::sync::Arc<Self>, context: usize) -> Answer {
-        let queue = std::sync::Arc::clone(self);
+    pub fn answer(self: &Arc<Self>, context: usize) -> Answer {
+        let queue = Arc::clone(self);
         Answer::new(move |outcome: Outcome| {
-            let status = outcome.as_ref().map_or_else(|f| f.status, |_| 200);
-            queue.push(Ready { context, status, response: outcome::to_json(&outcome) });
+            queue.push(Ready { context, status: outcome::status(&outcome), response: outcome::to_json(&outcome) });
         })
     }
 
@@ -82,7 +81,6 @@ impl AnswerQueue {
 mod tests {
     use super::*;
     use crate::outcome::{Delivery, Failure};
-    use std::sync::Arc;
     use std::time::Instant;
 
     #[test]

@@ -76,13 +76,17 @@ struct Response<'a> {
     offset: Option<i64>,
 }
 
+/// The HTTP status of `outcome`: 200, or the failure's.
+pub fn status(outcome: &Outcome) -> u16 {
+    outcome.as_ref().map_or_else(|f| f.status, |_| 200)
+}
+
 /// The seed's response JSON: `{"statusCode":"200","message":"ok","partition":0,"offset":7}`.
 pub fn to_json(outcome: &Outcome) -> String {
+    let status_code = status(outcome).to_string();
     let response = match outcome {
-        Ok(d) => {
-            Response { status_code: "200".into(), message: "ok", partition: Some(d.partition), offset: Some(d.offset) }
-        }
-        Err(f) => Response { status_code: f.status.to_string(), message: &f.message, partition: None, offset: None },
+        Ok(d) => Response { status_code, message: "ok", partition: Some(d.partition), offset: Some(d.offset) },
+        Err(f) => Response { status_code, message: &f.message, partition: None, offset: None },
     };
     serde_json::to_string(&response).expect("a struct of strings and integers always serializes")
 }

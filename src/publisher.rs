@@ -18,7 +18,7 @@ use crate::runtime;
 
 pub struct Publisher {
     producer: Producer,
-    schemas: Arc<SchemaCache<Glue>>,
+    schemas: SchemaCache<Glue>,
     timeout: Duration,
 }
 
@@ -50,7 +50,7 @@ impl Publisher {
                 config.schema_ttl,
                 config.schema_miss_ttl,
             );
-            Ok(Publisher { producer, schemas: Arc::new(schemas), timeout: config.timeout })
+            Ok(Publisher { producer, schemas, timeout: config.timeout })
         })
     }
 

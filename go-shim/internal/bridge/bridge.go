@@ -59,8 +59,6 @@ type Failure struct {
 	Message string
 }
 
-func (f *Failure) Error() string { return f.Message }
-
 // Parts are what the core's kk_publish_message takes from an HTTP request.
 type Parts struct {
 	Topic string

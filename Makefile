@@ -59,9 +59,9 @@ unit:
 integration:
 	$(WITH_TEST_SERVICES) cargo test --release --test publish -- --include-ignored
 
-## go-test: the Go shim's unit tests
-go-test:
-	cd go-shim && $(GO) vet ./... && $(GO) test ./internal/...
+## go-test: the Go shim's tests, race-checked, with the core linked in
+go-test: build
+	cd go-shim && $(GO) vet ./... && CGO_LDFLAGS="$(LIB)" $(GO) test -race -count=1 ./...
 
 # Runs cargo test with the gateway (built in build/) up on the test services.
 WITH_GATEWAY = $(WITH_TEST_SERVICES) tests/e2e/gateway.sh tests/e2e/krakend.json $(CACHE)/state-test/krakend.log -- \

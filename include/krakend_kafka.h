@@ -14,22 +14,89 @@
 typedef struct kk_answers kk_answers;
 
 /*
- A publisher: one Kafka producer, one Glue client and one schema cache. Handles opened with the same
- configuration share them.
+ A backend's publisher: its schema cache and rules over a Kafka producer shared with every publisher
+ of equal Kafka settings. One whose config was refused answers every request with that refusal.
  */
 typedef struct kk_publisher kk_publisher;
 
 /*
- One answer: the `context` given to `kk_publish_message`, the HTTP status the gateway should answer
- (200, 400, 404, 413, 500, 503 or 504), and the response JSON (as `kk_publish` returns it, not
- NUL-terminated), owned by the queue.
+ Bytes lent across the boundary: `len` bytes at `data`. `data` may be NULL only when `len` is 0.
+ */
+typedef struct {
+  const uint8_t *data;
+  uintptr_t len;
+} kk_bytes;
+
+/*
+ What a call that cannot answer through its return value reports.
+ */
+typedef uint32_t kk_result;
+
+/*
+ How the caller's reading of an HTTP body ended (`kk_message.body_read`).
+ */
+typedef uint32_t kk_body_read;
+
+/*
+ The parts of an HTTP request the gateway plugin publishes.
+ */
+typedef struct {
+  /*
+   The request's URL path: the topic is its last segment, unless the backend's config fixes `topic`.
+   */
+  kk_bytes path;
+  /*
+   The `Message-Key` header; empty: no key.
+   */
+  kk_bytes key;
+  /*
+   The `Message-Headers` list `k1=v1,k2=v2`, percent-encoded; empty: no headers.
+   */
+  kk_bytes headers;
+  /*
+   The body, a JSON object, as far as it was read.
+   */
+  kk_bytes body;
+  /*
+   `KK_BODY_COMPLETE`, `KK_BODY_OVER_LIMIT` or `KK_BODY_BROKEN`.
+   */
+  kk_body_read body_read;
+} kk_message;
+
+/*
+ One answer: the `context` given to `kk_publish_message`, the HTTP status to answer (200, 400, 404,
+ 413, 500, 503 or 504) and the response JSON (not NUL-terminated), valid as the call that gave it says.
  */
 typedef struct {
   uintptr_t context;
   uint16_t status;
-  const uint8_t *response;
-  uintptr_t response_len;
+  kk_bytes response;
 } kk_answer;
+
+/*
+ Done as documented.
+ */
+#define KK_OK 0
+
+/*
+ A required pointer was NULL (what the call still did is documented with it).
+ */
+#define KK_NULL_ARGUMENT 1
+
+/*
+ The whole body is in `body`.
+ */
+#define KK_BODY_COMPLETE 0
+
+/*
+ The body is longer than `kk_publisher_body_limit`; the caller stopped reading it (or never began).
+ */
+#define KK_BODY_OVER_LIMIT 1
+
+/*
+ The connection failed before the body was complete.
+ */
+#define KK_BODY_BROKEN 2
 
 #ifdef __cplusplus
 extern "C" {
@@ -41,36 +108,81 @@ extern "C" {
 const char *kk_version(void);
 
 /*
- Opens a publisher from a JSON configuration (`config`, `config_len` bytes; empty or NULL means `{}`),
- taking what it leaves out from the seed's environment variables.
+ Opens a publisher from a JSON configuration (`config`, lent for the call; empty or `null` means `{}`), taking
+ what it leaves out from the seed's environment variables.
 
- On success stores a new handle in `*out` and returns NULL; the caller owns the handle and releases
- it with `kk_publisher_free`. On failure leaves `*out` untouched and returns an error message naming
- the bad key, owned by the caller (`kk_string_free`). `config` is only read during the call.
+ Always stores a new handle in `*out`, owned by the caller (`kk_publisher_free`). Returns NULL when
+ the config is good; else an error message naming the bad key, owned by the caller
+ (`kk_string_free`), and the handle answers every request with a 500 that says so, so a gateway that
+ serves it never falls back to another client. With `out` NULL, only returns the error.
 
  # Safety
- `config` must point to `config_len` readable bytes (or be NULL), and `out` must be a valid pointer.
+ `config` must be valid as `kk_bytes` says; `out` must be NULL or valid for a write.
  */
-char *kk_publisher_new(const uint8_t *config,
-                       uintptr_t config_len,
+char *kk_publisher_new(kk_bytes config,
                        kk_publisher **out);
 
 /*
- Publishes one request: the seed's envelope `{"topicName":..,"body":{..},"headers":{..},"key":..}`
- (`request`, `request_len` bytes, read only during the call). Blocks until the broker acknowledged the
- record or the request timeout ran out.
-
- Always returns a response JSON owned by the caller (`kk_string_free`):
- `{"statusCode":"200","message":"ok","partition":P,"offset":O}`, or a non-200 `statusCode` with a
- message naming the cause.
+ The largest body, in bytes, that the publisher's requests may have (`max_body_bytes`): a caller
+ reads at most one byte more and reports a longer body as `KK_BODY_OVER_LIMIT`. 0 for a NULL or
+ refused publisher, whose requests are answered without their body.
 
  # Safety
- `publisher` must be a live handle from `kk_publisher_new`; `request` must point to `request_len`
- readable bytes (or be NULL with length 0).
+ `publisher` must be NULL or a live handle from `kk_publisher_new`.
+ */
+uintptr_t kk_publisher_body_limit(const kk_publisher *publisher);
+
+/*
+ Publishes the seed's envelope `{"topicName":..,"body":{..},"headers":{..},"key":..}` (`request`,
+ lent for the call) and blocks until the broker acknowledged the record or it failed, within the
+ backend's `timeout_ms` per wait. The same rules as `kk_publish_message`: headers keep their order,
+ a name given twice is refused.
+
+ Always returns the response JSON, owned by the caller (`kk_string_free`):
+ `{"statusCode":"200","message":"ok","partition":P,"offset":O}`, or a non-200 `statusCode` with a
+ message naming the cause (503 for a NULL publisher: there is none to publish with).
+
+ # Safety
+ `publisher` must be NULL or a live handle from `kk_publisher_new`; `request` valid as `kk_bytes` says.
  */
 char *kk_publish(const kk_publisher *publisher,
-                 const uint8_t *request,
-                 uintptr_t request_len);
+                 kk_bytes request);
+
+/*
+ Publishes the parts of an HTTP request without waiting: the gateway plugin's entry. The bytes
+ `message` points to are lent for the call. Exactly one answer, tagged with `context`, is queued on
+ `answers`: when the broker acknowledged the record, or when the request failed (bad input is answered
+ before this returns). Never blocks on the broker or the registry.
+
+ Returns `KK_OK`, or `KK_NULL_ARGUMENT` when `answers` or `publisher` is NULL. With `answers` NULL
+ nothing is published and nothing answered; with `publisher` NULL the request is answered 503 (a
+ closed publisher: nothing can publish).
+
+ # Safety
+ `publisher` must be NULL or a live handle from `kk_publisher_new`, `answers` NULL or a live queue
+ from `kk_answers_new` (either may be freed before the answer comes: the call keeps what it needs);
+ the message's bytes valid as `kk_bytes` says.
+ */
+kk_result kk_publish_message(const kk_publisher *publisher,
+                             kk_message message,
+                             const kk_answers *answers,
+                             uintptr_t context);
+
+/*
+ The answer for a caller who stopped waiting for `context` (the gateway's deadline passed or the
+ client went away) before its answer came: 504, the record may still be stored. Its response is
+ static. The request's own answer still comes on its queue.
+ */
+kk_answer kk_answer_abandoned(uintptr_t context);
+
+/*
+ Releases a handle. The last handle on a producer first waits, up to the producer's delivery budget,
+ for the records still in flight. NULL is ignored.
+
+ # Safety
+ `publisher` must be NULL or a handle from `kk_publisher_new` not yet freed, in use by no other thread.
+ */
+void kk_publisher_free(kk_publisher *publisher);
 
 /*
  A new, empty answer queue, owned by the caller (`kk_answers_free`); NULL if the system has no file
@@ -89,12 +201,13 @@ kk_answers *kk_answers_new(void);
 int32_t kk_answers_fd(const kk_answers *answers);
 
 /*
- Waits up to `timeout_ms` for answers and copies up to `cap` of them into `out`, returning how many.
- Their response bytes stay valid until the next `kk_answers_wait` or `kk_answers_free` on this queue.
- Meant for one collecting thread; any number of threads may publish to the queue meanwhile.
+ Waits up to `timeout_ms` for answers and copies up to `cap` of them into `out`, returning how many
+ (0 when `answers` or `out` is NULL). Their responses stay valid until the next `kk_answers_wait` or
+ `kk_answers_free` on this queue. Meant for one collecting thread; any number of threads may publish
+ to the queue meanwhile.
 
  # Safety
- `answers` must be a live queue from `kk_answers_new`; `out` must have room for `cap` answers.
+ `answers` must be NULL or a live queue from `kk_answers_new`; `out` NULL or valid for `cap` writes.
  */
 uintptr_t kk_answers_wait(const kk_answers *answers,
                           kk_answer *out,
@@ -108,41 +221,6 @@ uintptr_t kk_answers_wait(const kk_answers *answers,
  `answers` must be NULL or a queue from `kk_answers_new` not yet freed, in use by no other thread.
  */
 void kk_answers_free(kk_answers *answers);
-
-/*
- Publishes the parts of an HTTP request without waiting, the gateway plugin's entry point: `topic`,
- `key` (NULL: no key), `headers` (the `Message-Headers` list `k1=v1,k2=v2`, percent-encoded; empty or
- NULL: none) and `body` (a JSON object), each given as pointer and length and read only during the
- call. Its answer, tagged with `context`, is queued on `answers` once the broker acknowledged the
- record or the request failed (bad input is answered before this returns). Skips the envelope's JSON
- round trip of `kk_publish`, and never blocks the caller on the broker.
-
- # Safety
- `publisher` must be a live handle from `kk_publisher_new`, `answers` a live queue from
- `kk_answers_new` (either may be freed before the answer comes: the call keeps what it needs); each
- other pointer must be NULL or point to its length of readable bytes.
- */
-void kk_publish_message(const kk_publisher *publisher,
-                        const uint8_t *topic,
-                        uintptr_t topic_len,
-                        const uint8_t *key,
-                        uintptr_t key_len,
-                        const uint8_t *headers,
-                        uintptr_t headers_len,
-                        const uint8_t *body,
-                        uintptr_t body_len,
-                        const kk_answers *answers,
-                        uintptr_t context);
-
-/*
- Releases a handle. When it is the last handle on its producer, first waits (up to the request timeout)
- for records still in flight. NULL is ignored. The handle must not be used again, nor be in use by
- another thread.
-
- # Safety
- `publisher` must be NULL or a handle from `kk_publisher_new` not yet freed.
- */
-void kk_publisher_free(kk_publisher *publisher);
 
 /*
  Releases a string returned by this library. NULL is ignored.

@@ -8,26 +8,49 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::request::Rules;
+
 const DEFAULT_TIMEOUT_MS: u64 = 10_000;
 const DEFAULT_SCHEMA_TTL_MS: u64 = 300_000;
 const DEFAULT_SCHEMA_MISS_TTL_MS: u64 = 10_000;
+const DEFAULT_MAX_BODY_BYTES: u64 = 1 << 20;
 
 /// librdkafka looks for expired records about once a second, so it reports one up to this long after
 /// `message.timeout.ms`.
 const EXPIRY_SCAN: Duration = Duration::from_secs(1);
 
-#[derive(Clone, PartialEq)]
+/// A backend's configuration: what its producer is built from (shared by every backend whose
+/// [`ProducerConfig`] is equal), the AWS settings, and what stays per backend.
+#[derive(Clone, PartialEq, Debug)]
 pub struct Config {
-    /// Glue Schema Registry holding one schema per topic (schema name = topic name).
-    pub registry_name: String,
-    /// AWS region of the registry; `None` leaves it to the AWS default chain (profile, IMDS).
-    pub region: Option<String>,
-    /// Glue endpoint override (also honoured: `AWS_ENDPOINT_URL_GLUE`, `AWS_ENDPOINT_URL`).
-    pub glue_endpoint: Option<String>,
-    /// A role to assume on top of the AWS default credential chain, for Glue and MSK IAM alike.
-    pub aws_role_arn: Option<String>,
+    pub producer: ProducerConfig,
+    pub aws: AwsConfig,
+    pub backend: BackendConfig,
+}
+
+/// librdkafka properties, `bootstrap.servers` included, with this crate's defaults filled in.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ProducerConfig {
+    pub kafka: BTreeMap<String, String>,
     /// `sasl.mechanism: AWS_MSK_IAM` was asked for: SASL/OAUTHBEARER with tokens signed in-process.
     pub msk_iam: bool,
+}
+
+/// The AWS settings Glue and MSK IAM share.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct AwsConfig {
+    /// AWS region of the registry and of MSK; `None` leaves it to the AWS default chain (profile, IMDS).
+    pub region: Option<String>,
+    /// A role to assume on top of the AWS default credential chain, for Glue and MSK IAM alike.
+    pub role_arn: Option<String>,
+}
+
+#[derive(Clone, PartialEq, Debug)]
+pub struct BackendConfig {
+    /// Glue Schema Registry holding one schema per topic (schema name = topic name).
+    pub registry_name: String,
+    /// Glue endpoint override (also honoured: `AWS_ENDPOINT_URL_GLUE`, `AWS_ENDPOINT_URL`).
+    pub glue_endpoint: Option<String>,
     /// The budget of each wait of a publish: the schema fetch on a cache miss, then the broker's
     /// acknowledgement.
     pub timeout: Duration,
@@ -35,19 +58,20 @@ pub struct Config {
     pub schema_ttl: Duration,
     /// How long "no such schema" is remembered, so a misdirected client cannot hammer Glue.
     pub schema_miss_ttl: Duration,
-    /// librdkafka properties, `bootstrap.servers` included, with this crate's defaults filled in.
-    pub kafka: BTreeMap<String, String>,
     /// topic -> full name of the message type to encode (`topics.T.message_type`).
     pub message_types: HashMap<String, String>,
+    /// What the backend's requests may be.
+    pub rules: Rules,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct TopicConfig {
     /// Full name of the message type to encode; default: the schema's first top-level message.
-    pub message_type: Option<String>,
+    message_type: Option<String>,
 }
 
+/// The configuration as written: step 1, [`parse`].
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct Raw {
@@ -59,115 +83,169 @@ struct Raw {
     timeout_ms: Option<u64>,
     schema_ttl_ms: Option<u64>,
     schema_miss_ttl_ms: Option<u64>,
+    topic: Option<String>,
+    max_body_bytes: Option<u64>,
     #[serde(default)]
     kafka: BTreeMap<String, Value>,
     #[serde(default)]
     topics: HashMap<String, TopicConfig>,
 }
 
+/// Every setting with a value: step 2, [`resolve`].
+#[derive(Debug)]
+struct Resolved {
+    kafka: BTreeMap<String, String>,
+    aws: AwsConfig,
+    registry_name: String,
+    glue_endpoint: Option<String>,
+    timeout_ms: u64,
+    schema_ttl_ms: u64,
+    schema_miss_ttl_ms: u64,
+    topic: Option<String>,
+    max_body_bytes: u64,
+    message_types: HashMap<String, String>,
+}
+
 impl Config {
-    /// Parses `json` (empty means `{}`), taking what it leaves out from `env`.
+    /// Reads `json` (empty or `null` means `{}`), fills in what it leaves out from `env` and the defaults, and
+    /// applies the policy. Every error names the key.
     pub fn parse(json: &[u8], env: impl Fn(&str) -> Option<String>) -> Result<Config, String> {
-        let raw: Raw = match json.iter().find(|b| !b.is_ascii_whitespace()) {
-            None => Raw::default(),
-            Some(b'{') => {
-                let mut de = serde_json::Deserializer::from_slice(json);
-                let raw = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-                    let path = e.path().to_string();
-                    let inner = e.into_inner();
-                    if path == "." {
-                        format!("config: {inner}")
-                    } else {
-                        format!("config key {path}: {inner}")
-                    }
-                })?;
-                de.end().map_err(|e| format!("config: {e}"))?;
-                raw
-            }
-            Some(_) => return Err("config: must be a JSON object".into()),
-        };
-        let env = |names: &[&str]| names.iter().find_map(|n| env(n).filter(|v| !v.trim().is_empty()));
-
-        let mut kafka = BTreeMap::new();
-        for (key, value) in raw.kafka {
-            let text = match value {
-                Value::String(s) => s,
-                Value::Number(n) => n.to_string(),
-                Value::Bool(b) => b.to_string(),
-                _ => return Err(format!("config key kafka.{key}: must be a string, number or boolean")),
-            };
-            kafka.insert(key, text);
-        }
-
-        let bootstrap = match (raw.bootstrap_servers, kafka.remove("bootstrap.servers")) {
-            (Some(_), Some(_)) => {
-                return Err("config keys bootstrap_servers and kafka.bootstrap.servers: set only one".into())
-            }
-            (Some(b), None) | (None, Some(b)) => Some(b),
-            // The seed spells it KAFKA_BOOSTRAP_SERVERS; both spellings work.
-            (None, None) => env(&["KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOSTRAP_SERVERS"]),
-        };
-        let bootstrap = bootstrap.filter(|b| !b.trim().is_empty()).ok_or(
-            "config key bootstrap_servers: missing (set it, or the environment variable KAFKA_BOOTSTRAP_SERVERS)",
-        )?;
-        kafka.insert("bootstrap.servers".into(), bootstrap);
-
-        let registry_name = raw
-            .registry_name
-            .or_else(|| env(&["GLUE_REGISTRY_NAME"]))
-            .filter(|r| !r.trim().is_empty())
-            .ok_or("config key registry_name: missing (set it, or the environment variable GLUE_REGISTRY_NAME)")?;
-
-        let ms = |key: &str, value: Option<u64>, default: u64| match value.unwrap_or(default) {
-            0 => Err(format!("config key {key}: must be greater than 0")),
-            v => Ok(Duration::from_millis(v)),
-        };
-        let timeout = ms("timeout_ms", raw.timeout_ms, DEFAULT_TIMEOUT_MS)?;
-
-        // A 200 promises that every in-sync replica has the record, exactly once: these two stay on.
-        match kafka.get("enable.idempotence").map(String::as_str) {
-            None | Some("true") => {}
-            Some(v) => return Err(format!("config key kafka.enable.idempotence: must be true, not {v:?}")),
-        }
-        match kafka.get("acks").or(kafka.get("request.required.acks")).map(String::as_str) {
-            None | Some("all") | Some("-1") => {}
-            Some(v) => return Err(format!("config key kafka.acks: must be all, not {v:?}")),
-        }
-        kafka.insert("enable.idempotence".into(), "true".into());
-        // The seed's name for MSK IAM; librdkafka knows it as OAUTHBEARER with a token callback.
-        let msk_iam = kafka.get("sasl.mechanism").map(String::as_str) == Some("AWS_MSK_IAM");
-        if msk_iam {
-            kafka.insert("sasl.mechanism".into(), "OAUTHBEARER".into());
-            kafka.entry("security.protocol".into()).or_insert_with(|| "SASL_SSL".into());
-        }
-        let expiry = timeout - EXPIRY_SCAN.min(timeout / 2);
-        // Every caller is answered when librdkafka gives up on its record: that deadline must exist (0
-        // would be infinite), and by default its report arrives within the budget.
-        let delivery_timeout = kafka.entry("message.timeout.ms".into()).or_insert(expiry.as_millis().to_string());
-        if !delivery_timeout.parse::<u64>().is_ok_and(|ms| ms > 0) {
-            return Err(format!("config key kafka.message.timeout.ms: not a positive number: {delivery_timeout:?}"));
-        }
-        // librdkafka waits 30 s before it calls a topic missing; answer 404 well inside the budget.
-        let propagation = (timeout.as_millis() / 2).max(1).to_string();
-        kafka.entry("topic.metadata.propagation.max.ms".into()).or_insert(propagation);
-        kafka.entry("client.id".into()).or_insert_with(|| "krakend-kafka".into());
-        // librdkafka's 5 ms is paid by every caller waiting for its ack; under 2 ms its broker thread wakes so
-        // often to send small batches that it takes CPU from the gateway (measured: see the README).
-        kafka.entry("linger.ms".into()).or_insert_with(|| "2".into());
-
-        Ok(Config {
-            registry_name,
-            region: raw.region.or_else(|| env(&["REGION", "AWS_REGION"])),
-            glue_endpoint: raw.glue_endpoint,
-            aws_role_arn: raw.aws_role_arn,
-            msk_iam,
-            timeout,
-            schema_ttl: ms("schema_ttl_ms", raw.schema_ttl_ms, DEFAULT_SCHEMA_TTL_MS)?,
-            schema_miss_ttl: ms("schema_miss_ttl_ms", raw.schema_miss_ttl_ms, DEFAULT_SCHEMA_MISS_TTL_MS)?,
-            kafka,
-            message_types: raw.topics.into_iter().filter_map(|(topic, t)| Some((topic, t.message_type?))).collect(),
-        })
+        policy(resolve(parse(json)?, env)?)
     }
+}
+
+/// Step 1: the JSON as written, with types checked and unknown keys refused. Nothing, or `null` (a
+/// plugin block left out), is `{}`: everything then comes from the environment.
+fn parse(json: &[u8]) -> Result<Raw, String> {
+    match json.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => Ok(Raw::default()),
+        Some(b'n') if json.trim_ascii() == b"null" => Ok(Raw::default()),
+        Some(b'{') => {
+            let mut de = serde_json::Deserializer::from_slice(json);
+            let raw = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+                let path = e.path().to_string();
+                let inner = e.into_inner();
+                if path == "." {
+                    format!("config: {inner}")
+                } else {
+                    format!("config key {path}: {inner}")
+                }
+            })?;
+            de.end().map_err(|e| format!("config: {e}"))?;
+            Ok(raw)
+        }
+        Some(_) => Err("config: must be a JSON object".into()),
+    }
+}
+
+/// Step 2: the seed's environment variables for what the JSON leaves out, librdkafka values as text,
+/// and the defaults.
+fn resolve(raw: Raw, env: impl Fn(&str) -> Option<String>) -> Result<Resolved, String> {
+    let env = |names: &[&str]| names.iter().find_map(|n| env(n).filter(|v| !v.trim().is_empty()));
+    let mut kafka = raw
+        .kafka
+        .into_iter()
+        .map(|(key, value)| match value {
+            Value::String(s) => Ok((key, s)),
+            Value::Number(n) => Ok((key, n.to_string())),
+            Value::Bool(b) => Ok((key, b.to_string())),
+            _ => Err(format!("config key kafka.{key}: must be a string, number or boolean")),
+        })
+        .collect::<Result<BTreeMap<_, _>, _>>()?;
+
+    let bootstrap = match (raw.bootstrap_servers, kafka.remove("bootstrap.servers")) {
+        (Some(_), Some(_)) => {
+            return Err("config keys bootstrap_servers and kafka.bootstrap.servers: set only one".into())
+        }
+        (Some(b), None) | (None, Some(b)) => Some(b),
+        // The seed spells it KAFKA_BOOSTRAP_SERVERS; both spellings work.
+        (None, None) => env(&["KAFKA_BOOTSTRAP_SERVERS", "KAFKA_BOOSTRAP_SERVERS"]),
+    };
+    let bootstrap = bootstrap
+        .filter(|b| !b.trim().is_empty())
+        .ok_or("config key bootstrap_servers: missing (set it, or the environment variable KAFKA_BOOTSTRAP_SERVERS)")?;
+    kafka.insert("bootstrap.servers".into(), bootstrap);
+
+    let registry_name = raw
+        .registry_name
+        .or_else(|| env(&["GLUE_REGISTRY_NAME"]))
+        .filter(|r| !r.trim().is_empty())
+        .ok_or("config key registry_name: missing (set it, or the environment variable GLUE_REGISTRY_NAME)")?;
+
+    Ok(Resolved {
+        kafka,
+        aws: AwsConfig { region: raw.region.or_else(|| env(&["REGION", "AWS_REGION"])), role_arn: raw.aws_role_arn },
+        registry_name,
+        glue_endpoint: raw.glue_endpoint,
+        timeout_ms: raw.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS),
+        schema_ttl_ms: raw.schema_ttl_ms.unwrap_or(DEFAULT_SCHEMA_TTL_MS),
+        schema_miss_ttl_ms: raw.schema_miss_ttl_ms.unwrap_or(DEFAULT_SCHEMA_MISS_TTL_MS),
+        topic: raw.topic,
+        max_body_bytes: raw.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES),
+        message_types: raw.topics.into_iter().filter_map(|(topic, t)| Some((topic, t.message_type?))).collect(),
+    })
+}
+
+/// Step 3: what this crate refuses, and the librdkafka values it derives.
+fn policy(resolved: Resolved) -> Result<Config, String> {
+    let Resolved { mut kafka, .. } = resolved;
+    let positive = |key: &str, ms: u64| match ms {
+        0 => Err(format!("config key {key}: must be greater than 0")),
+        ms => Ok(Duration::from_millis(ms)),
+    };
+    let timeout = positive("timeout_ms", resolved.timeout_ms)?;
+    if let Some(topic) = &resolved.topic {
+        crate::request::check_topic(topic).map_err(|f| format!("config key topic: {}", f.message))?;
+    }
+    let max_body_bytes = match resolved.max_body_bytes {
+        0 => return Err("config key max_body_bytes: must be greater than 0".into()),
+        n => usize::try_from(n).map_err(|_| "config key max_body_bytes: too large for this machine")?,
+    };
+
+    // A 200 promises that every in-sync replica has the record, exactly once: these two stay on.
+    match kafka.get("enable.idempotence").map(String::as_str) {
+        None | Some("true") => {}
+        Some(v) => return Err(format!("config key kafka.enable.idempotence: must be true, not {v:?}")),
+    }
+    match kafka.get("acks").or(kafka.get("request.required.acks")).map(String::as_str) {
+        None | Some("all") | Some("-1") => {}
+        Some(v) => return Err(format!("config key kafka.acks: must be all, not {v:?}")),
+    }
+    kafka.insert("enable.idempotence".into(), "true".into());
+    // The seed's name for MSK IAM; librdkafka knows it as OAUTHBEARER with a token callback.
+    let msk_iam = kafka.get("sasl.mechanism").map(String::as_str) == Some("AWS_MSK_IAM");
+    if msk_iam {
+        kafka.insert("sasl.mechanism".into(), "OAUTHBEARER".into());
+        kafka.entry("security.protocol".into()).or_insert_with(|| "SASL_SSL".into());
+    }
+    let expiry = timeout - EXPIRY_SCAN.min(timeout / 2);
+    // Every caller is answered when librdkafka gives up on its record: that deadline must exist (0
+    // would be infinite), and by default its report arrives within the budget.
+    let delivery_timeout = kafka.entry("message.timeout.ms".into()).or_insert(expiry.as_millis().to_string());
+    if !delivery_timeout.parse::<u64>().is_ok_and(|ms| ms > 0) {
+        return Err(format!("config key kafka.message.timeout.ms: not a positive number: {delivery_timeout:?}"));
+    }
+    // librdkafka waits 30 s before it calls a topic missing; answer 404 well inside the budget.
+    let propagation = (timeout.as_millis() / 2).max(1).to_string();
+    kafka.entry("topic.metadata.propagation.max.ms".into()).or_insert(propagation);
+    kafka.entry("client.id".into()).or_insert_with(|| "krakend-kafka".into());
+    // librdkafka's 5 ms is paid by every caller waiting for its ack; under 2 ms its broker thread wakes so
+    // often to send small batches that it takes CPU from the gateway (measured: docs/performance.md).
+    kafka.entry("linger.ms".into()).or_insert_with(|| "2".into());
+
+    Ok(Config {
+        producer: ProducerConfig { kafka, msk_iam },
+        aws: resolved.aws,
+        backend: BackendConfig {
+            registry_name: resolved.registry_name,
+            glue_endpoint: resolved.glue_endpoint,
+            timeout,
+            schema_ttl: positive("schema_ttl_ms", resolved.schema_ttl_ms)?,
+            schema_miss_ttl: positive("schema_miss_ttl_ms", resolved.schema_miss_ttl_ms)?,
+            message_types: resolved.message_types,
+            rules: Rules { topic: resolved.topic, max_body_bytes },
+        },
+    })
 }
 
 /// Whether a librdkafka property holds a secret that must never be printed.
@@ -175,22 +253,11 @@ fn is_secret(key: &str) -> bool {
     ["password", "secret", "sasl.jaas", "key.pem", "oauthbearer.config", "token"].iter().any(|s| key.contains(s))
 }
 
-impl fmt::Debug for Config {
+impl fmt::Debug for ProducerConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kafka: BTreeMap<_, _> =
             self.kafka.iter().map(|(k, v)| (k, if is_secret(k) { "<redacted>" } else { v.as_str() })).collect();
-        f.debug_struct("Config")
-            .field("registry_name", &self.registry_name)
-            .field("region", &self.region)
-            .field("glue_endpoint", &self.glue_endpoint)
-            .field("aws_role_arn", &self.aws_role_arn)
-            .field("msk_iam", &self.msk_iam)
-            .field("timeout", &self.timeout)
-            .field("schema_ttl", &self.schema_ttl)
-            .field("schema_miss_ttl", &self.schema_miss_ttl)
-            .field("kafka", &kafka)
-            .field("message_types", &self.message_types)
-            .finish()
+        f.debug_struct("ProducerConfig").field("kafka", &kafka).field("msk_iam", &self.msk_iam).finish()
     }
 }
 
@@ -204,106 +271,176 @@ mod tests {
 
     const FULL: &str = r#"{"bootstrap_servers":"b:9092","registry_name":"r","region":"eu-west-1"}"#;
 
+    fn resolved(json: &str) -> Resolved {
+        resolve(parse(json.as_bytes()).unwrap(), |_| None).unwrap()
+    }
+
     #[test]
-    fn reads_the_seed_environment_with_its_spelling() {
+    fn parse_checks_types_and_names_unknown_keys() {
+        let cases = [
+            (r#"{"registy_name":"r"}"#, "registy_name"),
+            (r#"{"timeout_ms":"soon"}"#, "config key timeout_ms: invalid type"),
+            (r#"{"max_body_bytes":1.5}"#, "config key max_body_bytes: invalid type"),
+            (r#"{"max_body_bytes":"1"}"#, "config key max_body_bytes: invalid type"),
+            (r#"{"max_body_bytes":-1}"#, "config key max_body_bytes: invalid value"),
+            (r#"{"topic":5}"#, "config key topic: invalid type"),
+            (r#"{"topics":{"t":{"message_typ":"x"}}}"#, "config key topics.t.message_typ: unknown field `message_typ`"),
+            (r#"[1]"#, "config: must be a JSON object"),
+            (r#"{"region":"x"} trailing"#, "config: trailing characters"),
+        ];
+        for (json, expected) in cases {
+            let err = parse(json.as_bytes()).err().unwrap_or_else(|| panic!("{json}: parsed"));
+            assert!(err.contains(expected), "{json}: {err:?} should contain {expected:?}");
+        }
+        let raw = parse(br#"{"topic":"t","max_body_bytes":2048,"kafka":{"linger.ms":1}}"#).unwrap();
+        assert_eq!(
+            (raw.topic.as_deref(), raw.max_body_bytes, raw.kafka["linger.ms"].as_u64()),
+            (Some("t"), Some(2048), Some(1))
+        );
+        assert!(parse(b"  ").unwrap().kafka.is_empty());
+        assert!(parse(b" null ").unwrap().bootstrap_servers.is_none());
+    }
+
+    #[test]
+    fn resolve_reads_the_seed_environment_with_its_spelling() {
         let env = env_of(&[
             ("KAFKA_BOOSTRAP_SERVERS", "seed:9092"),
             ("GLUE_REGISTRY_NAME", "reg"),
             ("REGION", "eu-central-1"),
         ]);
-        let c = Config::parse(b"", env).unwrap();
-        assert_eq!(c.kafka["bootstrap.servers"], "seed:9092");
-        assert_eq!(c.registry_name, "reg");
-        assert_eq!(c.region.as_deref(), Some("eu-central-1"));
+        let r = resolve(Raw::default(), env).unwrap();
+        assert_eq!(r.kafka["bootstrap.servers"], "seed:9092");
+        assert_eq!(r.registry_name, "reg");
+        assert_eq!(r.aws.region.as_deref(), Some("eu-central-1"));
     }
 
     #[test]
-    fn config_wins_over_environment_and_correct_spelling_wins_over_seed() {
+    fn resolve_lets_the_config_win_over_the_environment_and_the_right_spelling_over_the_seeds() {
         let env = env_of(&[
             ("KAFKA_BOOSTRAP_SERVERS", "seed:1"),
             ("KAFKA_BOOTSTRAP_SERVERS", "right:2"),
             ("GLUE_REGISTRY_NAME", "env"),
             ("AWS_REGION", "us-east-1"),
         ]);
-        let c = Config::parse(b"{}", &env).unwrap();
-        assert_eq!(c.kafka["bootstrap.servers"], "right:2");
-        assert_eq!(c.region.as_deref(), Some("us-east-1"));
-        let c = Config::parse(FULL.as_bytes(), &env).unwrap();
-        assert_eq!((c.kafka["bootstrap.servers"].as_str(), c.registry_name.as_str()), ("b:9092", "r"));
+        let r = resolve(Raw::default(), &env).unwrap();
+        assert_eq!(r.kafka["bootstrap.servers"], "right:2");
+        assert_eq!(r.aws.region.as_deref(), Some("us-east-1"));
+        let r = resolve(parse(FULL.as_bytes()).unwrap(), &env).unwrap();
+        assert_eq!((r.kafka["bootstrap.servers"].as_str(), r.registry_name.as_str()), ("b:9092", "r"));
     }
 
     #[test]
-    fn defaults() {
-        let c = Config::parse(FULL.as_bytes(), |_| None).unwrap();
-        assert_eq!(c.timeout, Duration::from_secs(10));
-        assert_eq!(c.schema_ttl, Duration::from_secs(300));
-        assert_eq!(c.kafka["enable.idempotence"], "true");
-        assert_eq!(c.kafka["message.timeout.ms"], "9000");
-        let short = r#"{"bootstrap_servers":"b","registry_name":"r","timeout_ms":1000}"#;
-        assert_eq!(Config::parse(short.as_bytes(), |_| None).unwrap().kafka["message.timeout.ms"], "500");
-        assert_eq!(c.kafka["topic.metadata.propagation.max.ms"], "5000");
-        assert_eq!(c.kafka["linger.ms"], "2");
-        assert!(c.message_types.is_empty());
+    fn resolve_fills_in_defaults_and_passes_librdkafka_properties_through_as_text() {
+        let r = resolved(FULL);
+        assert_eq!(
+            (r.timeout_ms, r.schema_ttl_ms, r.schema_miss_ttl_ms, r.max_body_bytes),
+            (10_000, 300_000, 10_000, 1 << 20)
+        );
+        assert!(r.topic.is_none() && r.message_types.is_empty());
+        let r = resolved(
+            r#"{"bootstrap_servers":"b","registry_name":"r",
+            "kafka":{"linger.ms":0,"compression.type":"lz4","enable.ssl.certificate.verification":false},
+            "topics":{"orders":{"message_type":"shop.Order"},"plain":{}}}"#,
+        );
+        assert_eq!(r.kafka["linger.ms"], "0");
+        assert_eq!(r.kafka["compression.type"], "lz4");
+        assert_eq!(r.kafka["enable.ssl.certificate.verification"], "false");
+        assert_eq!(r.message_types, HashMap::from([("orders".to_string(), "shop.Order".to_string())]));
     }
 
     #[test]
-    fn passes_librdkafka_properties_through_as_text() {
-        let json = r#"{"bootstrap_servers":"b","registry_name":"r","timeout_ms":3000,
-            "kafka":{"linger.ms":0,"compression.type":"lz4","enable.ssl.certificate.verification":false,"message.timeout.ms":"2000"},
-            "topics":{"orders":{"message_type":"shop.Order"}}}"#;
-        let c = Config::parse(json.as_bytes(), |_| None).unwrap();
-        assert_eq!(c.kafka["linger.ms"], "0");
-        assert_eq!(c.kafka["compression.type"], "lz4");
-        assert_eq!(c.kafka["enable.ssl.certificate.verification"], "false");
-        assert_eq!(c.kafka["message.timeout.ms"], "2000");
-        assert_eq!(c.kafka["topic.metadata.propagation.max.ms"], "1500");
-        assert_eq!(c.message_types["orders"], "shop.Order");
-    }
-
-    #[test]
-    fn errors_name_the_key() {
+    fn resolve_names_what_is_missing_or_doubled() {
         let cases = [
-            (r#"{"registy_name":"r"}"#, "registy_name"),
-            (r#"{"timeout_ms":"soon"}"#, "config key timeout_ms: invalid type"),
-            (r#"{"timeout_ms":0,"bootstrap_servers":"b","registry_name":"r"}"#, "timeout_ms: must be greater than 0"),
-            (r#"{"kafka":{"linger.ms":[1]}}"#, "kafka.linger.ms: must be a string"),
-            (r#"{"topics":{"t":{"message_typ":"x"}}}"#, "config key topics.t.message_typ: unknown field `message_typ`"),
             (r#"{"registry_name":"r"}"#, "bootstrap_servers: missing"),
+            (r#"{"bootstrap_servers":" "}"#, "bootstrap_servers: missing"),
             (r#"{"bootstrap_servers":"b"}"#, "registry_name: missing"),
             (r#"{"bootstrap_servers":"b","kafka":{"bootstrap.servers":"c"}}"#, "set only one"),
-            (r#"{"bootstrap_servers":"b","registry_name":"r","kafka":{"acks":"1"}}"#, "kafka.acks: must be all"),
-            (
-                r#"{"bootstrap_servers":"b","registry_name":"r","kafka":{"enable.idempotence":false}}"#,
-                "kafka.enable.idempotence",
-            ),
-            (
-                r#"{"bootstrap_servers":"b","registry_name":"r","kafka":{"message.timeout.ms":"5s"}}"#,
-                "kafka.message.timeout.ms: not a positive number",
-            ),
-            (
-                r#"{"bootstrap_servers":"b","registry_name":"r","kafka":{"message.timeout.ms":0}}"#,
-                "kafka.message.timeout.ms: not a positive number",
-            ),
-            (r#"[1]"#, "config: must be a JSON object"),
-            (r#"{"region":"x"} trailing"#, "config: trailing characters"),
+            (r#"{"kafka":{"linger.ms":[1]}}"#, "kafka.linger.ms: must be a string"),
         ];
         for (json, expected) in cases {
-            let err = Config::parse(json.as_bytes(), |_| None).unwrap_err();
+            let err = resolve(parse(json.as_bytes()).unwrap(), |_| None).unwrap_err();
             assert!(err.contains(expected), "{json}: {err:?} should contain {expected:?}");
         }
     }
 
     #[test]
-    fn aws_msk_iam_is_oauthbearer_over_sasl_ssl() {
-        let json = r#"{"bootstrap_servers":"b","registry_name":"r","kafka":{"sasl.mechanism":"AWS_MSK_IAM"}}"#;
-        let c = Config::parse(json.as_bytes(), |_| None).unwrap();
-        assert!(c.msk_iam);
+    fn policy_keeps_acks_all_and_idempotence_and_derives_the_deadlines() {
+        let c = policy(resolved(FULL)).unwrap();
+        let kafka = &c.producer.kafka;
+        assert_eq!(kafka["enable.idempotence"], "true");
+        assert_eq!(kafka["message.timeout.ms"], "9000");
+        assert_eq!(kafka["topic.metadata.propagation.max.ms"], "5000");
+        assert_eq!(kafka["linger.ms"], "2");
+        assert_eq!(kafka["client.id"], "krakend-kafka");
+        assert_eq!(c.backend.timeout, Duration::from_secs(10));
+        assert_eq!(c.backend.schema_ttl, Duration::from_secs(300));
+        assert_eq!(c.backend.rules, Rules { topic: None, max_body_bytes: 1 << 20 });
+
+        let mut short = resolved(FULL);
+        short.timeout_ms = 1000;
+        assert_eq!(policy(short).unwrap().producer.kafka["message.timeout.ms"], "500");
+        let mut explicit = resolved(FULL);
+        explicit.timeout_ms = 3000;
+        explicit.kafka.insert("message.timeout.ms".into(), "2000".into());
+        let kafka = policy(explicit).unwrap().producer.kafka;
         assert_eq!(
-            (c.kafka["sasl.mechanism"].as_str(), c.kafka["security.protocol"].as_str()),
+            (kafka["message.timeout.ms"].as_str(), kafka["topic.metadata.propagation.max.ms"].as_str()),
+            ("2000", "1500")
+        );
+    }
+
+    #[test]
+    fn policy_refuses_what_would_break_a_promise() {
+        let with = |edit: &dyn Fn(&mut Resolved)| {
+            let mut r = resolved(FULL);
+            edit(&mut r);
+            policy(r).unwrap_err()
+        };
+        let kafka = |k: &'static str, v: &'static str| move |r: &mut Resolved| drop(r.kafka.insert(k.into(), v.into()));
+        let cases: [(String, &str); 10] = [
+            (with(&|r| r.timeout_ms = 0), "config key timeout_ms: must be greater than 0"),
+            (with(&|r| r.schema_ttl_ms = 0), "config key schema_ttl_ms: must be greater than 0"),
+            (with(&|r| r.schema_miss_ttl_ms = 0), "config key schema_miss_ttl_ms: must be greater than 0"),
+            (with(&|r| r.max_body_bytes = 0), "config key max_body_bytes: must be greater than 0"),
+            (with(&|r| r.topic = Some("a/b".into())), "config key topic: topicName: \"a/b\" is not a legal"),
+            (with(&|r| r.topic = Some(String::new())), "config key topic: topicName: must not be empty"),
+            (with(&kafka("acks", "1")), "kafka.acks: must be all"),
+            (with(&kafka("enable.idempotence", "false")), "kafka.enable.idempotence: must be true"),
+            (with(&kafka("message.timeout.ms", "5s")), "kafka.message.timeout.ms: not a positive number"),
+            (with(&kafka("message.timeout.ms", "0")), "kafka.message.timeout.ms: not a positive number"),
+        ];
+        for (err, expected) in cases {
+            assert!(err.contains(expected), "{err:?} should contain {expected:?}");
+        }
+    }
+
+    #[test]
+    fn policy_turns_aws_msk_iam_into_oauthbearer_over_sasl_ssl() {
+        let mut r = resolved(FULL);
+        r.kafka.insert("sasl.mechanism".into(), "AWS_MSK_IAM".into());
+        let c = policy(r).unwrap();
+        assert!(c.producer.msk_iam);
+        let kafka = &c.producer.kafka;
+        assert_eq!(
+            (kafka["sasl.mechanism"].as_str(), kafka["security.protocol"].as_str()),
             ("OAUTHBEARER", "SASL_SSL")
         );
-        let json = r#"{"bootstrap_servers":"b","registry_name":"r","kafka":{"sasl.mechanism":"SCRAM-SHA-512"}}"#;
-        assert!(!Config::parse(json.as_bytes(), |_| None).unwrap().msk_iam);
+        let mut r = resolved(FULL);
+        r.kafka.insert("sasl.mechanism".into(), "SCRAM-SHA-512".into());
+        assert!(!policy(r).unwrap().producer.msk_iam);
+    }
+
+    #[test]
+    fn backends_differing_only_in_their_own_settings_have_equal_producer_configs() {
+        let a =
+            Config::parse(br#"{"bootstrap_servers":"b","registry_name":"r","topic":"x","max_body_bytes":10}"#, |_| {
+                None
+            });
+        let b = Config::parse(
+            br#"{"bootstrap_servers":"b","registry_name":"s","schema_ttl_ms":5,"topics":{"t":{}}}"#,
+            |_| None,
+        );
+        assert_eq!(a.unwrap().producer, b.unwrap().producer);
     }
 
     #[test]

@@ -1,91 +1,76 @@
 //! The C surface, and the only `unsafe` entry points of the library. The header
 //! `include/krakend_kafka.h` is generated from this file by cbindgen.
 //!
-//! Conventions, as in rustls-ffi: publishers and answer queues are opaque handles; every call answers a
-//! value, never unwinds (a panic becomes a 500 answer or an error string); every function says who owns
-//! what. Strings returned are NUL-terminated UTF-8 owned by the caller, to be released with
-//! `kk_string_free`; the answers a queue hands out stay the queue's. Calls on one publisher are safe from
-//! many threads at once.
+//! Conventions, as in rustls-ffi: publishers and answer queues are opaque handles, created by a `_new`
+//! and released by their `_free`; bytes cross the boundary as `kk_bytes`, lent for the call unless a
+//! function says otherwise; a `char *` a function returns is the caller's, released with
+//! `kk_string_free` (`kk_version`'s is static). Every export runs through [`boundary`]: a panic never
+//! unwinds into C, it becomes the function's documented fallback value. Calls on one publisher are safe
+//! from many threads at once.
 
 use std::ffi::{c_char, CString};
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use crate::answers::{AnswerQueue, Ready};
 use crate::config::Config;
-use crate::outcome::{self, Failure};
+use crate::outcome::{self, Failure, Outcome};
 use crate::publisher::Publisher;
-use crate::request;
+use crate::request::{BodyRead, HttpParts, Request};
 
-/// A publisher: one Kafka producer, one Glue client and one schema cache. Handles opened with the same
-/// configuration share them.
+/// Bytes lent across the boundary: `len` bytes at `data`. `data` may be NULL only when `len` is 0.
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct kk_bytes {
+    pub data: *const u8,
+    pub len: usize,
+}
+
+/// What a call that cannot answer through its return value reports.
+pub type kk_result = u32;
+/// Done as documented.
+pub const KK_OK: kk_result = 0;
+/// A required pointer was NULL (what the call still did is documented with it).
+pub const KK_NULL_ARGUMENT: kk_result = 1;
+
+/// How the caller's reading of an HTTP body ended (`kk_message.body_read`).
+pub type kk_body_read = u32;
+/// The whole body is in `body`.
+pub const KK_BODY_COMPLETE: kk_body_read = 0;
+/// The body is longer than `kk_publisher_body_limit`; the caller stopped reading it (or never began).
+pub const KK_BODY_OVER_LIMIT: kk_body_read = 1;
+/// The connection failed before the body was complete.
+pub const KK_BODY_BROKEN: kk_body_read = 2;
+
+/// The parts of an HTTP request the gateway plugin publishes.
+#[repr(C)]
+pub struct kk_message {
+    /// The request's URL path: the topic is its last segment, unless the backend's config fixes `topic`.
+    pub path: kk_bytes,
+    /// The `Message-Key` header; empty: no key.
+    pub key: kk_bytes,
+    /// The `Message-Headers` list `k1=v1,k2=v2`, percent-encoded; empty: no headers.
+    pub headers: kk_bytes,
+    /// The body, a JSON object, as far as it was read.
+    pub body: kk_bytes,
+    /// `KK_BODY_COMPLETE`, `KK_BODY_OVER_LIMIT` or `KK_BODY_BROKEN`.
+    pub body_read: kk_body_read,
+}
+
+/// One answer: the `context` given to `kk_publish_message`, the HTTP status to answer (200, 400, 404,
+/// 413, 500, 503 or 504) and the response JSON (not NUL-terminated), valid as the call that gave it says.
+#[repr(C)]
+pub struct kk_answer {
+    pub context: usize,
+    pub status: u16,
+    pub response: kk_bytes,
+}
+
+/// A backend's publisher: its schema cache and rules over a Kafka producer shared with every publisher
+/// of equal Kafka settings. One whose config was refused answers every request with that refusal.
 pub struct kk_publisher {
-    inner: Arc<Publisher>,
-}
-
-/// The library version, e.g. "0.1.0". Static: the caller must not free it.
-#[no_mangle]
-pub extern "C" fn kk_version() -> *const c_char {
-    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
-}
-
-/// Opens a publisher from a JSON configuration (`config`, `config_len` bytes; empty or NULL means `{}`),
-/// taking what it leaves out from the seed's environment variables.
-///
-/// On success stores a new handle in `*out` and returns NULL; the caller owns the handle and releases
-/// it with `kk_publisher_free`. On failure leaves `*out` untouched and returns an error message naming
-/// the bad key, owned by the caller (`kk_string_free`). `config` is only read during the call.
-///
-/// # Safety
-/// `config` must point to `config_len` readable bytes (or be NULL), and `out` must be a valid pointer.
-#[no_mangle]
-pub unsafe extern "C" fn kk_publisher_new(
-    config: *const u8,
-    config_len: usize,
-    out: *mut *mut kk_publisher,
-) -> *mut c_char {
-    let opened = catch_unwind(AssertUnwindSafe(|| {
-        if out.is_null() {
-            return Err("kk_publisher_new: out is NULL".to_string());
-        }
-        let json = bytes(config, config_len);
-        let config = Config::parse(json, |name| std::env::var(name).ok())?;
-        Publisher::shared(config)
-    }));
-    match opened {
-        Ok(Ok(inner)) => {
-            *out = Box::into_raw(Box::new(kk_publisher { inner }));
-            std::ptr::null_mut()
-        }
-        Ok(Err(message)) => string(message),
-        Err(panic) => string(format!("kk_publisher_new: internal error: {}", panic_text(&panic))),
-    }
-}
-
-/// Publishes one request: the seed's envelope `{"topicName":..,"body":{..},"headers":{..},"key":..}`
-/// (`request`, `request_len` bytes, read only during the call). Blocks until the broker acknowledged the
-/// record or the request timeout ran out.
-///
-/// Always returns a response JSON owned by the caller (`kk_string_free`):
-/// `{"statusCode":"200","message":"ok","partition":P,"offset":O}`, or a non-200 `statusCode` with a
-/// message naming the cause.
-///
-/// # Safety
-/// `publisher` must be a live handle from `kk_publisher_new`; `request` must point to `request_len`
-/// readable bytes (or be NULL with length 0).
-#[no_mangle]
-pub unsafe extern "C" fn kk_publish(
-    publisher: *const kk_publisher,
-    request: *const u8,
-    request_len: usize,
-) -> *mut c_char {
-    let outcome = catch_unwind(AssertUnwindSafe(|| match publisher.as_ref() {
-        Some(p) => p.inner.publish(bytes(request, request_len)),
-        None => Err(Failure::internal("kk_publish: publisher is NULL")),
-    }))
-    .unwrap_or_else(|p| Err(panicked(&p)));
-    string(outcome::to_json(&outcome))
+    inner: Result<Arc<Publisher>, Failure>,
 }
 
 /// A queue of answers to `kk_publish_message`, collected by the caller with `kk_answers_wait`.
@@ -95,25 +80,174 @@ pub struct kk_answers {
     batch: Mutex<Vec<Ready>>,
 }
 
-/// One answer: the `context` given to `kk_publish_message`, the HTTP status the gateway should answer
-/// (200, 400, 404, 413, 500, 503 or 504), and the response JSON (as `kk_publish` returns it, not
-/// NUL-terminated), owned by the queue.
-#[repr(C)]
-pub struct kk_answer {
-    pub context: usize,
-    pub status: u16,
-    pub response: *const u8,
-    pub response_len: usize,
+/// The library version, e.g. "0.1.0". Static: the caller must not free it.
+#[no_mangle]
+pub extern "C" fn kk_version() -> *const c_char {
+    boundary(|_| std::ptr::null(), || concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast())
+}
+
+/// Opens a publisher from a JSON configuration (`config`, lent for the call; empty or `null` means `{}`), taking
+/// what it leaves out from the seed's environment variables.
+///
+/// Always stores a new handle in `*out`, owned by the caller (`kk_publisher_free`). Returns NULL when
+/// the config is good; else an error message naming the bad key, owned by the caller
+/// (`kk_string_free`), and the handle answers every request with a 500 that says so, so a gateway that
+/// serves it never falls back to another client. With `out` NULL, only returns the error.
+///
+/// # Safety
+/// `config` must be valid as `kk_bytes` says; `out` must be NULL or valid for a write.
+#[no_mangle]
+pub unsafe extern "C" fn kk_publisher_new(config: kk_bytes, out: *mut *mut kk_publisher) -> *mut c_char {
+    boundary(
+        |panic| string(format!("kk_publisher_new: internal error: {panic}")),
+        || {
+            if out.is_null() {
+                return string("kk_publisher_new: out is NULL".into());
+            }
+            // SAFETY: the caller lends `config` for this call.
+            let json = unsafe { config.as_slice() };
+            let opened = Config::parse(json, |name| std::env::var(name).ok()).and_then(Publisher::open);
+            let (inner, error) = match opened {
+                Ok(publisher) => (Ok(Arc::new(publisher)), std::ptr::null_mut()),
+                Err(e) => (Err(Failure::internal(format!("krakend-kafka is misconfigured: {e}"))), string(e)),
+            };
+            // SAFETY: `out` is not NULL and the caller made it valid for a write.
+            unsafe { *out = Box::into_raw(Box::new(kk_publisher { inner })) };
+            error
+        },
+    )
+}
+
+/// The largest body, in bytes, that the publisher's requests may have (`max_body_bytes`): a caller
+/// reads at most one byte more and reports a longer body as `KK_BODY_OVER_LIMIT`. 0 for a NULL or
+/// refused publisher, whose requests are answered without their body.
+///
+/// # Safety
+/// `publisher` must be NULL or a live handle from `kk_publisher_new`.
+#[no_mangle]
+pub unsafe extern "C" fn kk_publisher_body_limit(publisher: *const kk_publisher) -> usize {
+    boundary(
+        |_| 0,
+        || {
+            // SAFETY: the caller passes NULL or a live handle.
+            let publisher = unsafe { publisher.as_ref() };
+            publisher.and_then(|p| p.inner.as_ref().ok()).map_or(0, |p| p.rules().max_body_bytes)
+        },
+    )
+}
+
+/// Publishes the seed's envelope `{"topicName":..,"body":{..},"headers":{..},"key":..}` (`request`,
+/// lent for the call) and blocks until the broker acknowledged the record or it failed, within the
+/// backend's `timeout_ms` per wait. The same rules as `kk_publish_message`: headers keep their order,
+/// a name given twice is refused.
+///
+/// Always returns the response JSON, owned by the caller (`kk_string_free`):
+/// `{"statusCode":"200","message":"ok","partition":P,"offset":O}`, or a non-200 `statusCode` with a
+/// message naming the cause (503 for a NULL publisher: there is none to publish with).
+///
+/// # Safety
+/// `publisher` must be NULL or a live handle from `kk_publisher_new`; `request` valid as `kk_bytes` says.
+#[no_mangle]
+pub unsafe extern "C" fn kk_publish(publisher: *const kk_publisher, request: kk_bytes) -> *mut c_char {
+    boundary(
+        |panic| string(outcome::to_json(&Err(Failure::internal(format!("internal error: {panic}"))))),
+        || {
+            // SAFETY: the caller passes NULL or a live handle, and lends `request` for this call.
+            let (publisher, request) = unsafe { (publisher.as_ref(), request.as_slice()) };
+            let outcome: Outcome = usable(publisher)
+                .and_then(|p| Request::from_envelope(request).map(|r| (p, r)))
+                .and_then(|(p, r)| p.publish(r));
+            string(outcome::to_json(&outcome))
+        },
+    )
+}
+
+/// Publishes the parts of an HTTP request without waiting: the gateway plugin's entry. The bytes
+/// `message` points to are lent for the call. Exactly one answer, tagged with `context`, is queued on
+/// `answers`: when the broker acknowledged the record, or when the request failed (bad input is answered
+/// before this returns). Never blocks on the broker or the registry.
+///
+/// Returns `KK_OK`, or `KK_NULL_ARGUMENT` when `answers` or `publisher` is NULL. With `answers` NULL
+/// nothing is published and nothing answered; with `publisher` NULL the request is answered 503 (a
+/// closed publisher: nothing can publish).
+///
+/// # Safety
+/// `publisher` must be NULL or a live handle from `kk_publisher_new`, `answers` NULL or a live queue
+/// from `kk_answers_new` (either may be freed before the answer comes: the call keeps what it needs);
+/// the message's bytes valid as `kk_bytes` says.
+#[no_mangle]
+pub unsafe extern "C" fn kk_publish_message(
+    publisher: *const kk_publisher,
+    message: kk_message,
+    answers: *const kk_answers,
+    context: usize,
+) -> kk_result {
+    boundary(
+        |_| KK_OK, // the answer was taken before anything could panic, and answers 503 when dropped
+        || {
+            // SAFETY: the caller passes NULL or live values.
+            let (publisher, answers) = unsafe { (publisher.as_ref(), answers.as_ref()) };
+            let Some(answers) = answers else { return KK_NULL_ARGUMENT };
+            let answer = answers.queue.answer(context);
+            let publisher = match usable(publisher) {
+                Ok(p) => p,
+                Err(f) => {
+                    answer.send(Err(f));
+                    return if publisher.is_none() { KK_NULL_ARGUMENT } else { KK_OK };
+                }
+            };
+            // SAFETY: the message's bytes are lent for this call.
+            let parts = unsafe { message.parts() };
+            match Request::from_http(parts, publisher.rules()) {
+                Ok(request) => publisher.submit(request, answer),
+                Err(f) => answer.send(Err(f)),
+            }
+            KK_OK
+        },
+    )
+}
+
+/// The answer for a caller who stopped waiting for `context` (the gateway's deadline passed or the
+/// client went away) before its answer came: 504, the record may still be stored. Its response is
+/// static. The request's own answer still comes on its queue.
+#[no_mangle]
+pub extern "C" fn kk_answer_abandoned(context: usize) -> kk_answer {
+    static ABANDONED: OnceLock<String> = OnceLock::new();
+    boundary(
+        |_| kk_answer { context, status: 504, response: kk_bytes::EMPTY },
+        || {
+            let response = ABANDONED.get_or_init(|| {
+                outcome::to_json(&Err(Failure::timeout(
+                    "krakend-kafka: the caller stopped waiting before the outcome was known; the record may still be stored",
+                )))
+            });
+            kk_answer { context, status: 504, response: kk_bytes::of(response.as_bytes()) }
+        },
+    )
+}
+
+/// Releases a handle. The last handle on a producer first waits, up to the producer's delivery budget,
+/// for the records still in flight. NULL is ignored.
+///
+/// # Safety
+/// `publisher` must be NULL or a handle from `kk_publisher_new` not yet freed, in use by no other thread.
+#[no_mangle]
+pub unsafe extern "C" fn kk_publisher_free(publisher: *mut kk_publisher) {
+    // SAFETY: the caller passes NULL or a handle it owns and no longer uses.
+    boundary(|_| (), || unsafe { free(publisher) })
 }
 
 /// A new, empty answer queue, owned by the caller (`kk_answers_free`); NULL if the system has no file
 /// descriptor left for it.
 #[no_mangle]
 pub extern "C" fn kk_answers_new() -> *mut kk_answers {
-    match catch_unwind(AnswerQueue::new) {
-        Ok(Ok(queue)) => Box::into_raw(Box::new(kk_answers { queue: Arc::new(queue), batch: Mutex::default() })),
-        _ => std::ptr::null_mut(),
-    }
+    boundary(
+        |_| std::ptr::null_mut(),
+        || match AnswerQueue::new() {
+            Ok(queue) => Box::into_raw(Box::new(kk_answers { queue: Arc::new(queue), batch: Mutex::default() })),
+            Err(_) => std::ptr::null_mut(),
+        },
+    )
 }
 
 /// A descriptor that turns readable when answers arrive on an empty queue, for callers with an event
@@ -124,15 +258,17 @@ pub extern "C" fn kk_answers_new() -> *mut kk_answers {
 /// `answers` must be NULL or a live queue from `kk_answers_new`.
 #[no_mangle]
 pub unsafe extern "C" fn kk_answers_fd(answers: *const kk_answers) -> i32 {
-    answers.as_ref().map_or(-1, |a| a.queue.wake_fd())
+    // SAFETY: the caller passes NULL or a live queue.
+    boundary(|_| -1, || unsafe { answers.as_ref() }.map_or(-1, |a| a.queue.wake_fd()))
 }
 
-/// Waits up to `timeout_ms` for answers and copies up to `cap` of them into `out`, returning how many.
-/// Their response bytes stay valid until the next `kk_answers_wait` or `kk_answers_free` on this queue.
-/// Meant for one collecting thread; any number of threads may publish to the queue meanwhile.
+/// Waits up to `timeout_ms` for answers and copies up to `cap` of them into `out`, returning how many
+/// (0 when `answers` or `out` is NULL). Their responses stay valid until the next `kk_answers_wait` or
+/// `kk_answers_free` on this queue. Meant for one collecting thread; any number of threads may publish
+/// to the queue meanwhile.
 ///
 /// # Safety
-/// `answers` must be a live queue from `kk_answers_new`; `out` must have room for `cap` answers.
+/// `answers` must be NULL or a live queue from `kk_answers_new`; `out` NULL or valid for `cap` writes.
 #[no_mangle]
 pub unsafe extern "C" fn kk_answers_wait(
     answers: *const kk_answers,
@@ -140,22 +276,28 @@ pub unsafe extern "C" fn kk_answers_wait(
     cap: usize,
     timeout_ms: u32,
 ) -> usize {
-    catch_unwind(AssertUnwindSafe(|| {
-        let (Some(answers), false) = (answers.as_ref(), out.is_null()) else { return 0 };
-        let mut batch = answers.batch.lock().unwrap_or_else(PoisonError::into_inner);
-        answers.queue.take(&mut batch, cap, Duration::from_millis(timeout_ms.into()));
-        for (i, ready) in batch.iter().enumerate() {
-            let response = ready.response.as_bytes();
-            *out.add(i) = kk_answer {
-                context: ready.context,
-                status: ready.status,
-                response: response.as_ptr(),
-                response_len: response.len(),
-            };
-        }
-        batch.len()
-    }))
-    .unwrap_or(0)
+    boundary(
+        |_| 0,
+        || {
+            // SAFETY: the caller passes NULL or a live queue.
+            let Some(answers) = (unsafe { answers.as_ref() }) else { return 0 };
+            if out.is_null() {
+                return 0;
+            }
+            let mut batch = answers.batch.lock().unwrap_or_else(PoisonError::into_inner);
+            answers.queue.take(&mut batch, cap, Duration::from_millis(timeout_ms.into()));
+            for (i, ready) in batch.iter().enumerate() {
+                let answer = kk_answer {
+                    context: ready.context,
+                    status: ready.status,
+                    response: kk_bytes::of(ready.response.as_bytes()),
+                };
+                // SAFETY: `take` handed out at most `cap` answers, and `out` has room for `cap`.
+                unsafe { out.add(i).write(answer) };
+            }
+            batch.len()
+        },
+    )
 }
 
 /// Releases a queue. Answers still to come for it are dropped; their records are published all the same.
@@ -164,63 +306,8 @@ pub unsafe extern "C" fn kk_answers_wait(
 /// `answers` must be NULL or a queue from `kk_answers_new` not yet freed, in use by no other thread.
 #[no_mangle]
 pub unsafe extern "C" fn kk_answers_free(answers: *mut kk_answers) {
-    if !answers.is_null() {
-        let _ = catch_unwind(AssertUnwindSafe(|| drop(Box::from_raw(answers))));
-    }
-}
-
-/// Publishes the parts of an HTTP request without waiting, the gateway plugin's entry point: `topic`,
-/// `key` (NULL: no key), `headers` (the `Message-Headers` list `k1=v1,k2=v2`, percent-encoded; empty or
-/// NULL: none) and `body` (a JSON object), each given as pointer and length and read only during the
-/// call. Its answer, tagged with `context`, is queued on `answers` once the broker acknowledged the
-/// record or the request failed (bad input is answered before this returns). Skips the envelope's JSON
-/// round trip of `kk_publish`, and never blocks the caller on the broker.
-///
-/// # Safety
-/// `publisher` must be a live handle from `kk_publisher_new`, `answers` a live queue from
-/// `kk_answers_new` (either may be freed before the answer comes: the call keeps what it needs); each
-/// other pointer must be NULL or point to its length of readable bytes.
-#[no_mangle]
-#[allow(clippy::too_many_arguments)] // pointer and length pairs, as C callers pass them
-pub unsafe extern "C" fn kk_publish_message(
-    publisher: *const kk_publisher,
-    topic: *const u8,
-    topic_len: usize,
-    key: *const u8,
-    key_len: usize,
-    headers: *const u8,
-    headers_len: usize,
-    body: *const u8,
-    body_len: usize,
-    answers: *const kk_answers,
-    context: usize,
-) {
-    let _ = catch_unwind(AssertUnwindSafe(|| {
-        let Some(answers) = answers.as_ref() else { return };
-        // Should a panic unwind past the answer, dropping it still answers (503): never no answer.
-        let answer = answers.queue.answer(context);
-        let Some(publisher) = publisher.as_ref() else {
-            return answer.send(Err(Failure::internal("kk_publish_message: publisher is NULL")));
-        };
-        let key = (!key.is_null()).then(|| bytes(key, key_len));
-        match request::from_parts(bytes(topic, topic_len), key, bytes(headers, headers_len), bytes(body, body_len)) {
-            Ok(request) => publisher.inner.submit(request, answer),
-            Err(f) => answer.send(Err(f)),
-        }
-    }));
-}
-
-/// Releases a handle. When it is the last handle on its producer, first waits (up to the request timeout)
-/// for records still in flight. NULL is ignored. The handle must not be used again, nor be in use by
-/// another thread.
-///
-/// # Safety
-/// `publisher` must be NULL or a handle from `kk_publisher_new` not yet freed.
-#[no_mangle]
-pub unsafe extern "C" fn kk_publisher_free(publisher: *mut kk_publisher) {
-    if !publisher.is_null() {
-        let _ = catch_unwind(AssertUnwindSafe(|| drop(Box::from_raw(publisher))));
-    }
+    // SAFETY: the caller passes NULL or a queue it owns and no longer uses.
+    boundary(|_| (), || unsafe { free(answers) })
 }
 
 /// Releases a string returned by this library. NULL is ignored.
@@ -230,15 +317,78 @@ pub unsafe extern "C" fn kk_publisher_free(publisher: *mut kk_publisher) {
 #[no_mangle]
 pub unsafe extern "C" fn kk_string_free(s: *mut c_char) {
     if !s.is_null() {
-        drop(CString::from_raw(s));
+        // SAFETY: `s` came from `CString::into_raw` in `string` and is released once.
+        boundary(|_| (), || drop(unsafe { CString::from_raw(s) }))
     }
 }
 
-unsafe fn bytes<'a>(data: *const u8, len: usize) -> &'a [u8] {
-    if data.is_null() || len == 0 {
-        &[]
-    } else {
-        std::slice::from_raw_parts(data, len)
+/// The one boundary every export runs through: a panic becomes `on_panic(its text)`, never an unwind
+/// into C (which aborts the process).
+fn boundary<T>(on_panic: impl FnOnce(String) -> T, body: impl FnOnce() -> T) -> T {
+    catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|panic| {
+        let text =
+            panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned());
+        on_panic(text.unwrap_or_else(|| "panic".into()))
+    })
+}
+
+impl kk_bytes {
+    const EMPTY: kk_bytes = kk_bytes { data: std::ptr::null(), len: 0 };
+
+    fn of(bytes: &[u8]) -> kk_bytes {
+        kk_bytes { data: bytes.as_ptr(), len: bytes.len() }
+    }
+
+    /// # Safety
+    /// `data` must point to `len` readable bytes that stay valid and unchanged for `'a` (or be NULL).
+    unsafe fn as_slice<'a>(self) -> &'a [u8] {
+        if self.data.is_null() || self.len == 0 {
+            &[]
+        } else {
+            // SAFETY: not NULL, and the caller vouches for `len` bytes living for 'a.
+            unsafe { std::slice::from_raw_parts(self.data, self.len) }
+        }
+    }
+}
+
+impl kk_message {
+    /// # Safety
+    /// Every `kk_bytes` of the message must be valid for `'a`.
+    unsafe fn parts<'a>(&self) -> HttpParts<'a> {
+        let body_read = match self.body_read {
+            KK_BODY_COMPLETE => BodyRead::Complete,
+            KK_BODY_OVER_LIMIT => BodyRead::OverLimit,
+            _ => BodyRead::Broken,
+        };
+        // SAFETY: the caller vouches for every span.
+        unsafe {
+            HttpParts {
+                path: self.path.as_slice(),
+                key: self.key.as_slice(),
+                headers: self.headers.as_slice(),
+                body: self.body.as_slice(),
+                body_read,
+            }
+        }
+    }
+}
+
+/// The publisher to publish with, or the answer for every request when there is none.
+fn usable(publisher: Option<&kk_publisher>) -> Result<&Arc<Publisher>, Failure> {
+    match publisher {
+        Some(p) => p.inner.as_ref().map_err(Failure::clone),
+        None => Err(Failure::unavailable("krakend-kafka: the publisher is closed")),
+    }
+}
+
+/// Releases what `Box::into_raw` handed to C; NULL is ignored.
+///
+/// # Safety
+/// `handle` must be NULL or come from `Box::into_raw` for this `T`, and be released only once.
+unsafe fn free<T>(handle: *mut T) {
+    if !handle.is_null() {
+        // SAFETY: as the caller vouches.
+        drop(unsafe { Box::from_raw(handle) });
     }
 }
 
@@ -249,19 +399,6 @@ fn string(text: String) -> *mut c_char {
         None => text,
     };
     CString::new(text).expect("NUL removed above").into_raw()
-}
-
-fn panic_text(panic: &Box<dyn std::any::Any + Send>) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "panic".into())
-}
-
-/// A panic caught at the boundary, as the 500 the caller gets instead of an abort.
-fn panicked(panic: &Box<dyn std::any::Any + Send>) -> Failure {
-    Failure::internal(format!("internal error: {}", panic_text(panic)))
 }
 
 #[cfg(test)]
@@ -287,36 +424,137 @@ mod tests {
         text
     }
 
-    #[test]
-    fn bad_config_is_an_error_value_naming_the_key() {
-        let mut handle = std::ptr::null_mut();
-        let json = br#"{"bootstrap_servers":"127.0.0.1:1","registry_name":"r","region":"eu-west-1","timeout_ms":"x"}"#;
-        let err = unsafe { take(kk_publisher_new(json.as_ptr(), json.len(), &mut handle)) };
-        assert!(err.contains("timeout_ms"), "{err}");
-        assert!(handle.is_null());
+    fn bytes(b: &[u8]) -> kk_bytes {
+        kk_bytes::of(b)
+    }
 
-        let json = br#"{"bootstrap_servers":"127.0.0.1:1","registry_name":"r","region":"eu-west-1","kafka":{"no.such.property":"1"}}"#;
-        let err = unsafe { take(kk_publisher_new(json.as_ptr(), json.len(), &mut handle)) };
-        assert!(err.contains("no.such.property"), "{err}");
-        assert!(handle.is_null());
+    const GOOD: &[u8] =
+        br#"{"bootstrap_servers":"127.0.0.1:1","registry_name":"r","region":"eu-west-1","max_body_bytes":64}"#;
+
+    /// Collects exactly `n` answers from `answers`, then checks that no other comes.
+    unsafe fn collect(answers: *const kk_answers, n: usize) -> Vec<(usize, u16, String)> {
+        let mut out: Vec<kk_answer> = Vec::with_capacity(n + 1);
+        let mut got = Vec::new();
+        while got.len() < n {
+            let k = kk_answers_wait(answers, out.as_mut_ptr(), n + 1, 10_000);
+            assert!(k > 0, "answer {} of {n} within 10 s", got.len() + 1);
+            out.set_len(k);
+            for a in &out {
+                got.push((a.context, a.status, String::from_utf8(a.response.as_slice().to_vec()).unwrap()));
+            }
+        }
+        assert_eq!(kk_answers_wait(answers, out.as_mut_ptr(), 1, 50), 0, "exactly {n} answers");
+        got
     }
 
     #[test]
-    fn invalid_requests_answer_400_without_a_broker_and_null_is_not_a_crash() {
-        let json = br#"{"bootstrap_servers":"127.0.0.1:1","registry_name":"r","region":"eu-west-1"}"#;
+    fn a_refused_config_is_an_error_naming_the_key_and_a_handle_that_answers_500() {
+        let json = br#"{"bootstrap_servers":"127.0.0.1:1","registry_name":"r","region":"eu-west-1","timeout_ms":"x"}"#;
         let mut handle = std::ptr::null_mut();
         unsafe {
-            assert!(kk_publisher_new(json.as_ptr(), json.len(), &mut handle).is_null());
-            let answer = take(kk_publish(handle, b"{}".as_ptr(), 2));
+            let err = take(kk_publisher_new(bytes(json), &mut handle));
+            assert!(err.contains("timeout_ms"), "{err}");
+            assert!(!handle.is_null());
+            assert_eq!(kk_publisher_body_limit(handle), 0);
+            let answer = take(kk_publish(handle, bytes(br#"{"topicName":"t","body":{"a":1}}"#)));
+            let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+            assert_eq!(
+                answer,
+                serde_json::json!({"statusCode": "500", "message": format!("krakend-kafka is misconfigured: {err}")})
+            );
+            kk_publisher_free(handle);
+
+            let json = br#"{"bootstrap_servers":"127.0.0.1:1","registry_name":"r","region":"eu-west-1","kafka":{"no.such.property":"1"}}"#;
+            assert!(take(kk_publisher_new(bytes(json), &mut handle)).contains("no.such.property"));
+            kk_publisher_free(handle);
+            assert!(take(kk_publisher_new(bytes(GOOD), std::ptr::null_mut())).contains("out is NULL"));
+        }
+    }
+
+    #[test]
+    fn the_envelope_entry_answers_bad_input_400_without_a_broker_and_null_503() {
+        let mut handle = std::ptr::null_mut();
+        unsafe {
+            assert!(kk_publisher_new(bytes(GOOD), &mut handle).is_null());
+            assert_eq!(kk_publisher_body_limit(handle), 64);
+            let answer = take(kk_publish(handle, bytes(b"{}")));
             assert_eq!(answer, r#"{"statusCode":"400","message":"topicName: missing"}"#);
-            let answer = take(kk_publish(handle, std::ptr::null(), 0));
+            let answer = take(kk_publish(handle, kk_bytes::EMPTY));
             assert_eq!(answer, r#"{"statusCode":"400","message":"request: must be a JSON object"}"#);
-            let answer = take(kk_publish(std::ptr::null(), b"{}".as_ptr(), 2));
-            assert!(answer.contains(r#""statusCode":"500""#), "{answer}");
+            let dup = br#"{"topicName":"t","body":{"a":1},"headers":{"h":"1","h":"2"}}"#;
+            assert_eq!(
+                take(kk_publish(handle, bytes(dup))),
+                r#"{"statusCode":"400","message":"headers: h is given twice"}"#
+            );
+            let answer = take(kk_publish(std::ptr::null(), bytes(b"{}")));
+            assert_eq!(answer, r#"{"statusCode":"503","message":"krakend-kafka: the publisher is closed"}"#);
             kk_publisher_free(handle);
             kk_publisher_free(std::ptr::null_mut());
             kk_string_free(std::ptr::null_mut());
             assert_eq!(CStr::from_ptr(kk_version()).to_str().unwrap(), env!("CARGO_PKG_VERSION"));
         }
+    }
+
+    #[test]
+    fn the_message_entry_answers_once_per_call_even_for_null_and_bad_input() {
+        let mut handle = std::ptr::null_mut();
+        unsafe {
+            assert!(kk_publisher_new(bytes(GOOD), &mut handle).is_null());
+            let answers = kk_answers_new();
+            let message = |path: &'static [u8], body: &'static [u8], body_read| kk_message {
+                path: bytes(path),
+                key: kk_bytes::EMPTY,
+                headers: bytes(b"a=1,a=2"),
+                body: bytes(body),
+                body_read,
+            };
+            let dup = || message(b"/v1/t", br#"{"a":1}"#, KK_BODY_COMPLETE);
+            assert_eq!(kk_publish_message(handle, dup(), answers, 1), KK_OK);
+            let large = message(b"/v1/t", b"", KK_BODY_OVER_LIMIT);
+            assert_eq!(kk_publish_message(handle, large, answers, 2), KK_OK);
+            let broken = message(b"/v1/t", b"{", KK_BODY_BROKEN);
+            assert_eq!(kk_publish_message(handle, broken, answers, 3), KK_OK);
+            assert_eq!(kk_publish_message(std::ptr::null(), dup(), answers, 4), KK_NULL_ARGUMENT);
+            assert_eq!(kk_publish_message(handle, dup(), std::ptr::null(), 5), KK_NULL_ARGUMENT);
+            let mut got = collect(answers, 4);
+            got.sort();
+            assert_eq!(
+                got,
+                [
+                    (1, 400, r#"{"statusCode":"400","message":"headers: a is given twice"}"#.into()),
+                    (2, 413, r#"{"statusCode":"413","message":"body: larger than the limit of 64 bytes"}"#.into()),
+                    (
+                        3,
+                        400,
+                        r#"{"statusCode":"400","message":"body: the connection ended before the body was complete"}"#
+                            .into()
+                    ),
+                    (4, 503, r#"{"statusCode":"503","message":"krakend-kafka: the publisher is closed"}"#.into()),
+                ]
+            );
+            assert_eq!(kk_answers_fd(std::ptr::null()), -1);
+            assert!(kk_answers_fd(answers) >= 0);
+            assert_eq!(kk_answers_wait(std::ptr::null(), std::ptr::null_mut(), 1, 0), 0);
+            kk_answers_free(answers);
+            kk_answers_free(std::ptr::null_mut());
+            kk_publisher_free(handle);
+        }
+    }
+
+    #[test]
+    fn an_abandoned_request_is_a_504_that_says_the_record_may_be_stored() {
+        let a = kk_answer_abandoned(7);
+        let response = unsafe { std::str::from_utf8(a.response.as_slice()).unwrap() };
+        assert_eq!((a.context, a.status), (7, 504));
+        let json: serde_json::Value = serde_json::from_str(response).unwrap();
+        assert_eq!(json["statusCode"], "504");
+        assert!(json["message"].as_str().unwrap().contains("may still be stored"), "{response}");
+    }
+
+    #[test]
+    fn a_panic_becomes_the_fallback_value() {
+        assert_eq!(boundary(|text| text, || panic!("boom")), "boom");
+        assert_eq!(boundary(|text| text, || panic!("{}", 42)), "42");
+        assert_eq!(boundary(|_| 0, || 1), 1);
     }
 }

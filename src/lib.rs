@@ -1,6 +1,7 @@
 //! krakend-kafka publishes HTTP requests to Kafka from inside the KrakenD API gateway: it turns a JSON
 //! body into protobuf with the topic's schema from the AWS Glue Schema Registry and sends it through one
-//! long-lived, idempotent producer. C callers use [`ffi`]; Rust callers use [`Publisher`].
+//! long-lived, idempotent producer. C callers use [`ffi`]; Rust callers use [`Publisher`]. Every request,
+//! from either, is a [`Request`] published by [`Publisher::submit`].
 
 #![allow(non_camel_case_types)] // C names in the C surface, as rustls-ffi does.
 
@@ -20,3 +21,4 @@ pub use codec::Codec;
 pub use config::Config;
 pub use outcome::{Delivery, Failure, Outcome};
 pub use publisher::Publisher;
+pub use request::{BodyRead, HttpParts, Request, Rules};

@@ -2,9 +2,8 @@
 //! It is created once per configuration and shared by every request; connections, the producer id
 //! and topic metadata are set up once instead of per message as in the seed.
 
-use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwapOption;
@@ -16,15 +15,31 @@ use rdkafka::message::{Header, Message as _, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer as _, ProducerContext, ThreadedProducer};
 use rdkafka::ClientConfig;
 
+use crate::config::{AwsConfig, ProducerConfig};
 use crate::msk_iam;
 use crate::outcome::{Answer, Delivery, Failure};
 
+/// The Kafka producer of every backend whose producer settings are equal. Dropping the last handle
+/// waits for the records still in flight.
+pub struct Producer {
+    client: Client,
+    /// By then librdkafka has answered every record it holds (`message.timeout.ms` and its expiry scan).
+    drain: Duration,
+}
+
 /// librdkafka's token callback is switched on at compile time, and switching it on replaces its own
 /// OIDC flow: so only an MSK IAM producer has it.
-pub enum Producer {
-    Plain(Arc<ThreadedProducer<Context<false>>>),
-    MskIam(Arc<ThreadedProducer<Context<true>>>),
+enum Client {
+    Plain(ThreadedProducer<Context<false>>),
+    MskIam(ThreadedProducer<Context<true>>),
 }
+
+/// What makes two backends' producers interchangeable.
+pub type Key = (ProducerConfig, Option<AwsConfig>);
+
+/// Producers alive in this process: KrakenD builds a client per backend, and backends that talk to the
+/// same cluster the same way must share one producer (one set of connections, one producer id).
+static SHARED: Mutex<Vec<(Key, Weak<Producer>)>> = Mutex::new(Vec::new());
 
 /// What an MSK IAM producer signs its tokens with.
 pub struct MskIam {
@@ -90,34 +105,55 @@ impl<const MSK_IAM: bool> ProducerContext for Context<MSK_IAM> {
 }
 
 impl Producer {
+    /// The live producer for `key`, or the one `build` makes. `build` runs without the process-wide lock
+    /// (librdkafka starts threads, AWS settings may be resolved); when another caller made one for the
+    /// same key meanwhile, that one is used and ours is dropped.
+    pub fn shared(key: Key, build: impl FnOnce() -> Result<Producer, String>) -> Result<Arc<Producer>, String> {
+        let live = |shared: &mut Vec<(Key, Weak<Producer>)>| {
+            shared.retain(|(_, p)| p.strong_count() > 0);
+            shared.iter().find(|(k, _)| *k == key).and_then(|(_, p)| p.upgrade())
+        };
+        if let Some(p) = live(&mut SHARED.lock().unwrap_or_else(PoisonError::into_inner)) {
+            return Ok(p);
+        }
+        let built = Arc::new(build()?);
+        let mut shared = SHARED.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(p) = live(&mut shared) {
+            drop(shared);
+            return Ok(p);
+        }
+        shared.push((key, Arc::downgrade(&built)));
+        drop(shared);
+        built.warm_up();
+        Ok(built)
+    }
+
     /// Creates the producer; librdkafka checks every property and names the one it refuses. Starts the
     /// polling thread that answers deliveries: call it with signals blocked.
-    pub fn new(properties: &BTreeMap<String, String>, msk_iam: Option<MskIam>) -> Result<Producer, String> {
-        let mut config = ClientConfig::new();
-        for (key, value) in properties {
-            config.set(key, value);
-        }
+    pub fn new(config: &ProducerConfig, msk_iam: Option<MskIam>) -> Result<Producer, String> {
+        let config: ClientConfig = config.kafka.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         let error = |e: KafkaError| format!("kafka: {e}");
-        Ok(match msk_iam {
-            None => Producer::Plain(Arc::new(config.create_with_context(Context::new(None)).map_err(error)?)),
-            iam @ Some(_) => Producer::MskIam(Arc::new(config.create_with_context(Context::new(iam)).map_err(error)?)),
-        })
+        let client = match msk_iam {
+            None => Client::Plain(config.create_with_context(Context::new(None)).map_err(error)?),
+            iam @ Some(_) => Client::MskIam(config.create_with_context(Context::new(iam)).map_err(error)?),
+        };
+        Ok(Producer { client, drain: config_drain(&config) })
     }
 
     /// Connects and fetches cluster metadata in the background, so the first request does not pay for
-    /// it. Call it with signals blocked: it may start a thread of tokio's blocking pool.
-    pub fn warm_up(&self, timeout: Duration) {
+    /// it. It may start a thread of tokio's blocking pool, so signals are blocked around it.
+    fn warm_up(self: &Arc<Self>) {
+        let producer = Arc::clone(self);
         // An unreachable cluster is reported by the requests that need it, with their own status.
-        match self {
-            Producer::Plain(p) => {
-                let p = Arc::clone(p);
-                crate::runtime::runtime().spawn_blocking(move || p.client().fetch_metadata(None, timeout).map(drop))
-            }
-            Producer::MskIam(p) => {
-                let p = Arc::clone(p);
-                crate::runtime::runtime().spawn_blocking(move || p.client().fetch_metadata(None, timeout).map(drop))
-            }
-        };
+        crate::runtime::with_signals_blocked(|| {
+            crate::runtime::runtime().spawn_blocking(move || {
+                let budget = producer.drain;
+                match &producer.client {
+                    Client::Plain(p) => drop(p.client().fetch_metadata(None, budget)),
+                    Client::MskIam(p) => drop(p.client().fetch_metadata(None, budget)),
+                }
+            })
+        });
     }
 
     /// Queues one record (librdkafka copies it) and returns at once; `answer` gets the outcome when the
@@ -133,23 +169,39 @@ impl Producer {
             });
             record = record.headers(owned);
         }
-        let refused = match self {
-            Producer::Plain(p) => p.send(record).err(),
-            Producer::MskIam(p) => p.send(record).err(),
+        let refused = match &self.client {
+            Client::Plain(p) => p.send(record).err(),
+            Client::MskIam(p) => p.send(record).err(),
         };
         if let Some((e, record)) = refused {
             record.delivery_opaque.send(Err(delivery_failure(topic, &e, None)));
         }
     }
+}
 
-    /// Waits up to `timeout` for every queued record to be acknowledged.
-    pub fn flush(&self, timeout: Duration) -> Result<(), String> {
-        match self {
-            Producer::Plain(p) => p.flush(timeout),
-            Producer::MskIam(p) => p.flush(timeout),
+impl Drop for Producer {
+    fn drop(&mut self) {
+        // Records already accepted get their delivery budget to reach the broker before the process goes.
+        let flush = || match &self.client {
+            Client::Plain(p) => drop(p.flush(self.drain)),
+            Client::MskIam(p) => drop(p.flush(self.drain)),
+        };
+        // The last handle may go on a runtime worker (an async publish held it): hand that worker's other
+        // tasks to another thread while this one waits.
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+                tokio::task::block_in_place(flush)
+            }
+            _ => flush(),
         }
-        .map_err(|e| format!("kafka: flush: {e}"))
     }
+}
+
+/// How long librdkafka may hold a record before it answers it: `message.timeout.ms` (which the config's
+/// policy always sets) plus its once-a-second expiry scan.
+fn config_drain(config: &ClientConfig) -> Duration {
+    let ms = config.get("message.timeout.ms").and_then(|v| v.parse().ok()).unwrap_or(0);
+    Duration::from_millis(ms) + Duration::from_secs(1)
 }
 
 /// Why a record was not acknowledged, as the status a caller should see. `cluster` is a connection

@@ -1,10 +1,15 @@
-//! A publish request, validated, from either of its two forms: the seed's JSON envelope
-//! `{"topicName":"T","body":{..},"headers":{"k":"v"},"key":"K"}`, or the parts of an HTTP request (topic,
-//! `Message-Key`, `Message-Headers: k1=v1,k2=v2`, body) as the gateway plugin hands them over.
-//! Everything wrong here is the caller's fault: 400, with the field and the reason.
+//! A publish request, validated. It arrives in one of two forms: the parts of an HTTP request as the
+//! gateway plugin hands them over (path, `Message-Key`, `Message-Headers: k1=v1,k2=v2`, body), or the
+//! seed's JSON envelope `{"topicName":"T","body":{..},"headers":{"k":"v"},"key":"K"}`. Each form is only
+//! read here; every rule about topic, key, headers and body is checked once, in [`Request::new`].
+//! Everything wrong here is the caller's fault: 400 (413 for a body over the limit), with the field and
+//! the reason.
 
 use std::borrow::Cow;
+use std::collections::HashSet;
+use std::fmt;
 
+use serde::de::{Deserializer as _, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
@@ -17,91 +22,187 @@ pub struct Request<'a> {
     /// The body exactly as the caller sent it; parsed once, by the codec, against the schema.
     pub body: Cow<'a, RawValue>,
     pub key: Option<String>,
+    /// Record headers, in the caller's order, names unique.
     pub headers: Vec<(String, String)>,
 }
 
-#[derive(Deserialize)]
-struct Envelope<'a> {
-    #[serde(rename = "topicName")]
-    topic_name: Option<Value>,
-    #[serde(borrow)]
-    body: Option<&'a RawValue>,
-    headers: Option<Value>,
-    key: Option<Value>,
+/// How reading an HTTP body ended: the reader stops at the backend's limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyRead {
+    Complete,
+    /// The body is longer than the limit (it was not read to its end, or not at all).
+    OverLimit,
+    /// The connection failed before the body was complete.
+    Broken,
 }
 
-pub fn parse(input: &[u8]) -> Result<Request<'_>, Failure> {
-    let first = input.iter().find(|b| !b.is_ascii_whitespace());
-    if first != Some(&b'{') {
-        return Err(Failure::bad_request("request: must be a JSON object"));
+/// The parts of an HTTP request, as the plugin reads them.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpParts<'a> {
+    /// The request's URL path; the topic is its last segment unless the backend fixes one.
+    pub path: &'a [u8],
+    /// `Message-Key`; empty means no key, as for an absent header.
+    pub key: &'a [u8],
+    /// `Message-Headers`: `k1=v1,k2=v2`, percent-encoded; empty means no headers.
+    pub headers: &'a [u8],
+    pub body: &'a [u8],
+    pub body_read: BodyRead,
+}
+
+/// What a backend's configuration says about its requests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rules {
+    /// Every request goes to this topic instead of the last segment of its path.
+    pub topic: Option<String>,
+    /// Larger bodies answer 413.
+    pub max_body_bytes: usize,
+}
+
+impl<'a> Request<'a> {
+    /// The one validation every form goes through.
+    fn new(
+        topic: String,
+        body: &'a RawValue,
+        key: Option<String>,
+        headers: Vec<(String, String)>,
+    ) -> Result<Self, Failure> {
+        check_topic(&topic)?;
+        check_body(body)?;
+        let mut seen = HashSet::with_capacity(headers.len());
+        for (name, _) in &headers {
+            if name.is_empty() {
+                return Err(Failure::bad_request("headers: a header name must not be empty"));
+            }
+            if !seen.insert(name.as_str()) {
+                return Err(Failure::bad_request(format!("headers: {name} is given twice")));
+            }
+        }
+        Ok(Request { topic, body: Cow::Borrowed(body), key, headers })
     }
-    let envelope: Envelope =
-        serde_json::from_slice(input).map_err(|e| Failure::bad_request(format!("request: not valid JSON: {e}")))?;
-    Ok(Request {
-        topic: topic(envelope.topic_name)?,
-        body: Cow::Borrowed(body(envelope.body)?),
-        key: match envelope.key {
+
+    /// The request from the parts of an HTTP request, under `rules`.
+    pub fn from_http(parts: HttpParts<'a>, rules: &Rules) -> Result<Self, Failure> {
+        match parts.body_read {
+            BodyRead::Complete if parts.body.len() <= rules.max_body_bytes => {}
+            BodyRead::Complete | BodyRead::OverLimit => {
+                return Err(Failure::new(413, format!("body: larger than the limit of {} bytes", rules.max_body_bytes)))
+            }
+            BodyRead::Broken => {
+                return Err(Failure::bad_request("body: the connection ended before the body was complete"))
+            }
+        }
+        let topic = match &rules.topic {
+            Some(topic) => topic.clone(),
+            None => text("topicName", last_segment(parts.path))?.to_owned(),
+        };
+        let body: &RawValue = serde_json::from_str(text("body", parts.body)?)
+            .map_err(|e| Failure::bad_request(format!("body: not valid JSON: {e}")))?;
+        let key = Some(text("key", parts.key)?).filter(|k| !k.is_empty()).map(str::to_owned);
+        let headers = header_list(text("message-headers", parts.headers)?)
+            .map_err(|e| Failure::bad_request(format!("message-headers: {e}")))?;
+        Request::new(topic, body, key, headers)
+    }
+
+    /// The request from the seed's envelope. Its `headers` keep their order; a name given twice is
+    /// refused, as in `Message-Headers`.
+    pub fn from_envelope(input: &'a [u8]) -> Result<Self, Failure> {
+        #[derive(Deserialize)]
+        struct Envelope<'a> {
+            #[serde(rename = "topicName")]
+            topic_name: Option<Value>,
+            #[serde(borrow)]
+            body: Option<&'a RawValue>,
+            #[serde(borrow)]
+            headers: Option<&'a RawValue>,
+            key: Option<Value>,
+        }
+        if input.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(Failure::bad_request("request: must be a JSON object"));
+        }
+        let envelope: Envelope =
+            serde_json::from_slice(input).map_err(|e| Failure::bad_request(format!("request: not valid JSON: {e}")))?;
+        let topic = match envelope.topic_name {
+            None | Some(Value::Null) => return Err(Failure::bad_request("topicName: missing")),
+            Some(Value::String(name)) => name,
+            Some(_) => return Err(Failure::bad_request("topicName: must be a string")),
+        };
+        let body = envelope.body.ok_or_else(|| Failure::bad_request("body: missing"))?;
+        let key = match envelope.key {
             None | Some(Value::Null) => None,
             Some(Value::String(k)) => Some(k),
             Some(_) => return Err(Failure::bad_request("key: must be a string")),
-        },
-        headers: headers(envelope.headers)?,
-    })
-}
-
-/// The request from the parts of an HTTP request: the topic, the key (`None`: no key), the
-/// `Message-Headers` list (empty: no headers) and the body, which must be a JSON object.
-pub fn from_parts<'a>(
-    topic: &[u8],
-    key: Option<&[u8]>,
-    header_list: &[u8],
-    body: &'a [u8],
-) -> Result<Request<'a>, Failure> {
-    fn text<'b>(field: &str, bytes: &'b [u8]) -> Result<&'b str, Failure> {
-        std::str::from_utf8(bytes).map_err(|_| Failure::bad_request(format!("{field}: not valid UTF-8")))
+        };
+        let headers = match envelope.headers {
+            None => Vec::new(),
+            Some(raw) => envelope_headers(raw)?,
+        };
+        Request::new(topic, body, key, headers)
     }
-    let topic = text("topicName", topic)?;
-    check_topic(topic)?;
-    let body: &RawValue = serde_json::from_str(text("body", body)?)
-        .map_err(|e| Failure::bad_request(format!("body: not valid JSON: {e}")))?;
-    Ok(Request {
-        topic: topic.to_owned(),
-        body: Cow::Borrowed(self::body(Some(body))?),
-        key: key.map(|k| text("key", k).map(str::to_owned)).transpose()?,
-        headers: header_list_of(text("message-headers", header_list)?)
-            .map_err(|e| Failure::bad_request(format!("message-headers: {e}")))?,
-    })
-}
 
-impl Request<'_> {
     /// The same request, owning its body: for work that outlives the caller's buffer.
     pub fn into_owned(self) -> Request<'static> {
         Request { topic: self.topic, body: Cow::Owned(self.body.into_owned()), key: self.key, headers: self.headers }
     }
 }
 
+fn text<'b>(field: &str, bytes: &'b [u8]) -> Result<&'b str, Failure> {
+    std::str::from_utf8(bytes).map_err(|_| Failure::bad_request(format!("{field}: not valid UTF-8")))
+}
+
+fn last_segment(path: &[u8]) -> &[u8] {
+    let end = path.iter().rposition(|&b| b != b'/').map_or(0, |i| i + 1);
+    let path = &path[..end];
+    path.iter().rposition(|&b| b == b'/').map_or(path, |i| &path[i + 1..])
+}
+
+/// Kafka's own rule for topic names: 1 to 249 of `[a-zA-Z0-9._-]`, and not `.` or `..`.
+pub(crate) fn check_topic(name: &str) -> Result<(), Failure> {
+    let legal = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
+    if name.is_empty() {
+        Err(Failure::bad_request("topicName: must not be empty"))
+    } else if name.len() > 249 {
+        Err(Failure::bad_request("topicName: longer than Kafka's limit of 249 characters"))
+    } else if name == "." || name == ".." || !name.chars().all(legal) {
+        Err(Failure::bad_request(format!(
+            "topicName: {name:?} is not a legal Kafka topic name (letters, digits, '.', '_' and '-' only)"
+        )))
+    } else {
+        Ok(())
+    }
+}
+
+fn check_body(raw: &RawValue) -> Result<(), Failure> {
+    let text = raw.get();
+    if !text.starts_with('{') {
+        return Err(Failure::bad_request("body: must be a JSON object"));
+    }
+    // RawValue is valid JSON, so an object whose inside is blank is `{}`: the seed refuses it.
+    if text[1..text.len() - 1].trim().is_empty() {
+        return Err(Failure::bad_request("body: must not be an empty object"));
+    }
+    Ok(())
+}
+
 /// Parses `k1=v1,k2=v2`. Names and values are trimmed at the ends and percent-decoded, so they may hold
 /// any UTF-8, `,` and `=` (as %2C and %3D); `+` stays a plus. An empty list means no headers.
-fn header_list_of(list: &str) -> Result<Vec<(String, String)>, String> {
+fn header_list(list: &str) -> Result<Vec<(String, String)>, String> {
     if list.trim().is_empty() {
         return Ok(Vec::new());
     }
-    let mut headers: Vec<(String, String)> = Vec::new();
-    for (i, item) in list.split(',').enumerate() {
-        let n = i + 1;
-        let (name, value) =
-            item.split_once('=').ok_or_else(|| format!("item {n} ({:?}) is not name=value", item.trim()))?;
-        let name = percent_decoded(name).map_err(|e| format!("item {n}: name: {e}"))?;
-        if name.is_empty() {
-            return Err(format!("item {n} has an empty name"));
-        }
-        let value = percent_decoded(value).map_err(|e| format!("item {n} ({name}): value: {e}"))?;
-        if headers.iter().any(|(known, _)| *known == name) {
-            return Err(format!("header {name} is given twice"));
-        }
-        headers.push((name, value));
-    }
-    Ok(headers)
+    list.split(',')
+        .enumerate()
+        .map(|(i, item)| {
+            let n = i + 1;
+            let (name, value) =
+                item.split_once('=').ok_or_else(|| format!("item {n} ({:?}) is not name=value", item.trim()))?;
+            let name = percent_decoded(name).map_err(|e| format!("item {n}: name: {e}"))?;
+            if name.is_empty() {
+                return Err(format!("item {n} has an empty name"));
+            }
+            let value = percent_decoded(value).map_err(|e| format!("item {n} ({name}): value: {e}"))?;
+            Ok((name, value))
+        })
+        .collect()
 }
 
 fn percent_decoded(text: &str) -> Result<String, String> {
@@ -122,52 +223,32 @@ fn percent_decoded(text: &str) -> Result<String, String> {
     String::from_utf8(out).map_err(|_| format!("{text:?} is not UTF-8 once decoded"))
 }
 
-/// Kafka's own rule for topic names: 1 to 249 of `[a-zA-Z0-9._-]`, and not `.` or `..`.
-pub fn check_topic(name: &str) -> Result<(), Failure> {
-    let legal = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-');
-    if name.is_empty() {
-        Err(Failure::bad_request("topicName: must not be empty"))
-    } else if name.len() > 249 {
-        Err(Failure::bad_request("topicName: longer than Kafka's limit of 249 characters"))
-    } else if name == "." || name == ".." || !name.chars().all(legal) {
-        Err(Failure::bad_request(format!(
-            "topicName: {name:?} is not a legal Kafka topic name (letters, digits, '.', '_' and '-' only)"
-        )))
-    } else {
-        Ok(())
+/// The envelope's `headers` object as name/value pairs in the order written: a JSON map would sort
+/// them and keep only the last of two equal names.
+fn envelope_headers(raw: &RawValue) -> Result<Vec<(String, String)>, Failure> {
+    struct Pairs;
+    impl<'de> Visitor<'de> for Pairs {
+        type Value = Vec<(String, Value)>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("an object of strings")
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut pairs = Vec::with_capacity(map.size_hint().unwrap_or(0));
+            while let Some(pair) = map.next_entry()? {
+                pairs.push(pair);
+            }
+            Ok(pairs)
+        }
     }
-}
-
-fn topic(value: Option<Value>) -> Result<String, Failure> {
-    match value {
-        None | Some(Value::Null) => Err(Failure::bad_request("topicName: missing")),
-        Some(Value::String(name)) => check_topic(&name).map(|()| name),
-        Some(_) => Err(Failure::bad_request("topicName: must be a string")),
-    }
-}
-
-fn body(raw: Option<&RawValue>) -> Result<&RawValue, Failure> {
-    let raw = raw.ok_or_else(|| Failure::bad_request("body: missing"))?;
-    let text = raw.get();
-    if !text.starts_with('{') {
-        return Err(Failure::bad_request("body: must be a JSON object"));
-    }
-    // RawValue is valid JSON, so an object whose inside is blank is `{}`: the seed refuses it.
-    if text[1..text.len() - 1].trim().is_empty() {
-        return Err(Failure::bad_request("body: must not be an empty object"));
-    }
-    Ok(raw)
-}
-
-fn headers(value: Option<Value>) -> Result<Vec<(String, String)>, Failure> {
-    let map = match value {
-        None | Some(Value::Null) => return Ok(Vec::new()),
-        Some(Value::Object(map)) => map,
-        Some(_) => return Err(Failure::bad_request("headers: must be an object of strings")),
-    };
-    map.into_iter()
+    let pairs = serde_json::Deserializer::from_str(raw.get())
+        .deserialize_any(Pairs)
+        .map_err(|_| Failure::bad_request("headers: must be an object of strings"))?;
+    pairs
+        .into_iter()
         .map(|(name, value)| match value {
-            _ if name.is_empty() => Err(Failure::bad_request("headers: a header name must not be empty")),
             Value::String(v) => Ok((name, v)),
             _ => Err(Failure::bad_request(format!("headers.{name}: must be a string"))),
         })
@@ -179,28 +260,44 @@ mod tests {
     use super::*;
 
     fn bad(input: &str) -> String {
-        let f = parse(input.as_bytes()).expect_err(input);
+        let f = Request::from_envelope(input.as_bytes()).expect_err(input);
         assert_eq!(f.status, 400, "{input}");
         f.message
     }
 
+    fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
+        items.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    const RULES: Rules = Rules { topic: None, max_body_bytes: 1 << 20 };
+
+    fn http<'a>(path: &'a str, key: &'a str, headers: &'a str, body: &'a [u8]) -> HttpParts<'a> {
+        let (path, key, headers) = (path.as_bytes(), key.as_bytes(), headers.as_bytes());
+        HttpParts { path, key, headers, body, body_read: BodyRead::Complete }
+    }
+
     #[test]
     fn accepts_the_seed_example() {
-        let r = parse(br#"{"body":{"sample_message":"hello world"},"headers":{"my_key":"myvalue","my_other_key":"42"},"topicName":"MyTopic","key":"messageKey"}"#).unwrap();
+        let r = Request::from_envelope(br#"{"body":{"sample_message":"hello world"},"headers":{"my_key":"myvalue","my_other_key":"42"},"topicName":"MyTopic","key":"messageKey"}"#).unwrap();
         assert_eq!(r.topic, "MyTopic");
         assert_eq!(r.body.get(), r#"{"sample_message":"hello world"}"#);
         assert_eq!(r.key.as_deref(), Some("messageKey"));
-        assert_eq!(r.headers, vec![("my_key".into(), "myvalue".into()), ("my_other_key".into(), "42".into())]);
+        assert_eq!(r.headers, pairs(&[("my_key", "myvalue"), ("my_other_key", "42")]));
     }
 
     #[test]
-    fn headers_and_key_are_optional() {
-        let r = parse(br#" {"topicName":"a.b_c-D","body":{"x":1},"headers":null}"#).unwrap();
+    fn envelope_headers_keep_their_order_and_key_and_headers_are_optional() {
+        let r =
+            Request::from_envelope(br#"{"topicName":"t","body":{"x":1},"headers":{"z":"1","a":"2","m":"3"}}"#).unwrap();
+        assert_eq!(r.headers, pairs(&[("z", "1"), ("a", "2"), ("m", "3")]));
+        let r = Request::from_envelope(br#" {"topicName":"a.b_c-D","body":{"x":1},"headers":null}"#).unwrap();
         assert!(r.headers.is_empty() && r.key.is_none());
+        let r = Request::from_envelope(br#"{"topicName":"t","body":{"x":1},"headers":{}}"#).unwrap();
+        assert!(r.headers.is_empty());
     }
 
     #[test]
-    fn refuses_each_invalid_field_with_its_name() {
+    fn refuses_each_invalid_envelope_field_with_its_name() {
         let cases = [
             ("[1]", "request: must be a JSON object"),
             ("", "request: must be a JSON object"),
@@ -217,8 +314,10 @@ mod tests {
             (r#"{"topicName":"t","body":"{}"}"#, "body: must be a JSON object"),
             (r#"{"topicName":"t","body":{ }}"#, "body: must not be an empty object"),
             (r#"{"topicName":"t","body":{"a":1},"headers":["a"]}"#, "headers: must be an object of strings"),
+            (r#"{"topicName":"t","body":{"a":1},"headers":"a=1"}"#, "headers: must be an object of strings"),
             (r#"{"topicName":"t","body":{"a":1},"headers":{"n":1}}"#, "headers.n: must be a string"),
             (r#"{"topicName":"t","body":{"a":1},"headers":{"":"v"}}"#, "header name must not be empty"),
+            (r#"{"topicName":"t","body":{"a":1},"headers":{"a":"1","a":"2"}}"#, "headers: a is given twice"),
             (r#"{"topicName":"t","body":{"a":1},"key":5}"#, "key: must be a string"),
         ];
         for (input, expected) in cases {
@@ -226,14 +325,6 @@ mod tests {
             assert!(message.contains(expected), "{input}: {message:?} should contain {expected:?}");
         }
         assert!(bad(&format!(r#"{{"topicName":"{}","body":{{"a":1}}}}"#, "t".repeat(250))).contains("249"));
-    }
-
-    fn headers(list: &str) -> Result<Vec<(String, String)>, String> {
-        header_list_of(list)
-    }
-
-    fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
-        items.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     #[test]
@@ -251,53 +342,75 @@ mod tests {
             ("trace-id=4bf92f3577b34da6,ver=1.2.3", &[("trace-id", "4bf92f3577b34da6"), ("ver", "1.2.3")]),
         ];
         for (list, expected) in cases {
-            assert_eq!(headers(list), Ok(pairs(expected)), "{list:?}");
+            let r = Request::from_http(http("/t", "", list, b"{\"a\":1}"), &RULES).unwrap();
+            assert_eq!(r.headers, pairs(expected), "{list:?}");
         }
     }
 
     #[test]
     fn malformed_header_lists_are_refused_naming_the_item() {
         let cases = [
-            ("novalue", "item 1 (\"novalue\") is not name=value"),
-            ("a=1,", "item 2"),
-            ("=v", "item 1 has an empty name"),
-            ("a=%zz", "bad percent-encoding"),
+            ("novalue", "message-headers: item 1 (\"novalue\") is not name=value"),
+            ("a=1,", "message-headers: item 2"),
+            ("=v", "message-headers: item 1 has an empty name"),
+            ("a=%zz", "message-headers: item 1 (a): value: bad percent-encoding"),
             ("a=%+f", "bad percent-encoding"),
             ("a=%4", "bad percent-encoding"),
             ("a=%ff", "not UTF-8"),
-            ("a=1,a=2", "header a is given twice"),
+            ("a=1,a=2", "headers: a is given twice"),
             ("a=1,,b=2", "item 2"),
         ];
         for (list, expected) in cases {
-            let e = headers(list).unwrap_err();
-            assert!(e.contains(expected), "{list:?}: {e:?} should contain {expected:?}");
+            let f = Request::from_http(http("/t", "", list, b"{\"a\":1}"), &RULES).unwrap_err();
+            assert!(f.status == 400 && f.message.contains(expected), "{list:?}: {f:?} should contain {expected:?}");
         }
     }
 
     #[test]
     fn parts_of_an_http_request() {
-        let r = from_parts(b"MyTopic", Some(b"key \"1\""), b"my_key=x-y_z, a.b=1", br#"{"some_message":"x"}"#).unwrap();
+        let parts = http("/v1/event/MyTopic", "key \"1\"", "my_key=x-y_z, a.b=1", br#"{"some_message":"x"}"#);
+        let r = Request::from_http(parts, &RULES).unwrap();
         assert_eq!((r.topic.as_str(), r.key.as_deref()), ("MyTopic", Some("key \"1\"")));
         assert_eq!(r.headers, pairs(&[("my_key", "x-y_z"), ("a.b", "1")]));
         assert_eq!(r.body.get(), r#"{"some_message":"x"}"#);
-        let r = from_parts(b"t", None, b"", b" {\"a\":1} ").unwrap().into_owned();
-        assert!(r.key.is_none() && r.headers.is_empty());
+        let r = Request::from_http(http("t/", "", "", b" {\"a\":1} "), &RULES).unwrap().into_owned();
+        assert!(r.topic == "t" && r.key.is_none() && r.headers.is_empty());
 
-        let cases: [(&[u8], &[u8], &[u8], &str); 8] = [
-            (b"t", b"", b"{\"a\":", "body: not valid JSON"),
-            (b"t", b"", b"", "body: not valid JSON"),
-            (b"t", b"", b"{}", "body: must not be an empty object"),
-            (b"t", b"", b"[1,2]", "body: must be a JSON object"),
-            (b"t", b"", b"{\"a\":\"\xff\"}", "body: not valid UTF-8"),
-            (b"bad$name", b"", b"{\"a\":1}", "not a legal Kafka topic name"),
-            (b"t", b"novalue", b"{\"a\":1}", "message-headers: item 1"),
-            (b"t", b"a=%zz", b"{\"a\":1}", "message-headers: item 1 (a): value: bad percent-encoding"),
+        let cases: [(&str, &[u8], &str); 7] = [
+            ("/t", b"{\"a\":", "body: not valid JSON"),
+            ("/t", b"", "body: not valid JSON"),
+            ("/t", b"{}", "body: must not be an empty object"),
+            ("/t", b"[1,2]", "body: must be a JSON object"),
+            ("/t", b"{\"a\":\"\xff\"}", "body: not valid UTF-8"),
+            ("/bad$name", b"{\"a\":1}", "not a legal Kafka topic name"),
+            ("/", b"{\"a\":1}", "topicName: must not be empty"),
         ];
-        for (topic, list, body, expected) in cases {
-            let f = from_parts(topic, None, list, body).unwrap_err();
+        for (path, body, expected) in cases {
+            let f = Request::from_http(http(path, "", "", body), &RULES).unwrap_err();
             assert!(f.status == 400 && f.message.contains(expected), "{f:?} should contain {expected:?}");
         }
-        let f = from_parts(b"t", Some(b"\xff"), b"", b"{\"a\":1}").unwrap_err();
-        assert_eq!(f.message, "key: not valid UTF-8");
+        let f = Request::from_http(HttpParts { key: b"\xff", ..http("/t", "", "", b"{\"a\":1}") }, &RULES);
+        assert_eq!(f.unwrap_err().message, "key: not valid UTF-8");
+    }
+
+    #[test]
+    fn the_topic_fixed_by_the_backend_wins_over_the_path() {
+        let rules = Rules { topic: Some("fixed".into()), ..RULES };
+        let r = Request::from_http(http("/v1/ignored", "", "", b"{\"a\":1}"), &rules).unwrap();
+        assert_eq!(r.topic, "fixed");
+    }
+
+    #[test]
+    fn bodies_over_the_limit_are_413_and_broken_bodies_400() {
+        let rules = Rules { topic: None, max_body_bytes: 10 };
+        let over = |body: &'static [u8], body_read| {
+            Request::from_http(HttpParts { body_read, ..http("/t", "", "", body) }, &rules).unwrap_err()
+        };
+        for f in [over(b"{\"a\":\"12345\"}", BodyRead::Complete), over(b"", BodyRead::OverLimit)] {
+            assert_eq!((f.status, f.message.as_str()), (413, "body: larger than the limit of 10 bytes"));
+        }
+        assert!(Request::from_http(http("/t", "", "", b"{\"a\":\"1\"}"), &rules).is_ok(), "9 bytes");
+        let f = over(b"{\"a\"", BodyRead::Broken);
+        assert_eq!((f.status, f.message.as_str()), (400, "body: the connection ended before the body was complete"));
     }
 }

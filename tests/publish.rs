@@ -4,22 +4,15 @@
 
 mod common;
 
-use std::ffi::CStr;
 use std::net::TcpListener;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_sdk_glue::types::DataFormat;
 use common::*;
-use krakend_kafka::{Config, Publisher};
 use rdkafka::message::Message;
 use serde_json::{json, Value};
 
-fn publisher(config: &str) -> Arc<Publisher> {
-    Publisher::shared(Config::parse(config.as_bytes(), |_| None).unwrap()).unwrap()
-}
-
-/// A topic on the broker and its schema in a fresh registry.
+/// A topic on the broker and its schema in the tests' registry.
 fn topic_with_schema(prefix: &str, schema: &str) -> (String, String) {
     let (topic, registry) = (unique(prefix), REGISTRY.to_string());
     create_topic(&topic, 3);
@@ -27,15 +20,30 @@ fn topic_with_schema(prefix: &str, schema: &str) -> (String, String) {
     (topic, registry)
 }
 
-/// Publishes through the C surface, as the KrakenD plugin does.
-fn publish_c(config: &str, request: &Value) -> Value {
+/// Publishes `body` to `topic` as the plugin does, and expects a 200: where the record is.
+fn stored(backend: &Backend, topic: &str, body: &Value) -> (i32, i64) {
+    let (status, answer) = backend.publish(&format!("/v1/event/{topic}"), "", "", &body.to_string());
+    assert_eq!(status, 200, "{answer}");
+    position(&answer)
+}
+
+/// Publishes `body` to `topic` as the plugin does, and expects a failure: its status and message.
+fn refused(backend: &Backend, topic: &str, body: &Value) -> (u16, String) {
+    let (status, answer) = backend.publish(&format!("/v1/event/{topic}"), "", "", &body.to_string());
+    assert_ne!(status, 200, "{answer}");
+    (status, answer["message"].as_str().unwrap().to_owned())
+}
+
+/// Publishes the seed's envelope through `kk_publish`, the seed's contract for C callers.
+fn publish_envelope(config: &str, request: &str) -> Value {
     use krakend_kafka::ffi::*;
+    use std::ffi::CStr;
+    let span = |s: &str| kk_bytes { data: s.as_ptr(), len: s.len() };
     unsafe {
         let mut handle = std::ptr::null_mut();
-        let err = kk_publisher_new(config.as_ptr(), config.len(), &mut handle);
+        let err = kk_publisher_new(span(config), &mut handle);
         assert!(err.is_null(), "{:?}", CStr::from_ptr(err));
-        let request = request.to_string();
-        let answer = kk_publish(handle, request.as_ptr(), request.len());
+        let answer = kk_publish(handle, span(request));
         let text = CStr::from_ptr(answer).to_str().unwrap().to_owned();
         kk_string_free(answer);
         kk_publisher_free(handle);
@@ -45,14 +53,17 @@ fn publish_c(config: &str, request: &Value) -> Value {
 
 #[test]
 #[ignore = "needs Kafka and the Glue emulator: run `make test`"]
-fn seed_sample_publishes_value_key_and_headers_through_the_c_surface() {
+fn seed_sample_publishes_value_key_and_headers_through_the_envelope_entry() {
     let (topic, registry) = topic_with_schema("seed", SEED_SCHEMA);
-    let request = json!({"topicName": topic, "body": {"some_message": "test value"},
-        "key": "messageKey", "headers": {"my_key": "myvalue", "trace-id": "x-y_z.é"}});
-    let answer = publish_c(&config(&registry, json!({})), &request);
+    // written out: a serde_json map would sort the headers
+    let request = format!(
+        r#"{{"topicName":"{topic}","body":{{"some_message":"test value"}},"key":"messageKey",
+            "headers":{{"trace-id":"x-y_z.é","my_key":"myvalue"}}}}"#
+    );
+    let answer = publish_envelope(&config(&registry, json!({})), &request);
     assert_eq!(answer["statusCode"], "200", "{answer}");
     assert_eq!(answer["message"], "ok");
-    let (partition, offset) = (answer["partition"].as_i64().unwrap() as i32, answer["offset"].as_i64().unwrap());
+    let (partition, offset) = position(&answer);
 
     let record = record_at(&topic, partition, offset);
     assert_eq!((record.partition(), record.offset()), (partition, offset));
@@ -62,19 +73,26 @@ fn seed_sample_publishes_value_key_and_headers_through_the_c_surface() {
         json!({"someMessage": "test value"})
     );
     assert_eq!(record.key().unwrap(), b"messageKey");
+    // in the envelope's order, as Message-Headers keeps the list's
     assert_eq!(
         headers_of(&record),
-        vec![("my_key".into(), b"myvalue".to_vec()), ("trace-id".into(), "x-y_z.é".as_bytes().to_vec())]
+        vec![("trace-id".into(), "x-y_z.é".as_bytes().to_vec()), ("my_key".into(), b"myvalue".to_vec())]
     );
+
+    // a name given twice is refused, as in Message-Headers (a JSON map would keep the last one)
+    let duplicate = format!(r#"{{"topicName":"{topic}","body":{{"some_message":"x"}},"headers":{{"h":"1","h":"2"}}}}"#);
+    let answer = publish_envelope(&config(&registry, json!({})), &duplicate);
+    assert_eq!(answer, json!({"statusCode": "400", "message": "headers: h is given twice"}));
+    assert_eq!(record_count(&topic), 1);
 }
 
 #[test]
 #[ignore = "needs Kafka and the Glue emulator: run `make test`"]
 fn record_without_key_or_headers_has_neither() {
     let (topic, registry) = topic_with_schema("bare", SEED_SCHEMA);
-    let p = publisher(&config(&registry, json!({})));
-    let d = p.publish(json!({"topicName": topic, "body": {"some_message": "x"}}).to_string().as_bytes()).unwrap();
-    let record = record_at(&topic, d.partition, d.offset);
+    let backend = Backend::open(&config(&registry, json!({})));
+    let (partition, offset) = stored(&backend, &topic, &json!({"some_message": "x"}));
+    let record = record_at(&topic, partition, offset);
     assert!(record.key().is_none());
     assert!(record.headers().is_none());
 }
@@ -83,23 +101,25 @@ fn record_without_key_or_headers_has_neither() {
 #[ignore = "needs Kafka and the Glue emulator: run `make test`"]
 fn invalid_requests_answer_400_and_publish_nothing() {
     let (topic, registry) = topic_with_schema("invalid", SEED_SCHEMA);
-    let p = publisher(&config(&registry, json!({})));
+    let backend = Backend::open(&config(&registry, json!({})));
+    let path = format!("/v1/event/{topic}");
     let cases = [
-        (json!({"topicName": topic, "body": {"other_key": "1"}}), "body"),
-        (json!({"topicName": topic, "body": {"some_message": 5}}), "body.some_message: "),
-        (json!({"topicName": topic, "body": {}}), "body: must not be an empty object"),
-        (json!({"topicName": topic}), "body: missing"),
-        (json!({"topicName": topic, "body": {"some_message": "x"}, "headers": {"h": 1}}), "headers.h"),
-        (json!({"topicName": topic, "body": {"some_message": "x"}, "key": 1}), "key: must be a string"),
-        (json!({"topicName": "bad/topic", "body": {"some_message": "x"}}), "topicName"),
+        ("", r#"{"other_key":"1"}"#, "body"),
+        ("", r#"{"some_message":5}"#, "body.some_message: "),
+        ("", r#"{}"#, "body: must not be an empty object"),
+        ("", r#"{"some_message":"#, "body: not valid JSON"),
+        ("a=1,a=2", r#"{"some_message":"x"}"#, "headers: a is given twice"),
+        ("novalue", r#"{"some_message":"x"}"#, "message-headers: item 1"),
     ];
-    for (request, expected) in cases {
-        let f = p.publish(request.to_string().as_bytes()).unwrap_err();
-        assert_eq!(f.status, 400, "{request}: {f:?}");
-        assert!(f.message.contains(expected), "{request}: {f:?}");
+    for (headers, body, expected) in cases {
+        let (status, answer) = backend.publish(&path, "k", headers, body);
+        assert_eq!(status, 400, "{body}: {answer}");
+        assert!(answer["message"].as_str().unwrap().contains(expected), "{body}: {answer}");
     }
+    let (status, answer) = backend.publish("/v1/event/bad$topic", "", "", r#"{"some_message":"x"}"#);
+    assert!(status == 400 && answer["message"].as_str().unwrap().contains("topicName"), "{answer}");
     // the same publisher still works, and the valid record is the only one on the topic
-    p.publish(json!({"topicName": topic, "body": {"some_message": "ok"}}).to_string().as_bytes()).unwrap();
+    stored(&backend, &topic, &json!({"some_message": "ok"}));
     assert_eq!(record_count(&topic), 1);
 }
 
@@ -137,9 +157,9 @@ fn rich_schema_round_trips_exactly() {
         "voucher": "V-1",
         "big_number": "18446744073709551615"
     });
-    let p = publisher(&config(&registry, json!({})));
-    let d = p.publish(json!({"topicName": topic, "body": body}).to_string().as_bytes()).unwrap();
-    let record = record_at(&topic, d.partition, d.offset);
+    let backend = Backend::open(&config(&registry, json!({})));
+    let (partition, offset) = stored(&backend, &topic, &body);
+    let record = record_at(&topic, partition, offset);
     let back = decode(RICH, "shop.v1.Order", record.payload().unwrap());
     assert_eq!(
         back,
@@ -163,35 +183,45 @@ fn rich_schema_round_trips_exactly() {
 fn configured_message_type_is_used_instead_of_the_first() {
     let (topic, registry) = topic_with_schema("override", RICH);
     let extra = json!({"topics": {topic.clone(): {"message_type": "shop.v1.Unused"}}});
-    let p = publisher(&config(&registry, extra));
-    let d = p.publish(json!({"topicName": topic, "body": {"x": 7}}).to_string().as_bytes()).unwrap();
-    assert_eq!(record_at(&topic, d.partition, d.offset).payload().unwrap(), b"\x08\x07");
+    let backend = Backend::open(&config(&registry, extra));
+    let (partition, offset) = stored(&backend, &topic, &json!({"x": 7}));
+    assert_eq!(record_at(&topic, partition, offset).payload().unwrap(), b"\x08\x07");
+}
+
+#[test]
+#[ignore = "needs Kafka and the Glue emulator: run `make test`"]
+fn the_topic_fixed_by_the_config_wins_over_the_path() {
+    let (topic, registry) = topic_with_schema("fixed", SEED_SCHEMA);
+    let backend = Backend::open(&config(&registry, json!({"topic": topic})));
+    let (status, answer) = backend.publish("/v1/event/anything-else", "", "", r#"{"some_message":"f"}"#);
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(record_count(&topic), 1);
 }
 
 #[test]
 #[ignore = "needs Kafka and the Glue emulator: run `make test`"]
 fn schema_problems_answer_404_or_500_and_publish_nothing() {
     let registry = REGISTRY.to_string();
-    let p = publisher(&config(&registry, json!({})));
+    let backend = Backend::open(&config(&registry, json!({})));
     let missing = unique("missing");
     create_topic(&missing, 1);
     register_schema(&registry, &unique("other"), DataFormat::Protobuf, SEED_SCHEMA);
-    let f = p.publish(json!({"topicName": missing, "body": {"some_message": "x"}}).to_string().as_bytes()).unwrap_err();
-    assert_eq!(f.status, 404, "{f:?}");
-    assert!(f.message.contains(&missing) && f.message.contains(&registry), "{f:?}");
+    let (status, message) = refused(&backend, &missing, &json!({"some_message": "x"}));
+    assert_eq!(status, 404, "{message}");
+    assert!(message.contains(&missing) && message.contains(&registry), "{message}");
 
     let broken = unique("broken");
     create_topic(&broken, 1);
     register_schema(&registry, &broken, DataFormat::Protobuf, "syntax = \"proto3\";\nmessage A { strin x = 1; }");
-    let f = p.publish(json!({"topicName": broken, "body": {"x": "1"}}).to_string().as_bytes()).unwrap_err();
-    assert_eq!(f.status, 500, "{f:?}");
-    assert!(f.message.contains(&format!("{broken}.proto:2:")), "{f:?}");
+    let (status, message) = refused(&backend, &broken, &json!({"x": "1"}));
+    assert_eq!(status, 500, "{message}");
+    assert!(message.contains(&format!("{broken}.proto:2:")), "{message}");
 
     let avro = unique("avro");
     create_topic(&avro, 1);
     register_schema(&registry, &avro, DataFormat::Avro, r#"{"type":"record","name":"A","fields":[]}"#);
-    let f = p.publish(json!({"topicName": avro, "body": {"x": "1"}}).to_string().as_bytes()).unwrap_err();
-    assert_eq!((f.status, f.message.contains("AVRO")), (500, true), "{f:?}");
+    let (status, message) = refused(&backend, &avro, &json!({"x": "1"}));
+    assert_eq!((status, message.contains("AVRO")), (500, true), "{message}");
 
     for topic in [missing, broken, avro] {
         assert_eq!(record_count(&topic), 0);
@@ -204,10 +234,10 @@ fn unreachable_registry_is_503() {
     let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap(); // bound, then closed
     let mut config: Value = serde_json::from_str(&config("r", json!({"timeout_ms": 3000}))).unwrap();
     config["glue_endpoint"] = json!(format!("http://{closed}"));
-    let p = publisher(&config.to_string());
-    let f = p.publish(br#"{"topicName":"t","body":{"some_message":"x"}}"#).unwrap_err();
-    assert_eq!(f.status, 503, "{f:?}");
-    assert!(f.message.contains("Glue registry r could not be read"), "{f:?}");
+    let backend = Backend::open(&config.to_string());
+    let (status, message) = refused(&backend, "t", &json!({"some_message": "x"}));
+    assert_eq!(status, 503, "{message}");
+    assert!(message.contains("Glue registry r could not be read"), "{message}");
 }
 
 #[test]
@@ -215,11 +245,11 @@ fn unreachable_registry_is_503() {
 fn topic_missing_on_the_cluster_is_404_within_the_timeout() {
     let (topic, registry) = (unique("nocluster"), REGISTRY.to_string());
     register_schema(&registry, &topic, DataFormat::Protobuf, SEED_SCHEMA);
-    let p = publisher(&config(&registry, json!({"timeout_ms": 4000})));
+    let backend = Backend::open(&config(&registry, json!({"timeout_ms": 4000})));
     let started = Instant::now();
-    let f = p.publish(json!({"topicName": topic, "body": {"some_message": "x"}}).to_string().as_bytes()).unwrap_err();
-    assert_eq!(f.status, 404, "{f:?}");
-    assert!(f.message.contains("does not exist on the Kafka cluster"), "{f:?}");
+    let (status, message) = refused(&backend, &topic, &json!({"some_message": "x"}));
+    assert_eq!(status, 404, "{message}");
+    assert!(message.contains("does not exist on the Kafka cluster"), "{message}");
     assert!(started.elapsed() < Duration::from_millis(4500), "{:?}", started.elapsed());
 }
 
@@ -231,10 +261,10 @@ fn unreachable_broker_is_503_with_the_reason() {
     let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let mut config: Value = serde_json::from_str(&config(&registry, json!({"timeout_ms": 2000}))).unwrap();
     config["bootstrap_servers"] = json!(closed.to_string());
-    let p = publisher(&config.to_string());
-    let f = p.publish(json!({"topicName": topic, "body": {"some_message": "x"}}).to_string().as_bytes()).unwrap_err();
-    assert_eq!(f.status, 503, "{f:?}");
-    assert!(f.message.contains("cannot be reached") && f.message.contains("Connection refused"), "{f:?}");
+    let backend = Backend::open(&config.to_string());
+    let (status, message) = refused(&backend, &topic, &json!({"some_message": "x"}));
+    assert_eq!(status, 503, "{message}");
+    assert!(message.contains("cannot be reached") && message.contains("Connection refused"), "{message}");
 }
 
 #[test]
@@ -246,10 +276,10 @@ fn broker_that_never_answers_is_504() {
     let silent = TcpListener::bind("127.0.0.1:0").unwrap();
     let mut config: Value = serde_json::from_str(&config(&registry, json!({"timeout_ms": 2000}))).unwrap();
     config["bootstrap_servers"] = json!(silent.local_addr().unwrap().to_string());
-    let p = publisher(&config.to_string());
+    let backend = Backend::open(&config.to_string());
     let started = Instant::now();
-    let f = p.publish(json!({"topicName": topic, "body": {"some_message": "x"}}).to_string().as_bytes()).unwrap_err();
-    assert_eq!(f.status, 504, "{f:?}");
+    let (status, message) = refused(&backend, &topic, &json!({"some_message": "x"}));
+    assert_eq!(status, 504, "{message}");
     assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
     drop(silent);
 }
@@ -258,23 +288,24 @@ fn broker_that_never_answers_is_504() {
 #[ignore = "needs Kafka and the Glue emulator: run `make test`"]
 fn concurrent_publishes_are_each_acknowledged_and_stored_once() {
     let (topic, registry) = topic_with_schema("concurrent", SEED_SCHEMA);
-    let p = publisher(&config(&registry, json!({})));
+    let backend = std::sync::Arc::new(Backend::open(&config(&registry, json!({}))));
     let threads: Vec<_> = (0..16)
         .map(|t| {
-            let (p, topic) = (p.clone(), topic.clone());
+            let (backend, topic) = (backend.clone(), topic.clone());
             std::thread::spawn(move || {
                 (0..25)
                     .map(|i| {
-                        let body = json!({"some_message": format!("{t}-{i}")});
-                        let request = json!({"topicName": topic, "body": body, "key": format!("{t}-{i}")});
-                        p.publish(request.to_string().as_bytes()).unwrap()
+                        let body = json!({"some_message": format!("{t}-{i}")}).to_string();
+                        let (status, answer) =
+                            backend.publish(&format!("/v1/event/{topic}"), &format!("{t}-{i}"), "n=%C3%A9,i=1", &body);
+                        assert_eq!(status, 200, "{answer}");
+                        position(&answer)
                     })
                     .collect::<Vec<_>>()
             })
         })
         .collect();
-    let mut positions: Vec<_> =
-        threads.into_iter().flat_map(|t| t.join().unwrap()).map(|d| (d.partition, d.offset)).collect();
+    let mut positions: Vec<_> = threads.into_iter().flat_map(|t| t.join().unwrap()).collect();
     positions.sort();
     positions.dedup();
     assert_eq!(positions.len(), 400, "every acknowledgement names its own position");
@@ -288,89 +319,31 @@ fn concurrent_publishes_are_each_acknowledged_and_stored_once() {
     for r in &records {
         let value = decode(SEED_SCHEMA, "events.SampleEvent", r.payload().unwrap());
         assert_eq!(value["someMessage"].as_str().unwrap().as_bytes(), r.key().unwrap());
+        assert_eq!(headers_of(r), vec![("n".into(), "é".as_bytes().to_vec()), ("i".into(), b"1".to_vec())]);
     }
 }
 
 #[test]
 #[ignore = "needs Kafka and the Glue emulator: run `make test`"]
-fn message_entry_answers_each_request_once_through_the_queue() {
-    use krakend_kafka::ffi::*;
-    let (topic, registry) = topic_with_schema("parts", SEED_SCHEMA);
-    let config = config(&registry, json!({}));
-    let answers = kk_answers_new();
-    let mut context = 0;
-    let mut publish = |handle, topic: &str, key: Option<&str>, headers: &str, body: &str| unsafe {
-        context += 1;
-        let (key, key_len) = key.map_or((std::ptr::null(), 0), |k| (k.as_ptr(), k.len()));
-        kk_publish_message(
-            handle,
-            topic.as_ptr(),
-            topic.len(),
-            key,
-            key_len,
-            headers.as_ptr(),
-            headers.len(),
-            body.as_ptr(),
-            body.len(),
-            answers,
-            context,
-        );
-    };
-    let mut handle = std::ptr::null_mut();
-    unsafe { assert!(kk_publisher_new(config.as_ptr(), config.len(), &mut handle).is_null()) };
-    for i in 0..50 {
-        let body = json!({"some_message": format!("m{i}")}).to_string();
-        publish(handle, &topic, Some(&i.to_string()), "n=%C3%A9,i=1", &body);
-    }
-    publish(handle, &topic, None, "", r#"{"some_message":"no key, no headers"}"#);
-    publish(handle, &topic, None, "broken", r#"{"some_message":"x"}"#);
-    publish(handle, &topic, None, "", r#"{"some_message":"#);
-    // the handle may go while requests are in flight: they keep what they need
-    unsafe { kk_publisher_free(handle) };
-    publish(std::ptr::null(), &topic, None, "", "{}");
-    // Collected in batches, as the plugin's collector does.
-    let mut collected: Vec<(usize, u16, Value)> = Vec::new();
-    let mut out: Vec<kk_answer> = Vec::with_capacity(16);
-    while collected.len() < 54 {
-        let n = unsafe { kk_answers_wait(answers, out.as_mut_ptr(), 16, 10_000) };
-        assert!(n > 0, "an answer within the timeout; {} so far", collected.len());
-        unsafe { out.set_len(n) };
-        for a in &out {
-            let response = unsafe { std::slice::from_raw_parts(a.response, a.response_len) };
-            collected.push((a.context, a.status, serde_json::from_slice(response).unwrap()));
-        }
-    }
-    assert_eq!(unsafe { kk_answers_wait(answers, out.as_mut_ptr(), 16, 100) }, 0, "exactly one answer per call");
-    unsafe { kk_answers_free(answers) };
-    let mut contexts: Vec<usize> = collected.iter().map(|(c, _, _)| *c).collect();
-    contexts.sort();
-    assert_eq!(contexts, (1..=54).collect::<Vec<_>>());
-    let answers: Vec<(u16, Value)> = collected.into_iter().map(|(_, s, a)| (s, a)).collect();
-    for (status, answer) in &answers {
-        assert_eq!(answer["statusCode"], status.to_string(), "{answer}");
-    }
-    assert_eq!(answers.iter().filter(|(s, _)| *s == 200).count(), 51);
-    assert!(answers
-        .iter()
-        .any(|(s, a)| *s == 400 && a["message"].as_str().unwrap().starts_with("message-headers: item 1")));
-    assert!(answers
-        .iter()
-        .any(|(s, a)| *s == 400 && a["message"].as_str().unwrap().starts_with("body: not valid JSON")));
-    assert!(answers.iter().any(|(s, a)| *s == 500 && a["message"].as_str().unwrap().contains("NULL")));
+fn backends_with_equal_kafka_settings_share_one_producer() {
+    // Two backends that differ only in their own settings (timeout, topic rules, body limit) share one
+    // producer: librdkafka numbers a producer's records per partition, so two records sent through one
+    // producer to a one-partition topic by different backends come from one producer id.
+    let (topic, registry) = (unique("shared"), REGISTRY.to_string());
+    create_topic(&topic, 1);
+    register_schema(&registry, &topic, DataFormat::Protobuf, SEED_SCHEMA);
+    let a = Backend::open(&config(&registry, json!({"max_body_bytes": 1000, "kafka": {"client.id": topic.clone()}})));
+    let b = Backend::open(&config(
+        &registry,
+        json!({"topic": topic.clone(), "schema_ttl_ms": 1000, "kafka": {"client.id": topic.clone()}}),
+    ));
+    stored(&a, &topic, &json!({"some_message": "a"}));
+    let (status, _) = b.publish("/ignored", "", "", r#"{"some_message":"b"}"#);
+    assert_eq!(status, 200);
+    assert_eq!(producer_ids(&topic), 1, "one producer id for both backends' records");
 
-    let records = all_records(&topic);
-    assert_eq!(records.len(), 51);
-    for r in &records {
-        let value = decode(SEED_SCHEMA, "events.SampleEvent", r.payload().unwrap());
-        match r.key() {
-            Some(key) => {
-                assert_eq!(value["someMessage"], format!("m{}", std::str::from_utf8(key).unwrap()));
-                assert_eq!(headers_of(r), vec![("n".into(), "é".as_bytes().to_vec()), ("i".into(), b"1".to_vec())]);
-            }
-            None => {
-                assert_eq!(value["someMessage"], "no key, no headers");
-                assert!(r.headers().is_none());
-            }
-        }
-    }
+    // with other Kafka settings, another producer
+    let c = Backend::open(&config(&registry, json!({"kafka": {"client.id": format!("{topic}-other")}})));
+    stored(&c, &topic, &json!({"some_message": "c"}));
+    assert_eq!(producer_ids(&topic), 2);
 }

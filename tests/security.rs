@@ -8,13 +8,16 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_glue::types::DataFormat;
 use common::*;
-use krakend_kafka::{Config, Publisher};
 use serde_json::{json, Value};
 
-fn publish(config: &Value, topic: &str) -> Result<krakend_kafka::Delivery, krakend_kafka::Failure> {
-    let config = Config::parse(config.to_string().as_bytes(), |_| None).unwrap();
-    let p = Publisher::shared(config).unwrap();
-    p.publish(json!({"topicName": topic, "body": {"some_message": "secure"}}).to_string().as_bytes())
+/// Publishes as the plugin does: where the record is, or the status and message of the refusal.
+fn publish(config: &Value, topic: &str) -> Result<(i32, i64), (u16, String)> {
+    let backend = Backend::open(&config.to_string());
+    let (status, answer) = backend.publish(&format!("/v1/event/{topic}"), "", "", r#"{"some_message":"secure"}"#);
+    match status {
+        200 => Ok(position(&answer)),
+        _ => Err((status, answer["message"].as_str().unwrap().to_owned())),
+    }
 }
 
 fn base(topic_prefix: &str, kafka: Value) -> (String, Value) {
@@ -38,8 +41,8 @@ fn msk_iam_without_credentials_is_503_naming_the_cause_in_time() {
     let started = Instant::now();
     let f = publish(&config, &topic).unwrap_err();
     // Glue and the token share the credential chain; whichever needs it first names the failure.
-    assert_eq!(f.status, 503, "{f:?}");
-    assert!(f.message.contains("loading credentials") && f.message.contains("Connection refused"), "{f:?}");
+    assert_eq!(f.0, 503, "{f:?}");
+    assert!(f.1.contains("loading credentials") && f.1.contains("Connection refused"), "{f:?}");
     assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
     assert_eq!(record_count(&topic), 0);
 }
@@ -58,7 +61,7 @@ fn on(mut config: Value, bootstrap: &str) -> Value {
 fn publishes(prefix: &str, kafka: Value, bootstrap: &str) {
     let (topic, config) = base(prefix, kafka);
     let d = publish(&on(config, bootstrap), &topic).unwrap();
-    let record = record_at(&topic, d.partition, d.offset);
+    let record = record_at(&topic, d.0, d.1);
     assert_eq!(rdkafka::message::Message::payload(&record).unwrap(), b"\x0a\x06secure");
 }
 
@@ -68,9 +71,9 @@ fn refused(prefix: &str, kafka: Value, bootstrap: &str, cause: &str) -> (String,
     let config = on(config, bootstrap);
     let started = Instant::now();
     let f = publish(&config, &topic).unwrap_err();
-    assert_eq!(f.status, 503, "{f:?}");
-    assert!(f.message.contains(cause), "{f:?} should name {cause:?}");
-    assert!(!f.message.contains("scram-secret") && !f.message.contains("wrong-secret"), "{f:?}");
+    assert_eq!(f.0, 503, "{f:?}");
+    assert!(f.1.contains(cause), "{f:?} should name {cause:?}");
+    assert!(!f.1.contains("scram-secret") && !f.1.contains("wrong-secret"), "{f:?}");
     assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
     assert_eq!(record_count(&topic), 0);
     (topic, config)

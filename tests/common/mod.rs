@@ -177,3 +177,106 @@ pub fn decode(schema: &str, message: &str, bytes: &[u8]) -> serde_json::Value {
     let message = prost_reflect::DynamicMessage::decode(pool.get_message_by_name(message).unwrap(), bytes).unwrap();
     serde_json::to_value(message).unwrap()
 }
+
+/// The calls waiting for an answer, by context: where the collector sends each.
+type Waiting =
+    std::sync::Arc<std::sync::Mutex<std::collections::HashMap<usize, std::sync::mpsc::Sender<(u16, String)>>>>;
+
+/// A backend driven as the gateway plugin drives it, through the C surface: a publisher handle, an
+/// answer queue, and one thread that collects the answers and hands each to the call that waits for it.
+pub struct Backend {
+    handle: *mut krakend_kafka::ffi::kk_publisher,
+    answers: *mut krakend_kafka::ffi::kk_answers,
+    waiting: Waiting,
+    next: AtomicUsize,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    collector: Option<std::thread::JoinHandle<()>>,
+}
+
+// SAFETY: the core's handles and queues may be used from any thread; the queue is read by the collector only.
+unsafe impl Send for Backend {}
+unsafe impl Sync for Backend {}
+
+struct Queue(*mut krakend_kafka::ffi::kk_answers);
+// SAFETY: as above.
+unsafe impl Send for Queue {}
+
+impl Backend {
+    /// Opens a publisher with `config`; panics if the core refuses it.
+    pub fn open(config: &str) -> Backend {
+        use krakend_kafka::ffi::*;
+        let mut handle = std::ptr::null_mut();
+        let config = kk_bytes { data: config.as_ptr(), len: config.len() };
+        let error = unsafe { kk_publisher_new(config, &mut handle) };
+        assert!(error.is_null(), "{:?}", unsafe { std::ffi::CStr::from_ptr(error) });
+        let answers = kk_answers_new();
+        let waiting = Waiting::default();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (queue, routes, stopped) = (Queue(answers), waiting.clone(), stop.clone());
+        let collector = std::thread::spawn(move || {
+            let queue = queue;
+            let mut out: Vec<kk_answer> = Vec::with_capacity(64);
+            while !stopped.load(Ordering::SeqCst) {
+                let n = unsafe { kk_answers_wait(queue.0, out.as_mut_ptr(), 64, 100) };
+                unsafe { out.set_len(n) };
+                for a in &out {
+                    let response = unsafe { std::slice::from_raw_parts(a.response.data, a.response.len) };
+                    let tx = routes.lock().unwrap().remove(&a.context).expect("an answer for a waiting call, once");
+                    tx.send((a.status, String::from_utf8(response.to_vec()).unwrap())).unwrap();
+                }
+            }
+        });
+        Backend { handle, answers, waiting, next: AtomicUsize::new(1), stop, collector: Some(collector) }
+    }
+
+    /// Publishes as the plugin does for `POST path` with `Message-Key: key` and `Message-Headers:
+    /// headers` ("" for none) and `body`; returns the core's status and response JSON.
+    pub fn publish(&self, path: &str, key: &str, headers: &str, body: &str) -> (u16, serde_json::Value) {
+        use krakend_kafka::ffi::*;
+        let context = self.next.fetch_add(1, Ordering::SeqCst);
+        let (tx, rx) = std::sync::mpsc::channel();
+        self.waiting.lock().unwrap().insert(context, tx);
+        let span = |s: &str| kk_bytes { data: s.as_ptr(), len: s.len() };
+        let message = kk_message {
+            path: span(path),
+            key: span(key),
+            headers: span(headers),
+            body: span(body),
+            body_read: KK_BODY_COMPLETE,
+        };
+        assert_eq!(unsafe { kk_publish_message(self.handle, message, self.answers, context) }, KK_OK);
+        let (status, response) = rx.recv_timeout(Duration::from_secs(60)).expect("an answer within 60 s");
+        let json: serde_json::Value = serde_json::from_str(&response).unwrap();
+        assert_eq!(json["statusCode"], status.to_string(), "{json}");
+        (status, json)
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        unsafe { krakend_kafka::ffi::kk_publisher_free(self.handle) };
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(collector) = self.collector.take() {
+            let _ = collector.join();
+        }
+        unsafe { krakend_kafka::ffi::kk_answers_free(self.answers) };
+    }
+}
+
+/// Where a 200 says the record is.
+pub fn position(answer: &serde_json::Value) -> (i32, i64) {
+    (answer["partition"].as_i64().expect("a partition") as i32, answer["offset"].as_i64().expect("an offset"))
+}
+
+/// How many producers the broker holds state for on partition 0 of `topic` (Kafka's own admin tool,
+/// DescribeProducers): an idempotent producer registers its producer id with every partition it writes.
+pub fn producer_ids(topic: &str) -> usize {
+    let services = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/services/services.sh");
+    let out = std::process::Command::new(services).args(["producers", "test", topic, "0"]).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    // a header line, then one line per producer
+    let rows: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(rows.first().is_some_and(|h| h.contains("ProducerId")), "{text}");
+    rows.len() - 1
+}

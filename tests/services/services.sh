@@ -8,6 +8,7 @@
 #   services.sh env NAME                 the environment a client of that instance needs
 #   services.sh example NAME             topic example-events and its schema (krakend/example/)
 #   services.sh consume NAME TOPIC       print the topic's records with key and headers, then exit
+#   services.sh producers NAME TOPIC P   the producers the broker knows on partition P of TOPIC
 #
 # Heavy files live under ${KK_CACHE:-~/.cache/krakend-kafka}, never in the checkout.
 set -euo pipefail
@@ -209,6 +210,12 @@ consume() {
     --property print.partition=true --property print.offset=true 2>/dev/null || true
 }
 
+# The producers the broker holds state for on one partition, as Kafka's own admin tool lists them.
+producers() {
+  kafka_java org.apache.kafka.tools.TransactionsCommand --bootstrap-server "127.0.0.1:$kafka_port" \
+    describe-producers --topic "$1" --partition "$2" 2>/dev/null
+}
+
 case $cmd in
   install) install ;;
   start) install; start_kafka; start_glue ;;
@@ -217,5 +224,6 @@ case $cmd in
   env) print_env ;;
   example) example ;;
   consume) consume "${3:?services.sh consume NAME TOPIC}" ;;
+  producers) producers "${3:?services.sh producers NAME TOPIC PARTITION}" "${4:?services.sh producers NAME TOPIC PARTITION}" ;;
   *) echo "usage: services.sh install | start|stop|status|env [test|run]" >&2; exit 2 ;;
 esac

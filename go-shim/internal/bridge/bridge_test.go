@@ -1,12 +1,14 @@
 package bridge
 
 import (
-	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/krakend-kafka/krakend-kafka/go-shim/internal/core"
 )
 
 func request(path, body string, headers map[string]string) *http.Request {
@@ -22,96 +24,61 @@ func TestReadTakesThePartsAsSent(t *testing.T) {
 	r := request("/v1/event/MyTopic", body, map[string]string{"Message-Key": `key "1"`})
 	r.Header.Add("Message-Headers", "my_key=x-y_z")
 	r.Header.Add("Message-Headers", "k=hello%2C%20world")
-	p, f := Read(r, Settings{MaxBodyBytes: DefaultMaxBodyBytes})
-	if f != nil {
-		t.Fatal(f)
+	want := core.Message{Path: "/v1/event/MyTopic", Key: `key "1"`, Headers: "my_key=x-y_z,k=hello%2C%20world", Body: []byte(body)}
+	if m := Read(r, 1<<20); !reflect.DeepEqual(m, want) {
+		t.Errorf("%+v\nwant %+v", m, want)
 	}
-	want := Parts{Topic: "MyTopic", Key: `key "1"`, HasKey: true, Headers: "my_key=x-y_z,k=hello%2C%20world", Body: []byte(body)}
-	if !reflect.DeepEqual(p, want) {
-		t.Errorf("%+v\nwant %+v", p, want)
-	}
-}
-
-func TestReadWithoutKeyOrHeadersAndWithAFixedTopic(t *testing.T) {
-	p, f := Read(request("/t/", `{"a":1}`, map[string]string{"Message-Key": ""}), Settings{MaxBodyBytes: 10})
-	if f != nil || p.Topic != "t" || p.HasKey || p.Headers != "" || string(p.Body) != `{"a":1}` {
-		t.Fatalf("%+v %v", p, f)
-	}
-	p, _ = Read(request("/ignored", `{"a":1}`, nil), Settings{Topic: "fixed", MaxBodyBytes: 10})
-	if p.Topic != "fixed" {
-		t.Fatalf("%+v", p)
+	if m := Read(request("/t/", `{"a":1}`, nil), 10); m.Key != "" || m.Headers != "" || m.Path != "/t/" {
+		t.Errorf("%+v", m)
 	}
 }
 
-func TestReadHoldsTheBodyToTheLimit(t *testing.T) {
+type broken struct{}
+
+func (broken) Read([]byte) (int, error) { return 0, errors.New("connection reset") }
+
+func TestReadStopsAtTheLimitAndSaysHowTheBodyEnded(t *testing.T) {
 	large := `{"a":"` + strings.Repeat("x", 100) + `"}`
-	if _, f := Read(request("/t", large, nil), Settings{MaxBodyBytes: 100}); f == nil || f.Status != 413 ||
-		f.Message != "body: larger than the limit of 100 bytes" {
-		t.Errorf("%+v", f)
-	}
-	// a body without Content-Length is held to the same limit while it is read
-	r := request("/t", large, nil)
-	r.ContentLength = -1
-	if _, f := Read(r, Settings{MaxBodyBytes: 100}); f == nil || f.Status != 413 {
-		t.Errorf("chunked body: %+v", f)
-	}
-	for _, unknown := range []int64{-1, 0} {
-		r = request("/t", `{"a":1}`, nil)
-		r.ContentLength = unknown
-		if p, f := Read(r, Settings{MaxBodyBytes: 100}); f != nil || string(p.Body) != `{"a":1}` {
-			t.Errorf("body of unknown length (%d): %+v %v", unknown, p, f)
-		}
-	}
-}
-
-func TestSplitConfig(t *testing.T) {
-	var block map[string]interface{}
-	_ = json.Unmarshal([]byte(`{"topic":"t","max_body_bytes":2048,"registry_name":"r","kafka":{"linger.ms":"1"}}`), &block)
-	s, core, err := SplitConfig(block)
-	if err != nil || s.Topic != "t" || s.MaxBodyBytes != 2048 {
-		t.Fatalf("%+v %v", s, err)
-	}
-	if string(core) != `{"kafka":{"linger.ms":"1"},"registry_name":"r"}` {
-		t.Errorf("core config %s", core)
-	}
-	s, _, _ = SplitConfig(map[string]interface{}{})
-	if s.MaxBodyBytes != DefaultMaxBodyBytes {
-		t.Errorf("default limit %d", s.MaxBodyBytes)
-	}
-	for _, bad := range []string{`{"topic":5}`, `{"topic":""}`, `{"max_body_bytes":0}`, `{"max_body_bytes":"1"}`, `{"max_body_bytes":1.5}`} {
-		_ = json.Unmarshal([]byte(bad), &block)
-		if _, _, err := SplitConfig(block); err == nil {
-			t.Errorf("%s: no error", bad)
-		}
-	}
-}
-
-func TestWriteUsesTheCoreStatus(t *testing.T) {
+	exact := `{"a":"` + strings.Repeat("x", 92) + `"}` // 100 bytes
 	for _, c := range []struct {
-		status, want int
-		body         string
+		name   string
+		body   string
+		length int64 // -1 and 0: unknown, as chunked requests and KrakenD's backend requests have
+		want   int
 	}{
-		{200, 200, `{"statusCode":"200","message":"ok","partition":0,"offset":1}`},
-		{404, 404, `{"statusCode":"404","message":"no schema"}`},
-		{504, 504, `{"statusCode":"504","message":"late"}`},
-		{0, 500, `{"statusCode":"0"}`},
-		{600, 500, `{"statusCode":"600"}`},
+		{"declared over the limit", large, int64(len(large)), core.BodyOverLimit},
+		{"chunked over the limit", large, -1, core.BodyOverLimit},
+		{"unknown length over the limit", large, 0, core.BodyOverLimit},
+		{"exactly the limit, chunked", exact, -1, core.BodyComplete},
+		{"exactly the limit", exact, 100, core.BodyComplete},
+		{"unknown length", `{"a":1}`, 0, core.BodyComplete},
 	} {
-		w := httptest.NewRecorder()
-		Write(w, c.status, []byte(c.body))
-		if w.Code != c.want || w.Header().Get("Content-Type") != "application/json" {
-			t.Errorf("%d: %d %v", c.status, w.Code, w.Header())
+		r := request("/t", c.body, nil)
+		r.ContentLength = c.length
+		m := Read(r, 100)
+		if m.BodyRead != c.want {
+			t.Errorf("%s: body read %d, want %d", c.name, m.BodyRead, c.want)
 		}
-		if c.want == c.status && w.Body.String() != c.body {
-			t.Errorf("%d: body %s", c.status, w.Body.String())
+		if c.want == core.BodyComplete && string(m.Body) != c.body {
+			t.Errorf("%s: body %q", c.name, m.Body)
+		}
+		if c.want != core.BodyComplete && len(m.Body) != 0 {
+			t.Errorf("%s: %d bytes kept of a refused body", c.name, len(m.Body))
+		}
+	}
+	for _, length := range []int64{10, -1} {
+		r := httptest.NewRequest(http.MethodPost, "http://backend/t", broken{})
+		r.ContentLength = length
+		if m := Read(r, 100); m.BodyRead != core.BodyBroken {
+			t.Errorf("length %d: %+v", length, m)
 		}
 	}
 }
 
-func TestWriteFailureHasTheCoreShape(t *testing.T) {
+func TestWriteCopiesTheCoreAnswer(t *testing.T) {
 	w := httptest.NewRecorder()
-	WriteFailure(w, &Failure{Status: 413, Message: `body: "too" large`})
-	if w.Code != 413 || w.Body.String() != `{"statusCode":"413","message":"body: \"too\" large"}` {
-		t.Errorf("%d %s", w.Code, w.Body.String())
+	Write(w, 404, []byte(`{"statusCode":"404","message":"no schema"}`))
+	if w.Code != 404 || w.Header().Get("Content-Type") != "application/json" || w.Body.String() != `{"statusCode":"404","message":"no schema"}` {
+		t.Errorf("%d %v %s", w.Code, w.Header(), w.Body.String())
 	}
 }

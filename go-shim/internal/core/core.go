@@ -1,0 +1,146 @@
+// Package core is the Go side of the Rust core's C surface: it hands requests to the core and hands
+// each answer back to the goroutine that waits for it. It holds the plugin's concurrency (the answer
+// collector, the publisher handle's lifetime, shutdown) and no knowledge of HTTP, Kafka or answers:
+// statuses and response bytes come from the core as they are.
+package core
+
+/*
+#cgo CFLAGS: -I${SRCDIR}/../../../include
+#cgo LDFLAGS: -lutil -lrt -lpthread -lm -ldl
+#include "krakend_kafka.h"
+*/
+import "C"
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"runtime/cgo"
+	"sync"
+	"syscall"
+	"unsafe"
+)
+
+// How reading a body ended (kk_message.body_read).
+const (
+	BodyComplete  = C.KK_BODY_COMPLETE
+	BodyOverLimit = C.KK_BODY_OVER_LIMIT
+	BodyBroken    = C.KK_BODY_BROKEN
+)
+
+// Message is what the core publishes from an HTTP request.
+type Message struct {
+	Path     string // the topic is its last segment unless the backend fixes one
+	Key      string // Message-Key; empty: no key
+	Headers  string // the Message-Headers list, for the core to parse
+	Body     []byte
+	BodyRead int // BodyComplete, BodyOverLimit or BodyBroken
+}
+
+// Publisher is one backend's publisher in the core and the queue its answers come back on.
+type Publisher struct {
+	mu     sync.RWMutex    // held shared while a request is handed to the core, exclusively by Close
+	handle *C.kk_publisher // nil once closed: the core then answers 503 itself
+	limit  int64           // the largest body the backend takes
+	// The core queues every answer here; collect hands it to its request. The queue and collect live
+	// as long as the process, so a request that arrives after Close still gets the core's answer.
+	answers *C.kk_answers
+	wake    *os.File // readable when answers arrive on an empty queue
+}
+
+type answer struct {
+	status   int
+	response []byte
+}
+
+// Open opens a publisher with config (the plugin's JSON block). A config the core refuses returns its
+// error AND a publisher that answers every request with a 500 naming it, so the gateway never falls
+// back to its plain HTTP client. It returns no publisher only when the answer queue cannot be made.
+func Open(config []byte) (*Publisher, error) {
+	p := &Publisher{answers: C.kk_answers_new()}
+	if p.answers == nil {
+		return nil, errors.New("krakend-kafka: no file descriptor left for the answer queue")
+	}
+	// collect waits on a copy of the queue's eventfd through Go's poller, like on a socket.
+	fd, err := syscall.Dup(int(C.kk_answers_fd(p.answers)))
+	if err != nil {
+		C.kk_answers_free(p.answers)
+		return nil, fmt.Errorf("krakend-kafka: answer queue: %w", err)
+	}
+	p.wake = os.NewFile(uintptr(fd), "krakend-kafka answers")
+	go p.collect()
+	var refused error
+	if msg := C.kk_publisher_new(span(unsafe.SliceData(config), len(config)), &p.handle); msg != nil {
+		refused = errors.New(C.GoString(msg))
+		C.kk_string_free(msg)
+	}
+	p.limit = int64(C.kk_publisher_body_limit(p.handle))
+	return p, refused
+}
+
+// BodyLimit is the largest body the backend takes: read one byte more to tell that a body is over it.
+func (p *Publisher) BodyLimit() int64 { return p.limit }
+
+// Publish hands m to the core and waits for its answer: the HTTP status and the response bytes. When
+// ctx ends first, it returns the core's answer for an abandoned request; the real answer still comes
+// and is dropped.
+func (p *Publisher) Publish(ctx context.Context, m Message) (int, []byte) {
+	answered := make(chan answer, 1)
+	context := cgo.NewHandle(answered)
+	message := C.kk_message{
+		path:      span(unsafe.StringData(m.Path), len(m.Path)),
+		key:       span(unsafe.StringData(m.Key), len(m.Key)),
+		headers:   span(unsafe.StringData(m.Headers), len(m.Headers)),
+		body:      span(unsafe.SliceData(m.Body), len(m.Body)),
+		body_read: C.kk_body_read(m.BodyRead),
+	}
+	// The core reads the message during the call only and queues the answer: this goroutine waits on a
+	// channel, not inside C, so it holds no Go scheduler slot while Kafka acknowledges.
+	p.mu.RLock()
+	C.kk_publish_message(p.handle, message, p.answers, C.uintptr_t(context))
+	p.mu.RUnlock()
+	select {
+	case a := <-answered:
+		return a.status, a.response
+	case <-ctx.Done():
+		a := C.kk_answer_abandoned(C.uintptr_t(context))
+		return int(a.status), C.GoBytes(unsafe.Pointer(a.response.data), C.int(a.response.len))
+	}
+}
+
+// Close releases the publisher: the core first waits for the records in flight, whose answers are
+// handed over as usual; requests from then on are answered 503 by the core.
+func (p *Publisher) Close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	C.kk_publisher_free(p.handle)
+	p.handle = nil
+}
+
+// collect hands the core's answers to their requests: it sleeps in Go's poller until the queue's
+// eventfd turns readable, then drains the queue in batches with short calls into C.
+func (p *Publisher) collect() {
+	batch := make([]C.kk_answer, 256)
+	wakeUps := make([]byte, 8)
+	var timeout C.uint32_t // 0: the poller waits; the core's own wait is the fallback
+	for {
+		for n := 1; n > 0; {
+			n = int(C.kk_answers_wait(p.answers, &batch[0], C.uintptr_t(len(batch)), timeout))
+			for _, a := range batch[:n] {
+				handle := cgo.Handle(a.context)
+				response := C.GoBytes(unsafe.Pointer(a.response.data), C.int(a.response.len))
+				handle.Value().(chan answer) <- answer{int(a.status), response}
+				handle.Delete()
+			}
+		}
+		// The descriptor never closes, so reading it does not fail; should it, waiting in C still works.
+		if _, err := p.wake.Read(wakeUps); err != nil {
+			timeout = 100
+		}
+	}
+}
+
+func span(p *byte, n int) C.kk_bytes {
+	return C.kk_bytes{data: (*C.uint8_t)(unsafe.Pointer(p)), len: C.uintptr_t(n)}
+}

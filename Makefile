@@ -39,9 +39,19 @@ plugin: build
 # krakend/gateway/go.mod is the one place lura's version is pinned; the binary reports it (X-Krakend).
 LURA_VERSION = $(shell awk '$$1 == "github.com/luraproject/lura/v2" {print $$2}' krakend/gateway/go.mod)
 
-## krakend: the gateway binary, into build/
+GATEWAY_LDFLAGS = $(GO_STRIP) -X github.com/luraproject/lura/v2/core.KrakendVersion=$(LURA_VERSION)
+KRAKEND_RIG := $(BUILD)/krakend-rig
+
+.PHONY: krakend-rig
+
+## krakend: the gateway binary (the product's, the one the image holds), into build/
 krakend:
-	cd krakend/gateway && $(GO_BUILD) -ldflags="$(GO_STRIP) -X github.com/luraproject/lura/v2/core.KrakendVersion=$(LURA_VERSION)" -o $(KRAKEND) .
+	cd krakend/gateway && $(GO_BUILD) -ldflags="$(GATEWAY_LDFLAGS)" -o $(KRAKEND) ./cmd/krakend
+
+## krakend-rig: the benchmark's gateway: the product's plus the bench's "static" client and CE-style
+## pubsub publisher (tests/bench/gateway), into build/; never shipped
+krakend-rig:
+	cd tests/bench/gateway && $(GO_BUILD) -ldflags="$(GATEWAY_LDFLAGS)" -o $(KRAKEND_RIG) .
 
 # AWS's Go SigV4 signer, the reference the MSK IAM token test compares with.
 aws-signer:
@@ -127,6 +137,6 @@ image-test: image
 	$(WITH_TEST_SERVICES) tests/image/test.sh $(IMAGE)
 
 ## bench: throughput, latency, CPU and memory of every scenario on this machine, with ratios
-bench: plugin krakend
+bench: plugin krakend-rig
 	command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 	$(WITH_TEST_SERVICES) tests/bench/run.sh

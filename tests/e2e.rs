@@ -225,16 +225,67 @@ fn krakend_checks_the_example_config_and_loads_the_plugin() {
     let bad = Command::new(&krakend).args(["test-plugin", "-c", &format!("{root}/Cargo.toml")]).output().unwrap();
     assert!(!bad.status.success(), "{bad:?}");
 
-    // JWT validation is KrakenD CE's (krakend-jose): a config asking for it is refused, not served unprotected
-    let mut jwt: Value =
+    // Every extra_config namespace the gateway does not implement is refused, at each level KrakenD reads
+    // extra_config, naming it and where it is: lura would ignore it and serve less than the config asks.
+    let example: Value =
         serde_json::from_str(&std::fs::read_to_string(format!("{root}/krakend/krakend.json")).unwrap()).unwrap();
+    let cases = [
+        ("", "security/cors", json!({"allow_origins": ["*"]}), "service: security/cors"),
+        (
+            "/endpoints/0",
+            "qos/ratelimit/router",
+            json!({"max_rate": 10}),
+            "endpoint /v1/event/{topic}: qos/ratelimit/router",
+        ),
+        (
+            "/endpoints/0/backend/0",
+            "qos/circuit-breaker",
+            json!({"interval": 60, "timeout": 10, "max_errors": 1}),
+            "endpoint /v1/event/{topic}: backend 0: qos/circuit-breaker",
+        ),
+    ];
+    for (at, namespace, settings, expected) in cases {
+        let mut config = example.clone();
+        let extra = config.pointer_mut(at).unwrap().as_object_mut().unwrap().entry("extra_config").or_insert(json!({}));
+        extra.as_object_mut().unwrap().insert(namespace.into(), settings);
+        let path = std::env::temp_dir().join(unique("unimplemented")).with_extension("json");
+        std::fs::write(&path, config.to_string()).unwrap();
+        let refused = Command::new(&krakend).args(["check", "-c", path.to_str().unwrap()]).output().unwrap();
+        assert!(!refused.status.success(), "{refused:?}");
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(stderr.contains(&format!("{expected} is not implemented by this gateway")), "{stderr}");
+        // and `run` refuses to start with it
+        let mut run = Command::new(&krakend)
+            .args(["run", "-c", path.to_str().unwrap(), "-p", "1"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let status = loop {
+            if let Some(status) = run.try_wait().unwrap() {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                run.kill().unwrap();
+                panic!("`krakend run` started with {namespace} in {at}");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        let mut stderr = String::new();
+        run.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+        assert!(!status.success() && stderr.contains(expected), "{status}: {stderr}");
+        std::fs::remove_file(&path).unwrap();
+    }
+    // JWT validation (krakend-jose) is implemented: a config asking for it is accepted
+    let mut jwt = example.clone();
     jwt["endpoints"][0]["extra_config"] =
         json!({"auth/validator": {"alg": "RS256", "jwk_url": "https://idp.example/jwks"}});
     let path = std::env::temp_dir().join(unique("jwt")).with_extension("json");
     std::fs::write(&path, jwt.to_string()).unwrap();
-    let refused = Command::new(&krakend).args(["check", "-c", path.to_str().unwrap()]).output().unwrap();
-    assert!(!refused.status.success(), "{refused:?}");
-    assert!(String::from_utf8_lossy(&refused.stderr).contains("auth/validator needs KrakenD CE"), "{refused:?}");
+    let accepted = Command::new(&krakend).args(["check", "-c", path.to_str().unwrap()]).output().unwrap();
+    assert!(accepted.status.success(), "{accepted:?}");
+    std::fs::remove_file(&path).unwrap();
 }
 
 #[test]

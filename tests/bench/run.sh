@@ -9,10 +9,12 @@ export KAFKA_BROKERS=$KK_BOOTSTRAP_SERVERS # the CE-style publisher's brokers, a
 trap 'kill $(cat "$out"/*.pid 2>/dev/null) 2>/dev/null || true; rm -rf "$out"' EXIT
 "$root/tests/services/services.sh" example test >/dev/null 2>&1
 
-# scenario NAME CONFIG PATH: the gateway with CONFIG under wrk, with its CPU time and memory.
+# scenario NAME CONFIG PATH: the gateway with CONFIG under wrk, with its CPU time and memory. Every HTTP
+# scenario runs the same binary, the bench rig (build/krakend-rig: the product's gateway plus the "static"
+# client and the CE-style publisher, tests/bench/gateway), so they differ by their config alone.
 scenario() {
   local name=$1 config=$2 url=http://127.0.0.1:18090$3
-  (cd "$root/build" && exec ./krakend run -c "$root/tests/bench/$config") >"$out/$name.log" 2>&1 &
+  (cd "$root/build" && exec ./krakend-rig run -c "$root/tests/bench/$config") >"$out/$name.log" 2>&1 &
   local pid=$!
   echo $pid >"$out/$name.pid"
   for ((i = 0; i < 120; i++)); do curl -sf "http://127.0.0.1:18090/__health" >/dev/null && break; sleep 0.25; done

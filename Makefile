@@ -42,7 +42,7 @@ LURA_VERSION = $(shell awk '$$1 == "github.com/luraproject/lura/v2" {print $$2}'
 GATEWAY_LDFLAGS = $(GO_STRIP) -X github.com/luraproject/lura/v2/core.KrakendVersion=$(LURA_VERSION)
 KRAKEND_RIG := $(BUILD)/krakend-rig
 
-.PHONY: krakend-rig
+.PHONY: krakend-rig config-check
 
 ## krakend: the gateway binary (the product's, the one the image holds), into build/
 krakend:
@@ -86,8 +86,17 @@ fmt-check:
 	cargo fmt --check
 	test -z "$$(gofmt -l go-shim krakend tests)" || { gofmt -l go-shim krakend tests; exit 1; }
 
+# Every gateway config of the repository (examples, test and bench configs).
+CONFIGS = $(wildcard krakend/*.json tests/e2e/*.json tests/bench/*.json)
+
+## config-check: every gateway config validates against KrakenD's published v2.13 schema (tests/config/)
+config-check:
+	$(SERVICES) install
+	venv="$${KK_CACHE:-$${XDG_CACHE_HOME:-$$HOME/.cache}/krakend-kafka}/venv-$$(sha256sum tests/services/requirements.txt | cut -c1-12)" && \
+	"$$venv/bin/python" tests/config/validate.py tests/config/krakend-v2.13.schema.json $(CONFIGS)
+
 ## test: every test of the project: Rust unit, integration and end-to-end tests, Go tests
-test: fmt-check plugin krakend aws-signer go-test
+test: fmt-check config-check plugin krakend aws-signer go-test
 	$(WITH_GATEWAY) -- --include-ignored
 
 services-install:

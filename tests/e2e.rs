@@ -4,8 +4,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::Read;
 use std::process::Command;
 
 use aws_sdk_glue::types::DataFormat;
@@ -23,41 +22,9 @@ message Event {
 }
 message Inner { bool ok = 1; }"#;
 
-/// One HTTP/1.1 exchange with the gateway: the status and the body. Like curl, it reads the answer as
-/// soon as it is complete: a server that refuses a body (413) answers without reading it, and the
-/// connection is reset once it closes.
+/// One HTTP/1.1 exchange with the gateway: the status and the body.
 fn post(path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String) {
-    let mut stream = TcpStream::connect(var("KK_GATEWAY")).unwrap();
-    let mut head = format!(
-        "POST {path} HTTP/1.1\r\nHost: gateway\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).unwrap();
-    let _refused_bodies_are_not_read = stream.write_all(body);
-    let mut reader = BufReader::new(stream);
-    let mut line = String::new();
-    reader.read_line(&mut line).unwrap();
-    let status = line[9..12].parse().unwrap();
-    let mut length = None;
-    loop {
-        line.clear();
-        reader.read_line(&mut line).unwrap();
-        if line == "\r\n" {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':') {
-            if name.eq_ignore_ascii_case("content-length") {
-                length = Some(value.trim().parse().unwrap());
-            }
-        }
-    }
-    let mut body = vec![0; length.expect("the gateway answers with a Content-Length")];
-    reader.read_exact(&mut body).unwrap();
-    (status, String::from_utf8(body).unwrap())
+    http_request(&var("KK_GATEWAY"), "POST", path, headers, body).unwrap()
 }
 
 fn post_json(path: &str, headers: &[(&str, &str)], body: &Value) -> (u16, Value) {

@@ -5,8 +5,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -123,9 +123,6 @@ impl Gateway {
             .unwrap_or_else(|e| panic!("{method} {path}: {e}\ngateway log:\n{}", self.log()))
     }
 
-    /// Like curl, it reads the answer as soon as it is complete (by its Content-Length), not until the
-    /// connection closes: a gateway that refuses a request answers without reading its body, and the
-    /// connection is reset once it closes.
     fn try_request(
         &self,
         method: &str,
@@ -133,37 +130,7 @@ impl Gateway {
         headers: &[(&str, &str)],
         body: &[u8],
     ) -> std::io::Result<(u16, String)> {
-        let mut stream = TcpStream::connect(&self.address)?;
-        let mut head = format!(
-            "{method} {path} HTTP/1.1\r\nHost: gateway\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
-            body.len()
-        );
-        for (k, v) in headers {
-            head.push_str(&format!("{k}: {v}\r\n"));
-        }
-        head.push_str("\r\n");
-        stream.write_all(head.as_bytes())?;
-        let _refused_bodies_are_not_read = stream.write_all(body);
-        let mut reader = BufReader::new(stream);
-        let mut line = String::new();
-        reader.read_line(&mut line)?;
-        let status = line.get(9..12).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("not HTTP: {line:?}"));
-        let mut length = None;
-        loop {
-            line.clear();
-            reader.read_line(&mut line)?;
-            if line == "\r\n" || line.is_empty() {
-                break;
-            }
-            if let Some((name, value)) = line.split_once(':') {
-                if name.eq_ignore_ascii_case("content-length") {
-                    length = Some(value.trim().parse().unwrap());
-                }
-            }
-        }
-        let mut body = vec![0; length.expect("the gateway answers with a Content-Length")];
-        reader.read_exact(&mut body)?;
-        Ok((status, String::from_utf8(body).unwrap()))
+        http_request(&self.address, method, path, headers, body)
     }
 }
 

@@ -280,3 +280,47 @@ pub fn producer_ids(topic: &str) -> usize {
     assert!(rows.first().is_some_and(|h| h.contains("ProducerId")), "{text}");
     rows.len() - 1
 }
+
+/// One HTTP/1.1 exchange with the server at `address`: the status and the body. Like curl, it reads the
+/// answer as soon as it is complete (by its Content-Length), not until the connection closes: a gateway
+/// that refuses a request answers without reading its body, and the connection is reset once it closes.
+pub fn http_request(
+    address: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<(u16, String)> {
+    use std::io::{BufRead, Read, Write};
+    let mut stream = std::net::TcpStream::connect(address)?;
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: gateway\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes())?;
+    let _refused_bodies_are_not_read = stream.write_all(body);
+    let mut reader = std::io::BufReader::new(stream);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let status = line.get(9..12).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("not HTTP: {line:?}"));
+    let mut length = None;
+    loop {
+        line.clear();
+        reader.read_line(&mut line)?;
+        if line == "\r\n" || line.is_empty() {
+            break;
+        }
+        if let Some((name, value)) = line.split_once(':') {
+            if name.eq_ignore_ascii_case("content-length") {
+                length = Some(value.trim().parse().unwrap());
+            }
+        }
+    }
+    let mut body = vec![0; length.expect("the gateway answers with a Content-Length")];
+    reader.read_exact(&mut body)?;
+    Ok((status, String::from_utf8(body).unwrap()))
+}

@@ -15,9 +15,10 @@ const DEFAULT_SCHEMA_TTL_MS: u64 = 300_000;
 const DEFAULT_SCHEMA_MISS_TTL_MS: u64 = 10_000;
 const DEFAULT_MAX_BODY_BYTES: u64 = 1 << 20;
 
-/// librdkafka looks for expired records about once a second, so it reports one up to this long after
-/// `message.timeout.ms`.
-const EXPIRY_SCAN: Duration = Duration::from_secs(1);
+/// librdkafka looks for expired records about once a second, so it reports one up to a second after
+/// `message.timeout.ms`; half a second more lets its verdict, which names the cause, come before the
+/// backend's own deadline answers 504 (src/deadline.rs).
+const VERDICT_LEAD: Duration = Duration::from_millis(1500);
 
 /// A backend's configuration: what its producer is built from (shared by every backend whose
 /// [`ProducerConfig`] is equal), the AWS settings, and what stays per backend.
@@ -218,9 +219,9 @@ fn policy(resolved: Resolved) -> Result<Config, String> {
         kafka.insert("sasl.mechanism".into(), "OAUTHBEARER".into());
         kafka.entry("security.protocol".into()).or_insert_with(|| "SASL_SSL".into());
     }
-    let expiry = timeout - EXPIRY_SCAN.min(timeout / 2);
-    // Every caller is answered when librdkafka gives up on its record: that deadline must exist (0
-    // would be infinite), and by default its report arrives within the budget.
+    let expiry = timeout - VERDICT_LEAD.min(timeout / 2);
+    // librdkafka gives up on every record at this deadline: it must exist (0 would be infinite), and by
+    // default its report arrives within the budget.
     let delivery_timeout = kafka.entry("message.timeout.ms".into()).or_insert(expiry.as_millis().to_string());
     if !delivery_timeout.parse::<u64>().is_ok_and(|ms| ms > 0) {
         return Err(format!("config key kafka.message.timeout.ms: not a positive number: {delivery_timeout:?}"));
@@ -368,7 +369,7 @@ mod tests {
         let c = policy(resolved(FULL)).unwrap();
         let kafka = &c.producer.kafka;
         assert_eq!(kafka["enable.idempotence"], "true");
-        assert_eq!(kafka["message.timeout.ms"], "9000");
+        assert_eq!(kafka["message.timeout.ms"], "8500");
         assert_eq!(kafka["topic.metadata.propagation.max.ms"], "5000");
         assert_eq!(kafka["linger.ms"], "2");
         assert_eq!(kafka["client.id"], "krakend-kafka");

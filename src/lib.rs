@@ -8,6 +8,7 @@
 mod answers;
 mod codec;
 mod config;
+mod deadline;
 pub mod ffi;
 pub mod msk_iam;
 mod outcome;

@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 use arc_swap::ArcSwapOption;
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_sdk_glue::error::DisplayErrorContext;
+use rdkafka::bindings::{rd_kafka_message_status, rd_kafka_msg_status_t};
 use rdkafka::client::{ClientContext, OAuthToken};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Message as _, OwnedHeaders};
@@ -97,7 +98,12 @@ impl<const MSK_IAM: bool> ProducerContext for Context<MSK_IAM> {
                 }
                 Ok(Delivery { partition: m.partition(), offset: m.offset() })
             }
-            Err((e, m)) => Err(delivery_failure(m.topic(), e, self.last_error.load().as_deref().map(String::as_str))),
+            Err((e, m)) => {
+                // SAFETY: `m` is the message librdkafka hands this callback, alive for its length.
+                let persisted = unsafe { rd_kafka_message_status(m.ptr()) };
+                let stored = persisted != rd_kafka_msg_status_t::RD_KAFKA_MSG_STATUS_NOT_PERSISTED;
+                Err(delivery_failure(m.topic(), e, stored, self.last_error.load().as_deref().map(String::as_str)))
+            }
         };
         // A panicking receiver must not take the polling thread, and every later answer, with it.
         let _ = catch_unwind(AssertUnwindSafe(|| answer.send(outcome)));
@@ -174,7 +180,7 @@ impl Producer {
             Client::MskIam(p) => p.send(record).err(),
         };
         if let Some((e, record)) = refused {
-            record.delivery_opaque.send(Err(delivery_failure(topic, &e, None)));
+            record.delivery_opaque.send(Err(delivery_failure(topic, &e, false, None)));
         }
     }
 }
@@ -204,28 +210,32 @@ fn config_drain(config: &ClientConfig) -> Duration {
     Duration::from_millis(ms) + Duration::from_secs(1)
 }
 
-/// Why a record was not acknowledged, as the status a caller should see. `cluster` is a connection
-/// error not yet followed by a delivery: a record that timed out for that reason was never deliverable (503).
-fn delivery_failure(topic: &str, error: &KafkaError, cluster: Option<&str>) -> Failure {
+/// Why a record was not acknowledged, as the status a caller should see: 503 only when it is certainly not
+/// stored, 504 when it may be (`maybe_stored`: librdkafka sent it, or more, and got no answer it could
+/// trust). `cluster` is a connection error not yet followed by a delivery: the reason a record that timed
+/// out without being sent could not be.
+fn delivery_failure(topic: &str, error: &KafkaError, maybe_stored: bool, cluster: Option<&str>) -> Failure {
     let code = match error {
         KafkaError::MessageProduction(code) => Some(*code),
         _ => error.rdkafka_error_code(),
     };
     match code {
+        _ if maybe_stored => Failure::timeout(format!(
+            "topic {topic}: the record was sent but not acknowledged ({error}); it may be stored: check before you retry"
+        )),
         Some(RDKafkaErrorCode::UnknownTopic | RDKafkaErrorCode::UnknownTopicOrPartition) => {
             Failure::not_found(format!("topic {topic} does not exist on the Kafka cluster"))
         }
-        Some(RDKafkaErrorCode::MessageTimedOut) if cluster.is_some() => Failure::unavailable(format!(
-            "topic {topic}: the Kafka cluster cannot be reached: {}",
-            cluster.unwrap_or_default()
-        )),
-        Some(RDKafkaErrorCode::MessageTimedOut) => {
-            Failure::timeout(format!("topic {topic}: the broker did not acknowledge the record in time ({error})"))
-        }
+        Some(RDKafkaErrorCode::MessageTimedOut) => match cluster {
+            Some(reason) => {
+                Failure::unavailable(format!("topic {topic}: not stored: the Kafka cluster cannot be reached: {reason}"))
+            }
+            None => Failure::unavailable(format!("topic {topic}: not stored: the broker did not take the record in time")),
+        },
         Some(RDKafkaErrorCode::MessageSizeTooLarge) => {
             Failure::new(413, format!("topic {topic}: the record is larger than the broker accepts ({error})"))
         }
-        _ => Failure::unavailable(format!("topic {topic}: delivery failed: {error}")),
+        _ => Failure::unavailable(format!("topic {topic}: not stored: {error}")),
     }
 }
 
@@ -248,6 +258,28 @@ mod tests {
     fn context(credentials: impl ProvideCredentials + 'static) -> Context<true> {
         let credentials = SharedCredentialsProvider::new(credentials);
         Context::new(Some(MskIam { credentials, region: "eu-west-1".into() }))
+    }
+
+    #[test]
+    fn only_a_record_that_cannot_be_stored_is_503() {
+        let timed_out = KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut);
+        let f = delivery_failure("t", &timed_out, true, Some("Connection refused"));
+        assert_eq!(f.status, 504, "{f:?}");
+        assert!(f.message.contains("it may be stored"), "{f:?}");
+        let f = delivery_failure("t", &timed_out, false, Some("Connection refused"));
+        assert_eq!(
+            (f.status, f.message.as_str()),
+            (503, "topic t: not stored: the Kafka cluster cannot be reached: Connection refused")
+        );
+        let f = delivery_failure("t", &timed_out, false, None);
+        assert_eq!(
+            (f.status, f.message.as_str()),
+            (503, "topic t: not stored: the broker did not take the record in time")
+        );
+        let unknown = KafkaError::MessageProduction(RDKafkaErrorCode::UnknownTopicOrPartition);
+        assert_eq!(delivery_failure("t", &unknown, false, None).status, 404);
+        let large = KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge);
+        assert_eq!(delivery_failure("t", &large, false, None).status, 413);
     }
 
     #[test]

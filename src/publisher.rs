@@ -10,6 +10,7 @@ use aws_credential_types::provider::SharedCredentialsProvider;
 
 use crate::codec::Codec;
 use crate::config::{AwsConfig, Config};
+use crate::deadline::Deadlines;
 use crate::outcome::{Answer, Failure, Outcome};
 use crate::producer::{MskIam, Producer};
 use crate::registry::{Glue, SchemaCache};
@@ -18,6 +19,7 @@ use crate::runtime;
 
 pub struct Publisher {
     producer: Arc<Producer>,
+    deadlines: Arc<Deadlines>,
     schemas: SchemaCache<Glue>,
     timeout: Duration,
     rules: Rules,
@@ -49,7 +51,8 @@ impl Publisher {
                 backend.schema_ttl,
                 backend.schema_miss_ttl,
             );
-            Ok(Publisher { producer, schemas, timeout: backend.timeout, rules: backend.rules })
+            let deadlines = Deadlines::new(backend.timeout);
+            Ok(Publisher { producer, deadlines, schemas, timeout: backend.timeout, rules: backend.rules })
         })
     }
 
@@ -89,7 +92,10 @@ impl Publisher {
 
     fn send(&self, codec: &Codec, request: &Request<'_>, answer: Answer) {
         match codec.encode(&request.body) {
-            Ok(value) => self.producer.send(&request.topic, request.key.as_deref(), &request.headers, &value, answer),
+            Ok(value) => {
+                let answer = self.deadlines.guard(&request.topic, answer);
+                self.producer.send(&request.topic, request.key.as_deref(), &request.headers, &value, answer)
+            }
             Err(f) => answer.send(Err(f)),
         }
     }

@@ -259,27 +259,31 @@ fn unreachable_broker_is_503_with_the_reason() {
     let (topic, registry) = (unique("nobroker"), REGISTRY.to_string());
     register_schema(&registry, &topic, DataFormat::Protobuf, SEED_SCHEMA);
     let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let mut config: Value = serde_json::from_str(&config(&registry, json!({"timeout_ms": 2000}))).unwrap();
+    let mut config: Value = serde_json::from_str(&config(&registry, json!({"timeout_ms": 4000}))).unwrap();
     config["bootstrap_servers"] = json!(closed.to_string());
     let backend = Backend::open(&config.to_string());
     let (status, message) = refused(&backend, &topic, &json!({"some_message": "x"}));
     assert_eq!(status, 503, "{message}");
-    assert!(message.contains("cannot be reached") && message.contains("Connection refused"), "{message}");
+    assert!(
+        message.contains("not stored: the Kafka cluster cannot be reached") && message.contains("Connection refused"),
+        "{message}"
+    );
 }
 
 #[test]
 #[ignore = "needs Kafka and the Glue emulator: run `make test`"]
-fn broker_that_never_answers_is_504() {
+fn broker_that_never_answers_is_503_not_stored_within_the_timeout() {
     let (topic, registry) = (unique("silent"), REGISTRY.to_string());
     register_schema(&registry, &topic, DataFormat::Protobuf, SEED_SCHEMA);
-    // Accepts connections and never answers: the record can only time out.
+    // Accepts connections and never answers: the record is never sent, so it is certainly not stored.
     let silent = TcpListener::bind("127.0.0.1:0").unwrap();
-    let mut config: Value = serde_json::from_str(&config(&registry, json!({"timeout_ms": 2000}))).unwrap();
+    let mut config: Value = serde_json::from_str(&config(&registry, json!({"timeout_ms": 4000}))).unwrap();
     config["bootstrap_servers"] = json!(silent.local_addr().unwrap().to_string());
     let backend = Backend::open(&config.to_string());
     let started = Instant::now();
     let (status, message) = refused(&backend, &topic, &json!({"some_message": "x"}));
-    assert_eq!(status, 504, "{message}");
+    assert_eq!(status, 503, "{message}");
+    assert!(message.contains("not stored"), "{message}");
     assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
     drop(silent);
 }

@@ -24,8 +24,8 @@ cmd=${1:-}
 instance=${2:-test}
 case $instance in
   # Two instances with their own ports and state, so the tests never touch what `make run` serves.
-  test) kafka_port=19092 controller_port=19093 sasl_ssl_port=19094 ssl_port=19095 mtls_port=19096 iam_port=19097 glue_port=15000 ;;
-  run) kafka_port=9092 controller_port=9093 sasl_ssl_port=9094 ssl_port=9095 mtls_port=9096 iam_port=9097 glue_port=5000 ;;
+  test) kafka_port=19092 controller_port=19093 sasl_ssl_port=19094 ssl_port=19095 mtls_port=19096 iam_port=19097 faulty_port=19098 faulty_proxy_port=19099 glue_port=15000 ;;
+  run) kafka_port=9092 controller_port=9093 sasl_ssl_port=9094 ssl_port=9095 mtls_port=9096 iam_port=9097 faulty_port=9098 faulty_proxy_port=9099 glue_port=5000 ;;
   *) echo "services.sh: unknown instance '$instance' (test or run)" >&2; exit 2 ;;
 esac
 state=$cache/state-$instance
@@ -109,15 +109,17 @@ start_kafka() {
   make_tls
   # PLAINTEXT for the plain tests and for reading back; SASL_SSL (SCRAM-SHA-512, PLAIN), SSL, MTLS
   # (SSL that requires a client certificate from the test CA) and IAM (SASL_SSL with OAUTHBEARER,
-  # checked by MskIamValidator against the test's AWS key) for the security tests.
+  # checked by MskIamValidator against the test's AWS key) for the security tests. FAULTY is PLAINTEXT
+  # advertised at another port, where the fault tests put a proxy they can freeze: a client that
+  # bootstraps there talks to the broker only through it.
   cat >"$state/kafka/server.properties" <<PROPS
 process.roles=broker,controller
 node.id=1
-listeners=PLAINTEXT://127.0.0.1:$kafka_port,CONTROLLER://127.0.0.1:$controller_port,SASL_SSL://127.0.0.1:$sasl_ssl_port,SSL://127.0.0.1:$ssl_port,MTLS://127.0.0.1:$mtls_port,IAM://127.0.0.1:$iam_port
-advertised.listeners=PLAINTEXT://127.0.0.1:$kafka_port,SASL_SSL://127.0.0.1:$sasl_ssl_port,SSL://127.0.0.1:$ssl_port,MTLS://127.0.0.1:$mtls_port,IAM://127.0.0.1:$iam_port
+listeners=PLAINTEXT://127.0.0.1:$kafka_port,CONTROLLER://127.0.0.1:$controller_port,SASL_SSL://127.0.0.1:$sasl_ssl_port,SSL://127.0.0.1:$ssl_port,MTLS://127.0.0.1:$mtls_port,IAM://127.0.0.1:$iam_port,FAULTY://127.0.0.1:$faulty_port
+advertised.listeners=PLAINTEXT://127.0.0.1:$kafka_port,SASL_SSL://127.0.0.1:$sasl_ssl_port,SSL://127.0.0.1:$ssl_port,MTLS://127.0.0.1:$mtls_port,IAM://127.0.0.1:$iam_port,FAULTY://127.0.0.1:$faulty_proxy_port
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL,SSL:SSL,MTLS:SSL,IAM:SASL_SSL
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL,SSL:SSL,MTLS:SSL,IAM:SASL_SSL,FAULTY:PLAINTEXT
 ssl.keystore.type=PEM
 ssl.keystore.location=$state/kafka/tls/broker-keystore.pem
 listener.name.mtls.ssl.client.auth=required
@@ -179,6 +181,8 @@ export KK_SASL_SSL_BOOTSTRAP=127.0.0.1:$sasl_ssl_port
 export KK_SSL_BOOTSTRAP=127.0.0.1:$ssl_port
 export KK_MTLS_BOOTSTRAP=127.0.0.1:$mtls_port
 export KK_IAM_BOOTSTRAP=127.0.0.1:$iam_port
+export KK_FAULTY_BROKER=127.0.0.1:$faulty_port
+export KK_FAULTY_BOOTSTRAP=127.0.0.1:$faulty_proxy_port
 export KK_CLIENT_CERT=$state/kafka/tls/client.pem
 export KK_CLIENT_KEY=$state/kafka/tls/client.key
 export KK_TEST_CA=$state/kafka/tls/ca.pem

@@ -1,0 +1,128 @@
+//! Faults on the way to the real broker: a connection that goes silent while records are on it. The test
+//! broker advertises its FAULTY listener at KK_FAULTY_BOOTSTRAP, where this test puts a proxy to the
+//! listener itself; freezing the proxy keeps every connection open and lets nothing through, as a network
+//! that drops packets or a broker that hangs would. `make test` runs these with the services up.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_sdk_glue::types::DataFormat;
+use common::*;
+use rdkafka::message::Message;
+use serde_json::{json, Value};
+
+/// A TCP proxy from KK_FAULTY_BOOTSTRAP to KK_FAULTY_BROKER that can be frozen: bytes read while frozen
+/// are held until it thaws.
+struct Proxy {
+    frozen: Arc<(Mutex<bool>, Condvar)>,
+}
+
+impl Proxy {
+    fn start() -> Proxy {
+        let listener = TcpListener::bind(var("KK_FAULTY_BOOTSTRAP")).expect("the faulty listener's proxy port is free");
+        let frozen = Arc::new((Mutex::new(false), Condvar::new()));
+        let state = frozen.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                let Ok(broker) = TcpStream::connect(var("KK_FAULTY_BROKER")) else { continue };
+                for (from, to) in [(client.try_clone().unwrap(), broker.try_clone().unwrap()), (broker, client)] {
+                    let state = state.clone();
+                    std::thread::spawn(move || pump(from, to, &state));
+                }
+            }
+        });
+        Proxy { frozen }
+    }
+
+    fn freeze(&self, frozen: bool) {
+        *self.frozen.0.lock().unwrap() = frozen;
+        self.frozen.1.notify_all();
+    }
+}
+
+/// Copies `from` to `to` until either closes, holding what it read while the proxy is frozen.
+fn pump(mut from: TcpStream, mut to: TcpStream, frozen: &(Mutex<bool>, Condvar)) {
+    let mut buffer = [0u8; 64 * 1024];
+    while let Ok(n @ 1..) = from.read(&mut buffer) {
+        drop(frozen.1.wait_while(frozen.0.lock().unwrap(), |f| *f).unwrap());
+        if to.write_all(&buffer[..n]).is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown(Shutdown::Write);
+}
+
+fn topic_with_schema(prefix: &str) -> String {
+    let topic = unique(prefix);
+    create_topic(&topic, 1);
+    register_schema(REGISTRY, &topic, DataFormat::Protobuf, SEED_SCHEMA);
+    topic
+}
+
+fn through_the_proxy(extra: Value) -> String {
+    let mut config: Value = serde_json::from_str(&config(REGISTRY, extra)).unwrap();
+    config["bootstrap_servers"] = json!(var("KK_FAULTY_BOOTSTRAP"));
+    config.to_string()
+}
+
+fn publish(backend: &Backend, topic: &str, id: &str) -> (u16, String, Duration) {
+    let started = Instant::now();
+    let (status, answer) =
+        backend.publish(&format!("/v1/event/{topic}"), id, "", &json!({"some_message": id}).to_string());
+    (status, answer["message"].as_str().unwrap_or_default().to_owned(), started.elapsed())
+}
+
+/// How many records of `topic` have key `id`.
+fn stored(topic: &str, id: &str) -> usize {
+    all_records(topic).iter().filter(|r| r.key() == Some(id.as_bytes())).count()
+}
+
+#[test]
+#[ignore = "needs Kafka and the Glue emulator: run `make test`"]
+fn a_connection_that_goes_silent_gets_honest_answers_in_time() {
+    let proxy = Proxy::start();
+
+    // 1. A record librdkafka still holds when the backend's budget runs out (its message.timeout.ms is
+    //    longer, as a producer shared with a backend of a longer budget may be): the caller is answered
+    //    504 within timeout_ms, not when librdkafka gives up.
+    let topic = topic_with_schema("faults-silent");
+    let backend =
+        Backend::open(&through_the_proxy(json!({"timeout_ms": 3000, "kafka": {"message.timeout.ms": 20000}})));
+    let (status, message, _) = publish(&backend, &topic, "before");
+    assert_eq!(status, 200, "{message}");
+    proxy.freeze(true);
+    let (status, message, took) = publish(&backend, &topic, "in-flight");
+    assert_eq!(status, 504, "{message}");
+    assert!(
+        message.contains("no acknowledgement from Kafka within 3000 ms") && message.contains("may still be stored"),
+        "{message}"
+    );
+    assert!(took < Duration::from_millis(4500), "answered after {took:?}");
+    proxy.freeze(false);
+    // The 504 said "may be stored": once the network is back it is there once, or not at all.
+    let (status, message, _) = publish(&backend, &topic, "after");
+    assert_eq!(status, 200, "{message}");
+    assert!(stored(&topic, "in-flight") <= 1);
+    assert_eq!((stored(&topic, "before"), stored(&topic, "after")), (1, 1));
+    drop(backend);
+
+    // 2. A record sent and then given up by librdkafka (its request timed out, the retries found the
+    //    connection as silent): it may be stored, so 504, never the 503 that says "not stored".
+    let topic = topic_with_schema("faults-maybe");
+    let kafka = json!({"socket.timeout.ms": 1000, "message.timeout.ms": 3000});
+    let backend = Backend::open(&through_the_proxy(json!({"timeout_ms": 8000, "kafka": kafka})));
+    let (status, message, _) = publish(&backend, &topic, "before");
+    assert_eq!(status, 200, "{message}");
+    proxy.freeze(true);
+    let (status, message, took) = publish(&backend, &topic, "sent");
+    assert_eq!(status, 504, "{message}");
+    assert!(message.contains("was sent but not acknowledged") && message.contains("it may be stored"), "{message}");
+    assert!(took < Duration::from_millis(8000), "librdkafka's verdict, before the deadline: {took:?}");
+    proxy.freeze(false);
+    assert!(stored(&topic, "sent") <= 1);
+}

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
+use crate::log::log;
 use crate::outcome::{Answer, Failure, Outcome};
 use crate::runtime;
 
@@ -126,11 +127,6 @@ impl Pending {
             ))));
         }
     }
-}
-
-/// The core's log: standard error, which the gateway's process log collects with its own.
-fn log(line: String) {
-    eprintln!("[krakend-kafka] {line}");
 }
 
 #[cfg(test)]

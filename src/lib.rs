@@ -10,6 +10,7 @@ mod codec;
 mod config;
 mod deadline;
 pub mod ffi;
+mod log;
 pub mod msk_iam;
 mod outcome;
 mod producer;

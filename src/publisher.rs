@@ -20,7 +20,7 @@ use crate::runtime;
 pub struct Publisher {
     producer: Arc<Producer>,
     deadlines: Arc<Deadlines>,
-    schemas: SchemaCache<Glue>,
+    schemas: Arc<SchemaCache<Glue>>,
     timeout: Duration,
     rules: Rules,
 }
@@ -45,12 +45,12 @@ impl Publisher {
             // The AWS settings sign an MSK IAM producer's tokens, so they are part of what it is.
             let key = (producer.clone(), msk_iam.is_some().then_some(aws_settings));
             let producer = Producer::shared(key, || Producer::new(&producer, msk_iam))?;
-            let schemas = SchemaCache::new(
+            let schemas = Arc::new(SchemaCache::new(
                 Glue::new(glue, backend.registry_name),
                 backend.message_types,
                 backend.schema_ttl,
                 backend.schema_miss_ttl,
-            );
+            ));
             let deadlines = Deadlines::new(backend.timeout);
             Ok(Publisher { producer, deadlines, schemas, timeout: backend.timeout, rules: backend.rules })
         })
@@ -71,19 +71,26 @@ impl Publisher {
     }
 
     /// Publishes `request` and gives `answer` the outcome, without waiting: on the calling thread when the
-    /// topic's schema is cached (encoding takes microseconds; the broker's acknowledgement arrives on the
+    /// topic's schema is at hand (encoding takes microseconds; the broker's acknowledgement arrives on the
     /// producer's thread), else once the schema is fetched on the runtime. Keeps what it needs of the
     /// request and of `self`.
     pub fn submit(self: &Arc<Self>, request: Request<'_>, answer: Answer) {
-        match self.schemas.fresh(&request.topic) {
+        match self.schemas.usable(&request.topic) {
             Some(Ok(codec)) => self.send(&codec, &request, answer),
             Some(Err(f)) => answer.send(Err(f)),
             None => {
                 let (publisher, request) = (Arc::clone(self), request.into_owned());
                 runtime::runtime().spawn(async move {
-                    match within(publisher.timeout, publisher.schemas.get(&request.topic)).await {
-                        Ok(codec) => publisher.send(&codec, &request, answer),
-                        Err(f) => answer.send(Err(f)),
+                    let budget = publisher.timeout;
+                    match tokio::time::timeout(budget, publisher.schemas.get(&request.topic)).await {
+                        Ok(Ok(codec)) => publisher.send(&codec, &request, answer),
+                        Ok(Err(f)) => answer.send(Err(f)),
+                        // Nothing was sent: the record is certainly not stored.
+                        Err(_) => answer.send(Err(Failure::unavailable(format!(
+                            "topic {}: not stored: the schema registry did not answer within {} ms",
+                            request.topic,
+                            budget.as_millis()
+                        )))),
                     }
                 });
             }
@@ -99,16 +106,6 @@ impl Publisher {
             Err(f) => answer.send(Err(f)),
         }
     }
-}
-
-/// `work`'s answer, or 504 after `budget`.
-async fn within<T>(
-    budget: Duration,
-    work: impl std::future::Future<Output = Result<T, Failure>>,
-) -> Result<T, Failure> {
-    tokio::time::timeout(budget, work)
-        .await
-        .unwrap_or_else(|_| Err(Failure::timeout(format!("no answer within {} ms", budget.as_millis()))))
 }
 
 /// The AWS settings Glue and MSK IAM share: the default chain (environment, profile, web identity,

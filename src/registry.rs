@@ -1,11 +1,13 @@
 //! Topic schemas from the AWS Glue Schema Registry, compiled once and cached per topic.
 //!
-//! Reads of a fresh entry take no lock. A miss takes the topic's own async mutex, so concurrent
-//! requests for a cold topic make ONE Glue call (`GetSchemaVersion`, latest version) and share its result.
-//! When Glue cannot be reached, a topic that was seen before keeps being served from its last schema.
+//! Reads take no lock. A miss takes the topic's own async mutex, so concurrent requests for a cold topic
+//! make ONE Glue call (`GetSchemaVersion`, latest version) and share its result. A topic seen before never
+//! waits for Glue: its last schema is used while the next one is fetched in the background, and is kept
+//! while Glue cannot be read.
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,7 +17,9 @@ use aws_sdk_glue::operation::get_schema_version::GetSchemaVersionError;
 use aws_sdk_glue::types::{DataFormat, SchemaId, SchemaVersionNumber};
 
 use crate::codec::Codec;
+use crate::log::log;
 use crate::outcome::Failure;
+use crate::runtime;
 
 /// A schema version as the registry holds it.
 #[derive(Debug, Clone)]
@@ -80,6 +84,8 @@ struct Entry {
 struct Slot {
     entry: ArcSwapOption<Entry>,
     refresh: tokio::sync::Mutex<()>,
+    /// A background refresh of this topic is under way: requests keep the last codec meanwhile.
+    refreshing: AtomicBool,
 }
 
 /// More topics than any deployment has: past it, slots that hold no codec are dropped.
@@ -101,19 +107,47 @@ impl<S: SchemaSource> SchemaCache<S> {
         SchemaCache { source, message_types, ttl, miss_ttl, slots: ArcSwap::default() }
     }
 
-    /// The cached answer for `topic` if it is still fresh: the hot path, lock-free.
+    /// The cached answer for `topic` if it is still fresh.
     pub fn fresh(&self, topic: &str) -> Option<Result<Arc<Codec>, Failure>> {
         let slots = self.slots.load();
         let entry = slots.get(topic)?.entry.load();
         entry.as_ref().filter(|e| e.expires > Instant::now()).map(|e| e.value.clone())
     }
 
+    /// What a request for `topic` can use at once, the hot path, lock-free: a fresh answer, or the last
+    /// codec of a topic whose schema is due to be fetched again. That fetch then runs in the background,
+    /// one at a time per topic, so a slow, hanging or failing registry never holds up a topic it has
+    /// served before. `None`: nothing usable, `get` must wait for the registry.
+    pub fn usable(self: &Arc<Self>, topic: &str) -> Option<Result<Arc<Codec>, Failure>> {
+        let slots = self.slots.load();
+        let slot = slots.get(topic)?;
+        let entry = slot.entry.load_full()?;
+        if entry.expires > Instant::now() {
+            return Some(entry.value.clone());
+        }
+        let codec = entry.value.as_ref().ok()?.clone();
+        if !slot.refreshing.swap(true, Ordering::AcqRel) {
+            let (cache, slot, topic) = (Arc::clone(self), Arc::clone(slot), topic.to_owned());
+            runtime::runtime().spawn(async move {
+                drop(cache.fetch(&topic, &slot).await);
+                slot.refreshing.store(false, Ordering::Release);
+            });
+        }
+        Some(Ok(codec))
+    }
+
     /// The codec for `topic`, fetching and compiling its schema when the cache has none fresh.
     pub async fn get(&self, topic: &str) -> Result<Arc<Codec>, Failure> {
-        if let Some(value) = self.fresh(topic) {
-            return value;
+        match self.fresh(topic) {
+            Some(value) => value,
+            None => self.fetch(topic, &self.slot(topic)).await,
         }
-        let slot = self.slot(topic);
+    }
+
+    /// Fetches `topic`'s schema into `slot`, unless another fetch refreshed it meanwhile. When the registry
+    /// cannot be read, a topic that had a codec keeps it, and the registry is tried again after
+    /// `RETRY_WHILE_DOWN`.
+    async fn fetch(&self, topic: &str, slot: &Slot) -> Result<Arc<Codec>, Failure> {
         let _only_one_fetch = slot.refresh.lock().await;
         let previous = slot.entry.load_full();
         if let Some(e) = previous.as_ref().filter(|e| e.expires > Instant::now()) {
@@ -130,7 +164,10 @@ impl<S: SchemaSource> SchemaCache<S> {
             }
             Err(FetchError::NotFound(message)) => (Err(Failure::not_found(message)), self.miss_ttl),
             Err(FetchError::Unavailable(message)) => match previous.as_ref().map(|e| &e.value) {
-                Some(Ok(codec)) => (Ok(codec.clone()), RETRY_WHILE_DOWN.min(self.ttl)),
+                Some(Ok(codec)) => {
+                    log(format!("schema {topic}: kept the last version: {message}"));
+                    (Ok(codec.clone()), RETRY_WHILE_DOWN.min(self.ttl))
+                }
                 _ => return Err(Failure::unavailable(message)),
             },
         };
@@ -249,6 +286,29 @@ mod tests {
             // with nothing cached the same outage is a 503 naming the cause
             let f = cache.get("other").await.unwrap_err();
             assert_eq!((f.status, f.message.as_str()), (503, "connection refused"));
+        })
+    }
+
+    #[test]
+    fn a_topic_seen_before_never_waits_for_the_registry_and_it_is_asked_once() {
+        run(async {
+            let fake = FakeRegistry::default();
+            fake.answer(Ok(("PROTOBUF", SEED)));
+            let cache = cache(&fake, 100);
+            assert!(cache.usable("t").is_none(), "nothing cached: the caller must wait for get");
+            cache.get("t").await.unwrap();
+            tokio::time::sleep(Duration::from_millis(110)).await;
+            // due for a refresh, and the registry fails: every request still gets the last codec at once
+            fake.answer(Err(FetchError::Unavailable("connection refused".into())));
+            for _ in 0..50 {
+                assert_eq!(cache.usable("t").unwrap().unwrap().message_name(), "events.SampleEvent");
+            }
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while cache.fresh("t").is_none() {
+                assert!(Instant::now() < deadline, "the background fetch kept the last codec");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            assert_eq!(fake.calls(), 2, "one background fetch for fifty requests");
         })
     }
 

@@ -15,28 +15,30 @@ use common::*;
 use rdkafka::message::Message;
 use serde_json::{json, Value};
 
-/// A TCP proxy from KK_FAULTY_BOOTSTRAP to KK_FAULTY_BROKER that can be frozen: bytes read while frozen
-/// are held until it thaws.
+/// A TCP proxy on `listen` to `target` that can be frozen: connections stay open, and bytes read while
+/// it is frozen are held until it thaws.
 struct Proxy {
+    address: String,
     frozen: Arc<(Mutex<bool>, Condvar)>,
 }
 
 impl Proxy {
-    fn start() -> Proxy {
-        let listener = TcpListener::bind(var("KK_FAULTY_BOOTSTRAP")).expect("the faulty listener's proxy port is free");
+    fn start(listen: &str, target: String) -> Proxy {
+        let listener = TcpListener::bind(listen).unwrap_or_else(|e| panic!("{listen}: {e}"));
+        let address = listener.local_addr().unwrap().to_string();
         let frozen = Arc::new((Mutex::new(false), Condvar::new()));
         let state = frozen.clone();
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { continue };
-                let Ok(broker) = TcpStream::connect(var("KK_FAULTY_BROKER")) else { continue };
+                let Ok(broker) = TcpStream::connect(&target) else { continue };
                 for (from, to) in [(client.try_clone().unwrap(), broker.try_clone().unwrap()), (broker, client)] {
                     let state = state.clone();
                     std::thread::spawn(move || pump(from, to, &state));
                 }
             }
         });
-        Proxy { frozen }
+        Proxy { address, frozen }
     }
 
     fn freeze(&self, frozen: bool) {
@@ -85,7 +87,8 @@ fn stored(topic: &str, id: &str) -> usize {
 #[test]
 #[ignore = "needs Kafka and the Glue emulator: run `make test`"]
 fn a_connection_that_goes_silent_gets_honest_answers_in_time() {
-    let proxy = Proxy::start();
+    // The broker advertises this port for its FAULTY listener: clients that bootstrap there stay on it.
+    let proxy = Proxy::start(&var("KK_FAULTY_BOOTSTRAP"), var("KK_FAULTY_BROKER"));
 
     // 1. A record librdkafka still holds when the backend's budget runs out (its message.timeout.ms is
     //    longer, as a producer shared with a backend of a longer budget may be): the caller is answered
@@ -125,4 +128,57 @@ fn a_connection_that_goes_silent_gets_honest_answers_in_time() {
     assert!(took < Duration::from_millis(8000), "librdkafka's verdict, before the deadline: {took:?}");
     proxy.freeze(false);
     assert!(stored(&topic, "sent") <= 1);
+}
+
+#[test]
+#[ignore = "needs Kafka and the Glue emulator: run `make test`"]
+fn a_hanging_registry_holds_up_no_topic_it_served_before() {
+    let proxy = Proxy::start("127.0.0.1:0", var("KK_GLUE_ENDPOINT").trim_start_matches("http://").to_string());
+    let topic = topic_with_schema("faults-glue");
+    // Every schema is due to be fetched again 1 ms after it was.
+    let mut config: Value =
+        serde_json::from_str(&config(REGISTRY, json!({"timeout_ms": 2000, "schema_ttl_ms": 1}))).unwrap();
+    config["glue_endpoint"] = json!(format!("http://{}", proxy.address));
+    let backend = Backend::open(&config.to_string());
+    let (status, message, _) = publish(&backend, &topic, "before");
+    assert_eq!(status, 200, "{message}");
+
+    // The registry accepts connections and answers nothing: the topic served before keeps publishing
+    // with its last schema, without waiting for the registry (before, each request waited for the
+    // fetch, up to timeout_ms, and its answer depended on which of two 2 s timers fired first).
+    proxy.freeze(true);
+    for i in 0..5 {
+        let (status, message, took) = publish(&backend, &topic, &format!("during-{i}"));
+        assert_eq!(status, 200, "{message}");
+        assert!(took < Duration::from_millis(1000), "held up by the registry for {took:?}");
+    }
+    // A topic never seen cannot be encoded: 503 within timeout_ms, nothing sent.
+    let unseen = topic_with_schema("faults-glue-unseen");
+    let (status, message, took) = publish(&backend, &unseen, "x");
+    assert_eq!(status, 503, "{message}");
+    assert!(message.contains("not stored") || message.contains("could not be read"), "{message}");
+    assert!(took < Duration::from_millis(3000), "{took:?}");
+    assert_eq!(record_count(&unseen), 0);
+
+    // Once the registry answers again, a version registered meanwhile is used.
+    register_schema_version(
+        REGISTRY,
+        &topic,
+        "syntax = \"proto3\"; package events; message SampleEvent { string some_message = 1; int32 n = 2; }",
+    );
+    proxy.freeze(false);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let body = json!({"some_message": "new", "n": 7}).to_string();
+    loop {
+        let (status, answer) = backend.publish(&format!("/v1/event/{topic}"), "new", "", &body);
+        if status == 200 {
+            break;
+        }
+        // the old version refuses the new field, and publishes nothing
+        assert_eq!(status, 400, "{answer}");
+        assert!(Instant::now() < deadline, "the new version is never used: {answer}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(stored(&topic, "new"), 1);
+    assert_eq!(record_count(&topic), 7);
 }

@@ -79,6 +79,14 @@ pub fn register_schema(registry: &str, schema: &str, format: DataFormat, text: &
     })
 }
 
+/// Registers `text` as the next version of schema `schema` in `registry`.
+pub fn register_schema_version(registry: &str, schema: &str, text: &str) {
+    block_on(async {
+        let id = aws_sdk_glue::types::SchemaId::builder().registry_name(registry).schema_name(schema).build();
+        glue().await.register_schema_version().schema_id(id).schema_definition(text).send().await.unwrap();
+    })
+}
+
 /// The JSON configuration of a publisher on the test services.
 pub fn config(registry: &str, extra: serde_json::Value) -> String {
     let mut config = serde_json::json!({

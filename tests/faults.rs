@@ -1,4 +1,5 @@
-//! Faults on the way to the real broker: a connection that goes silent while records are on it. The test
+//! Faults on the way to the real broker and registry: a broker that cannot be reached yet, a connection that
+//! goes silent while records are on it, a registry that hangs. The test
 //! broker advertises its FAULTY listener at KK_FAULTY_BOOTSTRAP, where this test puts a proxy to the
 //! listener itself; freezing the proxy keeps every connection open and lets nothing through, as a network
 //! that drops packets or a broker that hangs would. `make test` runs these with the services up.
@@ -86,9 +87,33 @@ fn stored(topic: &str, id: &str) -> usize {
 
 #[test]
 #[ignore = "needs Kafka and the Glue emulator: run `make test`"]
-fn a_connection_that_goes_silent_gets_honest_answers_in_time() {
+fn a_broker_down_or_silent_gets_honest_answers_in_time_and_publishing_resumes() {
+    // 0. The broker cannot be reached when the backend opens (nothing listens where it is advertised yet):
+    //    requests answer 503 "not stored" within timeout_ms; once it can be reached, publishing resumes
+    //    with no restart.
+    let topic = topic_with_schema("faults-down");
+    let backend = Backend::open(&through_the_proxy(json!({"timeout_ms": 3000})));
+    let (status, message, took) = publish(&backend, &topic, "down");
+    assert_eq!(status, 503, "{message}");
+    assert!(message.contains("not stored"), "{message}");
+    assert!(took < Duration::from_millis(3500), "{took:?}");
     // The broker advertises this port for its FAULTY listener: clients that bootstrap there stay on it.
     let proxy = Proxy::start(&var("KK_FAULTY_BOOTSTRAP"), var("KK_FAULTY_BROKER"));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut refused = 1;
+    loop {
+        let (status, message, _) = publish(&backend, &topic, "up");
+        if status == 200 {
+            break;
+        }
+        // librdkafka waits out its reconnect back-off (up to 10 s) before it tries again
+        assert_eq!(status, 503, "{message}");
+        assert!(Instant::now() < deadline, "publishing never resumed: {message}");
+        refused += 1;
+    }
+    assert_eq!((stored(&topic, "down"), stored(&topic, "up")), (0, 1), "only the acknowledged record is stored");
+    assert_eq!(record_count(&topic), 1, "none of the {refused} refused records");
+    drop(backend);
 
     // 1. A record librdkafka still holds when the backend's budget runs out (its message.timeout.ms is
     //    longer, as a producer shared with a backend of a longer budget may be): the caller is answered

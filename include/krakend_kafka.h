@@ -15,7 +15,8 @@ typedef struct kk_answers kk_answers;
 
 /*
  A backend's publisher: its schema cache and rules over a Kafka producer shared with every publisher
- of equal Kafka settings. One whose config was refused answers every request with that refusal.
+ of equal Kafka settings. One whose config was refused answers every request with that refusal; one
+ whose AWS settings cannot be resolved yet answers 503 until they can.
  */
 typedef struct kk_publisher kk_publisher;
 
@@ -112,9 +113,11 @@ const char *kk_version(void);
  what it leaves out from the seed's environment variables.
 
  Always stores a new handle in `*out`, owned by the caller (`kk_publisher_free`). Returns NULL when
- the config is good; else an error message naming the bad key, owned by the caller
- (`kk_string_free`), and the handle answers every request with a 500 that says so, so a gateway that
- serves it never falls back to another client. With `out` NULL, only returns the error.
+ the publisher opened; else an error message for the log, owned by the caller (`kk_string_free`):
+ for a config that cannot work, naming the bad key, and the handle answers every request with a 500
+ that says so, so a gateway that serves it never falls back to another client; for AWS settings
+ (region, credentials) that cannot be resolved yet, the handle answers 503 and opens by itself once
+ they can. With `out` NULL, only returns the error.
 
  # Safety
  `config` must be valid as `kk_bytes` says; `out` must be NULL or valid for a write.

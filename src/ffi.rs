@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use crate::answers::{AnswerQueue, Ready};
-use crate::config::Config;
+use crate::backend::Backend;
 use crate::outcome::{self, Failure, Outcome};
 use crate::publisher::Publisher;
 use crate::request::{BodyRead, HttpParts, Request};
@@ -68,9 +68,10 @@ pub struct kk_answer {
 }
 
 /// A backend's publisher: its schema cache and rules over a Kafka producer shared with every publisher
-/// of equal Kafka settings. One whose config was refused answers every request with that refusal.
+/// of equal Kafka settings. One whose config was refused answers every request with that refusal; one
+/// whose AWS settings cannot be resolved yet answers 503 until they can.
 pub struct kk_publisher {
-    inner: Result<Arc<Publisher>, Failure>,
+    backend: Arc<Backend>,
 }
 
 /// A queue of answers to `kk_publish_message`, collected by the caller with `kk_answers_wait`.
@@ -90,9 +91,11 @@ pub extern "C" fn kk_version() -> *const c_char {
 /// what it leaves out from the seed's environment variables.
 ///
 /// Always stores a new handle in `*out`, owned by the caller (`kk_publisher_free`). Returns NULL when
-/// the config is good; else an error message naming the bad key, owned by the caller
-/// (`kk_string_free`), and the handle answers every request with a 500 that says so, so a gateway that
-/// serves it never falls back to another client. With `out` NULL, only returns the error.
+/// the publisher opened; else an error message for the log, owned by the caller (`kk_string_free`):
+/// for a config that cannot work, naming the bad key, and the handle answers every request with a 500
+/// that says so, so a gateway that serves it never falls back to another client; for AWS settings
+/// (region, credentials) that cannot be resolved yet, the handle answers 503 and opens by itself once
+/// they can. With `out` NULL, only returns the error.
 ///
 /// # Safety
 /// `config` must be valid as `kk_bytes` says; `out` must be NULL or valid for a write.
@@ -106,14 +109,10 @@ pub unsafe extern "C" fn kk_publisher_new(config: kk_bytes, out: *mut *mut kk_pu
             }
             // SAFETY: the caller lends `config` for this call.
             let json = unsafe { config.as_slice() };
-            let opened = Config::parse(json, |name| std::env::var(name).ok()).and_then(Publisher::open);
-            let (inner, error) = match opened {
-                Ok(publisher) => (Ok(Arc::new(publisher)), std::ptr::null_mut()),
-                Err(e) => (Err(Failure::internal(format!("krakend-kafka is misconfigured: {e}"))), string(e)),
-            };
+            let (backend, error) = Backend::open(json, |name| std::env::var(name).ok());
             // SAFETY: `out` is not NULL and the caller made it valid for a write.
-            unsafe { *out = Box::into_raw(Box::new(kk_publisher { inner })) };
-            error
+            unsafe { *out = Box::into_raw(Box::new(kk_publisher { backend })) };
+            error.map_or(std::ptr::null_mut(), string)
         },
     )
 }
@@ -131,7 +130,7 @@ pub unsafe extern "C" fn kk_publisher_body_limit(publisher: *const kk_publisher)
         || {
             // SAFETY: the caller passes NULL or a live handle.
             let publisher = unsafe { publisher.as_ref() };
-            publisher.and_then(|p| p.inner.as_ref().ok()).map_or(0, |p| p.rules().max_body_bytes)
+            publisher.and_then(|p| p.backend.rules()).map_or(0, |rules| rules.max_body_bytes)
         },
     )
 }
@@ -374,9 +373,9 @@ impl kk_message {
 }
 
 /// The publisher to publish with, or the answer for every request when there is none.
-fn usable(publisher: Option<&kk_publisher>) -> Result<&Arc<Publisher>, Failure> {
+fn usable(publisher: Option<&kk_publisher>) -> Result<Arc<Publisher>, Failure> {
     match publisher {
-        Some(p) => p.inner.as_ref().map_err(Failure::clone),
+        Some(p) => p.backend.publisher(),
         None => Err(Failure::unavailable("krakend-kafka: the publisher is closed")),
     }
 }

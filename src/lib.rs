@@ -6,6 +6,7 @@
 #![allow(non_camel_case_types)] // C names in the C surface, as rustls-ffi does.
 
 mod answers;
+mod backend;
 mod codec;
 mod config;
 mod deadline;

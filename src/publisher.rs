@@ -25,13 +25,23 @@ pub struct Publisher {
     rules: Rules,
 }
 
+/// Why a publisher could not be opened.
+#[derive(Debug)]
+pub enum Unopened {
+    /// The configuration cannot work (librdkafka refuses a property).
+    Refused(String),
+    /// What the configuration leaves to the AWS default chain (region, credentials) is not there yet.
+    NotYet(String),
+}
+
 impl Publisher {
     /// Needs no broker or registry to be up: the producer connects in the background. Every thread it
     /// starts (librdkafka's, tokio's blocking pool) starts with signals blocked.
-    pub fn open(config: Config) -> Result<Publisher, String> {
+    pub fn open(config: Config) -> Result<Publisher, Unopened> {
         let Config { producer, aws: aws_settings, backend } = config;
         runtime::with_signals_blocked(|| {
-            let aws = runtime::runtime().block_on(aws_config(&aws_settings, backend.timeout))?;
+            let aws =
+                runtime::runtime().block_on(aws_config(&aws_settings, backend.timeout)).map_err(Unopened::NotYet)?;
             let mut glue = aws_sdk_glue::config::Builder::from(&aws);
             if let Some(endpoint) = &backend.glue_endpoint {
                 glue = glue.endpoint_url(endpoint);
@@ -40,11 +50,11 @@ impl Publisher {
             let msk_iam = match (producer.msk_iam, aws.credentials_provider(), aws.region()) {
                 (false, _, _) => None,
                 (true, Some(credentials), Some(region)) => Some(MskIam { credentials, region: region.to_string() }),
-                (true, _, _) => return Err("AWS_MSK_IAM: no AWS credential chain or region".into()),
+                (true, _, _) => return Err(Unopened::NotYet("AWS_MSK_IAM: no AWS credential chain or region".into())),
             };
             // The AWS settings sign an MSK IAM producer's tokens, so they are part of what it is.
             let key = (producer.clone(), msk_iam.is_some().then_some(aws_settings));
-            let producer = Producer::shared(key, || Producer::new(&producer, msk_iam))?;
+            let producer = Producer::shared(key, || Producer::new(&producer, msk_iam)).map_err(Unopened::Refused)?;
             let schemas = Arc::new(SchemaCache::new(
                 Glue::new(glue, backend.registry_name),
                 backend.message_types,

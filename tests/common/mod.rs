@@ -210,13 +210,25 @@ struct Queue(*mut krakend_kafka::ffi::kk_answers);
 unsafe impl Send for Queue {}
 
 impl Backend {
-    /// Opens a publisher with `config`; panics if the core refuses it.
+    /// Opens a publisher with `config`; panics if it did not open at once.
     pub fn open(config: &str) -> Backend {
+        let (backend, error) = Backend::try_open(config);
+        assert!(error.is_none(), "{error:?}");
+        backend
+    }
+
+    /// Opens a publisher with `config`, and the error the core gives for the log, if any: the handle
+    /// answers all the same (500 for a config that cannot work, 503 while it is still opening).
+    pub fn try_open(config: &str) -> (Backend, Option<String>) {
         use krakend_kafka::ffi::*;
         let mut handle = std::ptr::null_mut();
         let config = kk_bytes { data: config.as_ptr(), len: config.len() };
         let error = unsafe { kk_publisher_new(config, &mut handle) };
-        assert!(error.is_null(), "{:?}", unsafe { std::ffi::CStr::from_ptr(error) });
+        let error = (!error.is_null()).then(|| unsafe {
+            let text = std::ffi::CStr::from_ptr(error).to_string_lossy().into_owned();
+            kk_string_free(error);
+            text
+        });
         let answers = kk_answers_new();
         let waiting = Waiting::default();
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -234,7 +246,7 @@ impl Backend {
                 }
             }
         });
-        Backend { handle, answers, waiting, next: AtomicUsize::new(1), stop, collector: Some(collector) }
+        (Backend { handle, answers, waiting, next: AtomicUsize::new(1), stop, collector: Some(collector) }, error)
     }
 
     /// Publishes as the plugin does for `POST path` with `Message-Key: key` and `Message-Headers:

@@ -15,10 +15,13 @@ const DEFAULT_SCHEMA_TTL_MS: u64 = 300_000;
 const DEFAULT_SCHEMA_MISS_TTL_MS: u64 = 10_000;
 const DEFAULT_MAX_BODY_BYTES: u64 = 1 << 20;
 
-/// librdkafka looks for expired records about once a second, so it reports one up to a second after
-/// `message.timeout.ms`; half a second more lets its verdict, which names the cause, come before the
-/// backend's own deadline answers 504 (src/deadline.rs).
-const VERDICT_LEAD: Duration = Duration::from_millis(1500);
+/// librdkafka looks for expired records about once a second, so it reports one up to this long after
+/// `message.timeout.ms`.
+const EXPIRY_SCAN: Duration = Duration::from_secs(1);
+/// How long before `timeout_ms` the default `message.timeout.ms` ends: the expiry scan, and half a second
+/// more so that librdkafka's verdict, which names the cause, comes before the backend's own deadline
+/// answers 504 (src/deadline.rs).
+const VERDICT_LEAD: Duration = Duration::from_millis(EXPIRY_SCAN.as_millis() as u64 + 500);
 
 /// A backend's configuration: what its producer is built from (shared by every backend whose
 /// [`ProducerConfig`] is equal), the AWS settings, and what stays per backend.
@@ -254,6 +257,15 @@ fn is_secret(key: &str) -> bool {
     ["password", "secret", "sasl.jaas", "key.pem", "oauthbearer.config", "token"].iter().any(|s| key.contains(s))
 }
 
+impl ProducerConfig {
+    /// How long librdkafka may hold a record before it answers it: `message.timeout.ms` (which the policy
+    /// always sets) and its expiry scan.
+    pub fn drain(&self) -> Duration {
+        let ms = self.kafka.get("message.timeout.ms").and_then(|v| v.parse().ok()).unwrap_or(0);
+        Duration::from_millis(ms) + EXPIRY_SCAN
+    }
+}
+
 impl fmt::Debug for ProducerConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let kafka: BTreeMap<_, _> =
@@ -373,6 +385,7 @@ mod tests {
         assert_eq!(kafka["topic.metadata.propagation.max.ms"], "5000");
         assert_eq!(kafka["linger.ms"], "2");
         assert_eq!(kafka["client.id"], "krakend-kafka");
+        assert_eq!(c.producer.drain(), Duration::from_millis(9500));
         assert_eq!(c.backend.timeout, Duration::from_secs(10));
         assert_eq!(c.backend.schema_ttl, Duration::from_secs(300));
         assert_eq!(c.backend.rules, Rules { topic: None, max_body_bytes: 1 << 20 });

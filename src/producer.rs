@@ -136,14 +136,14 @@ impl Producer {
 
     /// Creates the producer; librdkafka checks every property and names the one it refuses. Starts the
     /// polling thread that answers deliveries: call it with signals blocked.
-    pub fn new(config: &ProducerConfig, msk_iam: Option<MskIam>) -> Result<Producer, String> {
-        let config: ClientConfig = config.kafka.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    pub fn new(properties: &ProducerConfig, msk_iam: Option<MskIam>) -> Result<Producer, String> {
+        let config: ClientConfig = properties.kafka.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
         let error = |e: KafkaError| format!("kafka: {e}");
         let client = match msk_iam {
             None => Client::Plain(config.create_with_context(Context::new(None)).map_err(error)?),
             iam @ Some(_) => Client::MskIam(config.create_with_context(Context::new(iam)).map_err(error)?),
         };
-        Ok(Producer { client, drain: config_drain(&config) })
+        Ok(Producer { client, drain: properties.drain() })
     }
 
     /// Connects and fetches cluster metadata in the background, so the first request does not pay for
@@ -201,13 +201,6 @@ impl Drop for Producer {
             _ => flush(),
         }
     }
-}
-
-/// How long librdkafka may hold a record before it answers it: `message.timeout.ms` (which the config's
-/// policy always sets) plus its once-a-second expiry scan.
-fn config_drain(config: &ClientConfig) -> Duration {
-    let ms = config.get("message.timeout.ms").and_then(|v| v.parse().ok()).unwrap_or(0);
-    Duration::from_millis(ms) + Duration::from_secs(1)
 }
 
 /// Why a record was not acknowledged, as the status a caller should see: 503 only when it is certainly not

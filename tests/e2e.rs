@@ -33,17 +33,10 @@ fn post_json(path: &str, headers: &[(&str, &str)], body: &Value) -> (u16, Value)
     (status, json)
 }
 
-fn topic_with_schema(prefix: &str) -> String {
-    let topic = unique(prefix);
-    create_topic(&topic, 3);
-    register_schema(REGISTRY, &topic, DataFormat::Protobuf, SCHEMA);
-    topic
-}
-
 #[test]
 #[ignore = "needs the gateway, Kafka and the Glue emulator: run `make e2e`"]
 fn publishes_body_key_and_headers_and_answers_where_the_record_is() {
-    let topic = topic_with_schema("E2E.Case-Kept");
+    let topic = topic_with_schema("E2E.Case-Kept", 3, SCHEMA);
     let body = json!({"id": "a-1", "amount": "9007199254740993", "tags": ["x", "y"], "inner": {"ok": true}});
     let headers = [("Message-Key", "order-42"), ("Message-Headers", "my_key=x-y_z, a.b=1,k=hello%2C%20world")];
     let (status, answer) = post_json(&format!("/v1/event/{topic}"), &headers, &body);
@@ -71,7 +64,7 @@ fn publishes_body_key_and_headers_and_answers_where_the_record_is() {
 #[test]
 #[ignore = "needs the gateway, Kafka and the Glue emulator: run `make e2e`"]
 fn invalid_requests_answer_400_and_publish_nothing() {
-    let topic = topic_with_schema("e2e-invalid");
+    let topic = topic_with_schema("e2e-invalid", 3, SCHEMA);
     let path = format!("/v1/event/{topic}");
     let cases: Vec<(Vec<(&str, &str)>, Vec<u8>, &str)> = vec![
         (vec![("Message-Headers", "novalue")], br#"{"id":"1"}"#.to_vec(), "message-headers: item 1"),
@@ -109,7 +102,7 @@ fn topic_without_schema_is_404_and_publishes_nothing() {
 #[test]
 #[ignore = "needs the gateway, Kafka and the Glue emulator: run `make e2e`"]
 fn bodies_over_the_limit_are_413_and_publish_nothing() {
-    let topic = topic_with_schema("e2e-large");
+    let topic = topic_with_schema("e2e-large", 3, SCHEMA);
     let large = format!(r#"{{"id":"{}"}}"#, "x".repeat(1 << 20));
     let (status, text) = post(&format!("/v1/event/{topic}"), &[], large.as_bytes());
     assert_eq!(status, 413, "{text}");
@@ -148,7 +141,7 @@ fn misconfigured_plugin_answers_500_naming_the_key_instead_of_falling_back() {
 #[test]
 #[ignore = "needs the gateway, Kafka and the Glue emulator: run `make e2e`"]
 fn two_hundred_concurrent_requests_are_each_stored_once() {
-    let topic = topic_with_schema("e2e-concurrent");
+    let topic = topic_with_schema("e2e-concurrent", 3, SCHEMA);
     let path = format!("/v1/event/{topic}");
     let threads: Vec<_> = (0..20)
         .map(|t| {
@@ -258,7 +251,7 @@ fn krakend_checks_the_example_config_and_loads_the_plugin() {
 #[test]
 #[ignore = "needs the gateway, Kafka and the Glue emulator: run `make e2e`"]
 fn scram_over_tls_publishes_and_each_broken_security_config_is_a_clear_503() {
-    let topic = topic_with_schema("e2e-scram");
+    let topic = topic_with_schema("e2e-scram", 3, SCHEMA);
     let (status, answer) = post_json(&format!("/v1/scram/{topic}"), &[("Message-Key", "s")], &json!({"id": "s"}));
     assert_eq!(status, 200, "{answer}");
     let record = record_at(&topic, answer["partition"].as_i64().unwrap() as i32, answer["offset"].as_i64().unwrap());
@@ -280,7 +273,7 @@ fn scram_over_tls_publishes_and_each_broken_security_config_is_a_clear_503() {
 #[test]
 #[ignore = "needs the gateway, Kafka and the Glue emulator: run `make e2e`"]
 fn msk_iam_publishes_through_a_broker_that_checks_the_signature() {
-    let topic = topic_with_schema("e2e-iam");
+    let topic = topic_with_schema("e2e-iam", 3, SCHEMA);
     let (status, answer) = post_json(&format!("/v1/iam/{topic}"), &[], &json!({"id": "iam"}));
     assert_eq!(status, 200, "{answer}");
     let record = record_at(&topic, answer["partition"].as_i64().unwrap() as i32, answer["offset"].as_i64().unwrap());

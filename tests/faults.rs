@@ -11,7 +11,6 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use aws_sdk_glue::types::DataFormat;
 use common::*;
 use rdkafka::message::Message;
 use serde_json::{json, Value};
@@ -60,13 +59,6 @@ fn pump(mut from: TcpStream, mut to: TcpStream, frozen: &(Mutex<bool>, Condvar))
     let _ = to.shutdown(Shutdown::Write);
 }
 
-fn topic_with_schema(prefix: &str) -> String {
-    let topic = unique(prefix);
-    create_topic(&topic, 1);
-    register_schema(REGISTRY, &topic, DataFormat::Protobuf, SEED_SCHEMA);
-    topic
-}
-
 fn through_the_proxy(extra: Value) -> String {
     let mut config: Value = serde_json::from_str(&config(REGISTRY, extra)).unwrap();
     config["bootstrap_servers"] = json!(var("KK_FAULTY_BOOTSTRAP"));
@@ -91,7 +83,7 @@ fn a_broker_down_or_silent_gets_honest_answers_in_time_and_publishing_resumes() 
     // 0. The broker cannot be reached when the backend opens (nothing listens where it is advertised yet):
     //    requests answer 503 "not stored" within timeout_ms; once it can be reached, publishing resumes
     //    with no restart.
-    let topic = topic_with_schema("faults-down");
+    let topic = topic_with_schema("faults-down", 1, SEED_SCHEMA);
     let backend = Backend::open(&through_the_proxy(json!({"timeout_ms": 3000})));
     let (status, message, took) = publish(&backend, &topic, "down");
     assert_eq!(status, 503, "{message}");
@@ -118,7 +110,7 @@ fn a_broker_down_or_silent_gets_honest_answers_in_time_and_publishing_resumes() 
     // 1. A record librdkafka still holds when the backend's budget runs out (its message.timeout.ms is
     //    longer, as a producer shared with a backend of a longer budget may be): the caller is answered
     //    504 within timeout_ms, not when librdkafka gives up.
-    let topic = topic_with_schema("faults-silent");
+    let topic = topic_with_schema("faults-silent", 1, SEED_SCHEMA);
     let backend =
         Backend::open(&through_the_proxy(json!({"timeout_ms": 3000, "kafka": {"message.timeout.ms": 20000}})));
     let (status, message, _) = publish(&backend, &topic, "before");
@@ -141,7 +133,7 @@ fn a_broker_down_or_silent_gets_honest_answers_in_time_and_publishing_resumes() 
 
     // 2. A record sent and then given up by librdkafka (its request timed out, the retries found the
     //    connection as silent): it may be stored, so 504, never the 503 that says "not stored".
-    let topic = topic_with_schema("faults-maybe");
+    let topic = topic_with_schema("faults-maybe", 1, SEED_SCHEMA);
     let kafka = json!({"socket.timeout.ms": 1000, "message.timeout.ms": 3000});
     let backend = Backend::open(&through_the_proxy(json!({"timeout_ms": 8000, "kafka": kafka})));
     let (status, message, _) = publish(&backend, &topic, "before");
@@ -159,7 +151,7 @@ fn a_broker_down_or_silent_gets_honest_answers_in_time_and_publishing_resumes() 
 #[ignore = "needs Kafka and the Glue emulator: run `make test`"]
 fn a_hanging_registry_holds_up_no_topic_it_served_before() {
     let proxy = Proxy::start("127.0.0.1:0", var("KK_GLUE_ENDPOINT").trim_start_matches("http://").to_string());
-    let topic = topic_with_schema("faults-glue");
+    let topic = topic_with_schema("faults-glue", 1, SEED_SCHEMA);
     // Every schema is due to be fetched again 1 ms after it was.
     let mut config: Value =
         serde_json::from_str(&config(REGISTRY, json!({"timeout_ms": 2000, "schema_ttl_ms": 1}))).unwrap();
@@ -178,7 +170,7 @@ fn a_hanging_registry_holds_up_no_topic_it_served_before() {
         assert!(took < Duration::from_millis(1000), "held up by the registry for {took:?}");
     }
     // A topic never seen cannot be encoded: 503 within timeout_ms, nothing sent.
-    let unseen = topic_with_schema("faults-glue-unseen");
+    let unseen = topic_with_schema("faults-glue-unseen", 1, SEED_SCHEMA);
     let (status, message, took) = publish(&backend, &unseen, "x");
     assert_eq!(status, 503, "{message}");
     assert!(message.contains("not stored") || message.contains("could not be read"), "{message}");

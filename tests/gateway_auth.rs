@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use aws_sdk_glue::types::DataFormat;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use common::*;
@@ -158,9 +157,7 @@ fn config(jwks: &str) -> Value {
 #[test]
 #[ignore = "needs the gateway binary, the plugin, Kafka and the Glue emulator: run `make test`"]
 fn jwt_validation_guards_the_plugin_endpoint() {
-    let topic = unique("jwt");
-    create_topic(&topic, 1);
-    register_schema(REGISTRY, &topic, DataFormat::Protobuf, SCHEMA);
+    let topic = topic_with_schema("jwt", 1, SCHEMA);
     let gateway = Gateway::start(&config(&serve_jwks()));
     let path = format!("/v1/secure/{topic}");
     let body = json!({"id": "signed"}).to_string();

@@ -12,14 +12,6 @@ use common::*;
 use rdkafka::message::Message;
 use serde_json::{json, Value};
 
-/// A topic on the broker and its schema in the tests' registry.
-fn topic_with_schema(prefix: &str, schema: &str) -> (String, String) {
-    let (topic, registry) = (unique(prefix), REGISTRY.to_string());
-    create_topic(&topic, 3);
-    register_schema(&registry, &topic, DataFormat::Protobuf, schema);
-    (topic, registry)
-}
-
 /// Publishes `body` to `topic` as the plugin does, and expects a 200: where the record is.
 fn stored(backend: &Backend, topic: &str, body: &Value) -> (i32, i64) {
     let (status, answer) = backend.publish(&format!("/v1/event/{topic}"), "", "", &body.to_string());
@@ -54,13 +46,13 @@ fn publish_envelope(config: &str, request: &str) -> Value {
 #[test]
 #[ignore = "needs Kafka and the Glue emulator: run `make test`"]
 fn seed_sample_publishes_value_key_and_headers_through_the_envelope_entry() {
-    let (topic, registry) = topic_with_schema("seed", SEED_SCHEMA);
+    let topic = topic_with_schema("seed", 3, SEED_SCHEMA);
     // written out: a serde_json map would sort the headers
     let request = format!(
         r#"{{"topicName":"{topic}","body":{{"some_message":"test value"}},"key":"messageKey",
             "headers":{{"trace-id":"x-y_z.é","my_key":"myvalue"}}}}"#
     );
-    let answer = publish_envelope(&config(&registry, json!({})), &request);
+    let answer = publish_envelope(&config(REGISTRY, json!({})), &request);
     assert_eq!(answer["statusCode"], "200", "{answer}");
     assert_eq!(answer["message"], "ok");
     let (partition, offset) = position(&answer);
@@ -81,7 +73,7 @@ fn seed_sample_publishes_value_key_and_headers_through_the_envelope_entry() {
 
     // a name given twice is refused, as in Message-Headers (a JSON map would keep the last one)
     let duplicate = format!(r#"{{"topicName":"{topic}","body":{{"some_message":"x"}},"headers":{{"h":"1","h":"2"}}}}"#);
-    let answer = publish_envelope(&config(&registry, json!({})), &duplicate);
+    let answer = publish_envelope(&config(REGISTRY, json!({})), &duplicate);
     assert_eq!(answer, json!({"statusCode": "400", "message": "headers: h is given twice"}));
     assert_eq!(record_count(&topic), 1);
 }
@@ -89,8 +81,8 @@ fn seed_sample_publishes_value_key_and_headers_through_the_envelope_entry() {
 #[test]
 #[ignore = "needs Kafka and the Glue emulator: run `make test`"]
 fn record_without_key_or_headers_has_neither() {
-    let (topic, registry) = topic_with_schema("bare", SEED_SCHEMA);
-    let backend = Backend::open(&config(&registry, json!({})));
+    let topic = topic_with_schema("bare", 3, SEED_SCHEMA);
+    let backend = Backend::open(&config(REGISTRY, json!({})));
     let (partition, offset) = stored(&backend, &topic, &json!({"some_message": "x"}));
     let record = record_at(&topic, partition, offset);
     assert!(record.key().is_none());
@@ -100,8 +92,8 @@ fn record_without_key_or_headers_has_neither() {
 #[test]
 #[ignore = "needs Kafka and the Glue emulator: run `make test`"]
 fn invalid_requests_answer_400_and_publish_nothing() {
-    let (topic, registry) = topic_with_schema("invalid", SEED_SCHEMA);
-    let backend = Backend::open(&config(&registry, json!({})));
+    let topic = topic_with_schema("invalid", 3, SEED_SCHEMA);
+    let backend = Backend::open(&config(REGISTRY, json!({})));
     let path = format!("/v1/event/{topic}");
     let cases = [
         ("", r#"{"other_key":"1"}"#, "body"),
@@ -144,7 +136,7 @@ message Unused { int32 x = 1; }"#;
 #[test]
 #[ignore = "needs Kafka and the Glue emulator: run `make test`"]
 fn rich_schema_round_trips_exactly() {
-    let (topic, registry) = topic_with_schema("rich", RICH);
+    let topic = topic_with_schema("rich", 3, RICH);
     let body = json!({
         "id": "o-1",
         "items": [{"sku": "a", "quantity": "9007199254740993", "price": 1.25, "tags": ["x", "y"]},
@@ -157,7 +149,7 @@ fn rich_schema_round_trips_exactly() {
         "voucher": "V-1",
         "big_number": "18446744073709551615"
     });
-    let backend = Backend::open(&config(&registry, json!({})));
+    let backend = Backend::open(&config(REGISTRY, json!({})));
     let (partition, offset) = stored(&backend, &topic, &body);
     let record = record_at(&topic, partition, offset);
     let back = decode(RICH, "shop.v1.Order", record.payload().unwrap());
@@ -181,9 +173,9 @@ fn rich_schema_round_trips_exactly() {
 #[test]
 #[ignore = "needs Kafka and the Glue emulator: run `make test`"]
 fn configured_message_type_is_used_instead_of_the_first() {
-    let (topic, registry) = topic_with_schema("override", RICH);
+    let topic = topic_with_schema("override", 3, RICH);
     let extra = json!({"topics": {topic.clone(): {"message_type": "shop.v1.Unused"}}});
-    let backend = Backend::open(&config(&registry, extra));
+    let backend = Backend::open(&config(REGISTRY, extra));
     let (partition, offset) = stored(&backend, &topic, &json!({"x": 7}));
     assert_eq!(record_at(&topic, partition, offset).payload().unwrap(), b"\x08\x07");
 }
@@ -191,8 +183,8 @@ fn configured_message_type_is_used_instead_of_the_first() {
 #[test]
 #[ignore = "needs Kafka and the Glue emulator: run `make test`"]
 fn the_topic_fixed_by_the_config_wins_over_the_path() {
-    let (topic, registry) = topic_with_schema("fixed", SEED_SCHEMA);
-    let backend = Backend::open(&config(&registry, json!({"topic": topic})));
+    let topic = topic_with_schema("fixed", 3, SEED_SCHEMA);
+    let backend = Backend::open(&config(REGISTRY, json!({"topic": topic})));
     let (status, answer) = backend.publish("/v1/event/anything-else", "", "", r#"{"some_message":"f"}"#);
     assert_eq!(status, 200, "{answer}");
     assert_eq!(record_count(&topic), 1);
@@ -291,8 +283,8 @@ fn broker_that_never_answers_is_503_not_stored_within_the_timeout() {
 #[test]
 #[ignore = "needs Kafka and the Glue emulator: run `make test`"]
 fn concurrent_publishes_are_each_acknowledged_and_stored_once() {
-    let (topic, registry) = topic_with_schema("concurrent", SEED_SCHEMA);
-    let backend = std::sync::Arc::new(Backend::open(&config(&registry, json!({}))));
+    let topic = topic_with_schema("concurrent", 3, SEED_SCHEMA);
+    let backend = std::sync::Arc::new(Backend::open(&config(REGISTRY, json!({}))));
     let threads: Vec<_> = (0..16)
         .map(|t| {
             let (backend, topic) = (backend.clone(), topic.clone());
@@ -333,12 +325,10 @@ fn backends_with_equal_kafka_settings_share_one_producer() {
     // Two backends that differ only in their own settings (timeout, topic rules, body limit) share one
     // producer: librdkafka numbers a producer's records per partition, so two records sent through one
     // producer to a one-partition topic by different backends come from one producer id.
-    let (topic, registry) = (unique("shared"), REGISTRY.to_string());
-    create_topic(&topic, 1);
-    register_schema(&registry, &topic, DataFormat::Protobuf, SEED_SCHEMA);
-    let a = Backend::open(&config(&registry, json!({"max_body_bytes": 1000, "kafka": {"client.id": topic.clone()}})));
+    let topic = topic_with_schema("shared", 1, SEED_SCHEMA);
+    let a = Backend::open(&config(REGISTRY, json!({"max_body_bytes": 1000, "kafka": {"client.id": topic.clone()}})));
     let b = Backend::open(&config(
-        &registry,
+        REGISTRY,
         json!({"topic": topic.clone(), "schema_ttl_ms": 1000, "kafka": {"client.id": topic.clone()}}),
     ));
     stored(&a, &topic, &json!({"some_message": "a"}));
@@ -347,7 +337,7 @@ fn backends_with_equal_kafka_settings_share_one_producer() {
     assert_eq!(producer_ids(&topic), 1, "one producer id for both backends' records");
 
     // with other Kafka settings, another producer
-    let c = Backend::open(&config(&registry, json!({"kafka": {"client.id": format!("{topic}-other")}})));
+    let c = Backend::open(&config(REGISTRY, json!({"kafka": {"client.id": format!("{topic}-other")}})));
     stored(&c, &topic, &json!({"some_message": "c"}));
     assert_eq!(producer_ids(&topic), 2);
 }

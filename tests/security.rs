@@ -6,7 +6,6 @@ mod common;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
-use aws_sdk_glue::types::DataFormat;
 use common::*;
 use serde_json::{json, Value};
 
@@ -21,9 +20,7 @@ fn publish(config: &Value, topic: &str) -> Result<(i32, i64), (u16, String)> {
 }
 
 fn base(topic_prefix: &str, kafka: Value) -> (String, Value) {
-    let topic = unique(topic_prefix);
-    create_topic(&topic, 1);
-    register_schema(REGISTRY, &topic, DataFormat::Protobuf, SEED_SCHEMA);
+    let topic = topic_with_schema(topic_prefix, 1, SEED_SCHEMA);
     let mut config: Value = serde_json::from_str(&config(REGISTRY, json!({"timeout_ms": 3000}))).unwrap();
     config["kafka"] = kafka;
     (topic, config)

@@ -6,16 +6,13 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use aws_sdk_glue::types::DataFormat;
 use common::*;
 use serde_json::{json, Value};
 
 #[test]
 #[ignore = "needs Kafka and the Glue emulator: run `make test`"]
 fn a_backend_whose_region_cannot_be_resolved_yet_answers_503_and_opens_by_itself() {
-    let topic = unique("startup");
-    create_topic(&topic, 1);
-    register_schema(REGISTRY, &topic, DataFormat::Protobuf, SEED_SCHEMA);
+    let topic = topic_with_schema("startup", 1, SEED_SCHEMA);
     // No region anywhere the AWS default chain looks: not in the config, not in the environment, no
     // profile, and no instance metadata (which is off this machine: it is never asked).
     std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");

@@ -7,7 +7,6 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_sdk_glue::types::DataFormat;
 use common::*;
 use krakend_kafka::{BodyRead, Codec, Config, HttpParts, Publisher, Request};
 use serde_json::json;
@@ -41,9 +40,7 @@ fn main() {
     }
     println!("SCENARIO codec ns_per_message={:.0}", started.elapsed().as_nanos() as f64 / rounds as f64);
 
-    let topic = unique("bench");
-    create_topic(&topic, 3);
-    register_schema(REGISTRY, &topic, DataFormat::Protobuf, SEED_SCHEMA);
+    let topic = topic_with_schema("bench", 3, SEED_SCHEMA);
     let path = format!("/v1/event/{topic}");
     let body = json!({"some_message": "benchmark payload"}).to_string();
     // What the plugin hands the core for the bench's HTTP request (tests/bench/post.lua).

@@ -59,6 +59,14 @@ async fn glue() -> aws_sdk_glue::Client {
     aws_sdk_glue::Client::new(&sdk)
 }
 
+/// A new topic of `partitions` partitions, and its schema `text` in the tests' registry.
+pub fn topic_with_schema(prefix: &str, partitions: i32, text: &str) -> String {
+    let topic = unique(prefix);
+    create_topic(&topic, partitions);
+    register_schema(REGISTRY, &topic, DataFormat::Protobuf, text);
+    topic
+}
+
 /// Creates `registry` if needed and a schema named `schema` holding `text`.
 pub fn register_schema(registry: &str, schema: &str, format: DataFormat, text: &str) {
     block_on(async {

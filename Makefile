@@ -48,8 +48,8 @@ KRAKEND_RIG := $(BUILD)/krakend-rig
 krakend:
 	cd krakend/gateway && $(GO_BUILD) -ldflags="$(GATEWAY_LDFLAGS)" -o $(KRAKEND) ./cmd/krakend
 
-## krakend-rig: the benchmark's gateway: the product's plus the bench's "static" client and CE-style
-## pubsub publisher (tests/bench/gateway), into build/; never shipped
+## krakend-rig: the test rig's gateway: the product's plus the bench's "static" client and CE-style
+## pubsub publisher, and Go's profiles for the fault suite (tests/bench/gateway), into build/; never shipped
 krakend-rig:
 	cd tests/bench/gateway && $(GO_BUILD) -ldflags="$(GATEWAY_LDFLAGS)" -o $(KRAKEND_RIG) .
 
@@ -75,7 +75,7 @@ go-test: build
 
 # Runs cargo test with the gateway (built in build/) up on the test services.
 WITH_GATEWAY = $(WITH_TEST_SERVICES) tests/e2e/gateway.sh tests/e2e/krakend.json $(CACHE)/state-test/krakend.log -- \
-	env KK_KRAKEND_BIN=$(KRAKEND) KK_PLUGIN=$(PLUGIN) KK_AWS_SIGNER_BIN=$(AWS_SIGNER) cargo test --release
+	env KK_KRAKEND_BIN=$(KRAKEND) KK_KRAKEND_RIG_BIN=$(KRAKEND_RIG) KK_PLUGIN=$(PLUGIN) KK_AWS_SIGNER_BIN=$(AWS_SIGNER) cargo test --release
 
 ## e2e: the gateway tests alone: HTTP through KrakenD and the plugin to Kafka
 e2e: plugin krakend
@@ -96,7 +96,7 @@ config-check:
 	"$$venv/bin/python" tests/config/validate.py tests/config/krakend-v2.13.schema.json $(CONFIGS)
 
 ## test: every test of the project: Rust unit, integration and end-to-end tests, Go tests
-test: fmt-check config-check plugin krakend aws-signer go-test
+test: fmt-check config-check plugin krakend krakend-rig aws-signer go-test
 	$(WITH_GATEWAY) -- --include-ignored
 
 services-install:

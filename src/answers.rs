@@ -3,13 +3,18 @@
 //! into Go from a thread it did not start, and a Go thread blocked in C holds a scheduler slot until Go
 //! notices. So the queue also signals an eventfd, which Go's poller waits on like a socket: the collector
 //! sleeps in Go and drains a batch per wake-up.
+//!
+//! A caller may stop waiting (the gateway's deadline passed, the client went away) while its record is
+//! still on its way: the queue knows which requests are still waited for, so that the outcome of one
+//! nobody waits for any more is logged instead of lost with the answer nobody reads.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use crate::outcome::{self, Answer, Outcome};
+use crate::log::log;
+use crate::outcome::{self, Answer, Failure, Outcome};
 
 /// One finished publish: the caller's context, the HTTP status and the response JSON.
 #[derive(Debug, PartialEq, Eq)]
@@ -20,10 +25,25 @@ pub struct Ready {
 }
 
 pub struct AnswerQueue {
-    ready: Mutex<VecDeque<Ready>>,
+    state: Mutex<State>,
     arrived: Condvar,
     /// Readable while answers wait (an eventfd, non-blocking).
     wake: OwnedFd,
+}
+
+#[derive(Default)]
+struct State {
+    ready: VecDeque<Ready>,
+    /// The contexts whose caller still waits and whose answer has not come.
+    waited_for: HashSet<usize>,
+}
+
+/// A request's place on the queue, taken before anything else: its caller is waited for from then on.
+/// Dropped unused (a bug unwound past it), it answers 500, so no caller waits forever.
+pub struct Slot {
+    queue: Arc<AnswerQueue>,
+    context: usize,
+    used: bool,
 }
 
 impl AnswerQueue {
@@ -35,7 +55,7 @@ impl AnswerQueue {
         }
         // SAFETY: fd was just created and is owned by nothing else.
         let wake = unsafe { OwnedFd::from_raw_fd(fd) };
-        Ok(AnswerQueue { ready: Mutex::default(), arrived: Condvar::new(), wake })
+        Ok(AnswerQueue { state: Mutex::default(), arrived: Condvar::new(), wake })
     }
 
     /// The descriptor that turns readable when an answer arrives on an empty queue: read it (8 bytes)
@@ -44,19 +64,42 @@ impl AnswerQueue {
         self.wake.as_raw_fd()
     }
 
-    /// The answer that queues `context`'s outcome here.
-    pub fn answer(self: &Arc<Self>, context: usize) -> Answer {
-        let queue = Arc::clone(self);
-        Answer::new(move |outcome: Outcome| {
-            queue.push(Ready { context, status: outcome::status(&outcome), response: outcome::to_json(&outcome) });
-        })
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn push(&self, ready: Ready) {
-        let mut queue = self.ready.lock().unwrap_or_else(PoisonError::into_inner);
-        let was_empty = queue.is_empty();
-        queue.push_back(ready);
-        drop(queue);
+    /// The slot of the request `context`.
+    pub fn slot(self: &Arc<Self>, context: usize) -> Slot {
+        self.state().waited_for.insert(context);
+        Slot { queue: Arc::clone(self), context, used: false }
+    }
+
+    /// The caller of `context` stopped waiting. True when its answer had not come: its outcome will be
+    /// logged when it does. False when the answer is already queued or handed out.
+    pub fn abandon(&self, context: usize) -> bool {
+        self.state().waited_for.remove(&context)
+    }
+
+    /// Queues `context`'s outcome, and logs it when its caller stopped waiting. Still queued then: the
+    /// collector releases what it keeps per context when it takes the answer.
+    fn push(&self, context: usize, topic: &str, outcome: Outcome) {
+        let ready = Ready { context, status: outcome::status(&outcome), response: outcome::to_json(&outcome) };
+        let mut state = self.state();
+        let waited_for = state.waited_for.remove(&context);
+        let was_empty = state.ready.is_empty();
+        state.ready.push_back(ready);
+        drop(state);
+        if !waited_for {
+            log(match &outcome {
+                Ok(d) => format!(
+                    "topic {topic}: a record whose caller stopped waiting was stored at partition {} offset {}",
+                    d.partition, d.offset
+                ),
+                Err(f) => {
+                    format!("topic {topic}: a record whose caller stopped waiting failed ({}): {}", f.status, f.message)
+                }
+            });
+        }
         // The collector waits only on an empty queue: later answers find it awake.
         if was_empty {
             self.arrived.notify_one();
@@ -69,11 +112,39 @@ impl AnswerQueue {
     /// Moves up to `max` answers into `batch` (emptied first), waiting up to `timeout` for the first one.
     pub fn take(&self, batch: &mut Vec<Ready>, max: usize, timeout: Duration) {
         batch.clear();
-        let queue = self.ready.lock().unwrap_or_else(PoisonError::into_inner);
-        let (mut queue, _) =
-            self.arrived.wait_timeout_while(queue, timeout, |q| q.is_empty()).unwrap_or_else(PoisonError::into_inner);
-        let n = max.min(queue.len());
-        batch.extend(queue.drain(..n));
+        let (mut state, _) = self
+            .arrived
+            .wait_timeout_while(self.state(), timeout, |s| s.ready.is_empty())
+            .unwrap_or_else(PoisonError::into_inner);
+        let n = max.min(state.ready.len());
+        batch.extend(state.ready.drain(..n));
+    }
+}
+
+impl Slot {
+    /// The answer for a record of `topic`, handed on to be answered later.
+    pub fn answer(mut self, topic: &str) -> Answer {
+        self.used = true;
+        let (queue, context, topic) = (Arc::clone(&self.queue), self.context, topic.to_owned());
+        Answer::new(move |outcome| queue.push(context, &topic, outcome))
+    }
+
+    /// Answers now, before the call that took the slot returns (its caller is still waiting).
+    pub fn answer_now(mut self, outcome: Outcome) {
+        self.used = true;
+        self.queue.push(self.context, "", outcome);
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if !self.used {
+            self.queue.push(
+                self.context,
+                "",
+                Err(Failure::internal("krakend-kafka: internal error; nothing was sent")),
+            );
+        }
     }
 }
 
@@ -86,9 +157,9 @@ mod tests {
     #[test]
     fn answers_arrive_in_batches_with_their_context_and_status() {
         let queue = Arc::new(AnswerQueue::new().unwrap());
-        queue.answer(1).send(Ok(Delivery { partition: 0, offset: 5 }));
-        queue.answer(2).send(Err(Failure::bad_request("body: missing")));
-        drop(queue.answer(3)); // never answered: 503
+        queue.slot(1).answer("t").send(Ok(Delivery { partition: 0, offset: 5 }));
+        queue.slot(2).answer_now(Err(Failure::bad_request("body: missing")));
+        drop(queue.slot(3).answer("t")); // never answered: 503
         let mut batch = Vec::new();
         queue.take(&mut batch, 2, Duration::ZERO);
         assert_eq!(
@@ -114,7 +185,7 @@ mod tests {
         queue.take(&mut batch, 8, Duration::from_millis(50));
         assert!(batch.is_empty() && started.elapsed() >= Duration::from_millis(50));
 
-        let answer = queue.answer(7);
+        let answer = queue.slot(7).answer("t");
         let sender = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(20));
             answer.send(Ok(Delivery { partition: 1, offset: 2 }));
@@ -139,13 +210,39 @@ mod tests {
     fn the_descriptor_turns_readable_when_an_empty_queue_gets_an_answer() {
         let queue = Arc::new(AnswerQueue::new().unwrap());
         assert_eq!(wake_ups(&queue), 0, "nothing yet (and the read does not block)");
-        queue.answer(1).send(Ok(Delivery { partition: 0, offset: 0 }));
-        queue.answer(2).send(Ok(Delivery { partition: 0, offset: 1 }));
+        queue.slot(1).answer("t").send(Ok(Delivery { partition: 0, offset: 0 }));
+        queue.slot(2).answer("t").send(Ok(Delivery { partition: 0, offset: 1 }));
         assert_eq!(wake_ups(&queue), 1, "once for the first answer on an empty queue");
         let mut batch = Vec::new();
         queue.take(&mut batch, 8, Duration::ZERO);
         assert_eq!(batch.len(), 2);
-        queue.answer(3).send(Ok(Delivery { partition: 0, offset: 2 }));
+        queue.slot(3).answer("t").send(Ok(Delivery { partition: 0, offset: 2 }));
         assert_eq!(wake_ups(&queue), 1);
+    }
+
+    #[test]
+    fn a_request_is_abandoned_only_while_its_answer_has_not_come_and_is_still_queued_for_its_context() {
+        let queue = Arc::new(AnswerQueue::new().unwrap());
+        let early = queue.slot(1).answer("t");
+        let late = queue.slot(2).answer("t");
+        late.send(Ok(Delivery { partition: 0, offset: 0 }));
+        assert!(queue.abandon(1), "still on its way: the caller gets the 504");
+        assert!(!queue.abandon(2), "already queued: the caller takes it");
+        assert!(!queue.abandon(1), "once");
+        early.send(Ok(Delivery { partition: 0, offset: 1 })); // logged
+        let mut batch = Vec::new();
+        queue.take(&mut batch, 8, Duration::ZERO);
+        assert_eq!(batch.iter().map(|r| r.context).collect::<Vec<_>>(), [2, 1]);
+        assert!(queue.state().waited_for.is_empty(), "nothing kept per request");
+    }
+
+    #[test]
+    fn a_slot_dropped_unused_answers_500() {
+        let queue = Arc::new(AnswerQueue::new().unwrap());
+        drop(queue.slot(4));
+        let mut batch = Vec::new();
+        queue.take(&mut batch, 8, Duration::ZERO);
+        assert_eq!((batch[0].context, batch[0].status), (4, 500));
+        assert!(queue.state().waited_for.is_empty());
     }
 }

@@ -56,6 +56,9 @@ pub struct kk_message {
     pub body: kk_bytes,
     /// `KK_BODY_COMPLETE`, `KK_BODY_OVER_LIMIT` or `KK_BODY_BROKEN`.
     pub body_read: kk_body_read,
+    /// How long the caller will wait for the answer, in milliseconds (the gateway's deadline for the
+    /// request); 0: not known. A wait shorter than the backend can take is logged, once per publisher.
+    pub wait_ms: u64,
 }
 
 /// One answer: the `context` given to `kk_publish_message`, the HTTP status to answer (200, 400, 404,
@@ -187,40 +190,59 @@ pub unsafe extern "C" fn kk_publish_message(
             // SAFETY: the caller passes NULL or live values.
             let (publisher, answers) = unsafe { (publisher.as_ref(), answers.as_ref()) };
             let Some(answers) = answers else { return KK_NULL_ARGUMENT };
-            let answer = answers.queue.answer(context);
+            let slot = answers.queue.slot(context);
             let publisher = match usable(publisher) {
                 Ok(p) => p,
                 Err(f) => {
-                    answer.send(Err(f));
+                    slot.answer_now(Err(f));
                     return if publisher.is_none() { KK_NULL_ARGUMENT } else { KK_OK };
                 }
             };
+            if message.wait_ms > 0 {
+                publisher.check_wait(Duration::from_millis(message.wait_ms));
+            }
             // SAFETY: the message's bytes are lent for this call.
             let parts = unsafe { message.parts() };
             match Request::from_http(parts, publisher.rules()) {
-                Ok(request) => publisher.submit(request, answer),
-                Err(f) => answer.send(Err(f)),
+                Ok(request) => {
+                    let answer = slot.answer(&request.topic);
+                    publisher.submit(request, answer)
+                }
+                Err(f) => slot.answer_now(Err(f)),
             }
             KK_OK
         },
     )
 }
 
-/// The answer for a caller who stopped waiting for `context` (the gateway's deadline passed or the
-/// client went away) before its answer came: 504, the record may still be stored. Its response is
-/// static. The request's own answer still comes on its queue.
+/// The caller of `context` stopped waiting for its answer on `answers` (the gateway's deadline passed or
+/// the client went away). Returns true when the answer had not come yet: `*out` then holds the answer for
+/// that caller (504: the record may still be stored; its response is static), and the request's real
+/// outcome is logged when it comes, with its topic and partition and offset or its error; it is still
+/// queued then, so that the collector can release what it keeps for `context`. Returns false when the
+/// answer is already queued or handed out (take it from there), and when `answers` or `out` is NULL.
+///
+/// # Safety
+/// `answers` must be NULL or a live queue from `kk_answers_new`; `out` NULL or valid for a write.
 #[no_mangle]
-pub extern "C" fn kk_answer_abandoned(context: usize) -> kk_answer {
+pub unsafe extern "C" fn kk_answers_abandon(answers: *const kk_answers, context: usize, out: *mut kk_answer) -> bool {
     static ABANDONED: OnceLock<String> = OnceLock::new();
     boundary(
-        |_| kk_answer { context, status: 504, response: kk_bytes::EMPTY },
+        |_| false,
         || {
+            // SAFETY: the caller passes NULL or a live queue.
+            let Some(answers) = (unsafe { answers.as_ref() }) else { return false };
+            if out.is_null() || !answers.queue.abandon(context) {
+                return false;
+            }
             let response = ABANDONED.get_or_init(|| {
                 outcome::to_json(&Err(Failure::timeout(
                     "krakend-kafka: the caller stopped waiting before the outcome was known; the record may still be stored",
                 )))
             });
-            kk_answer { context, status: 504, response: kk_bytes::of(response.as_bytes()) }
+            // SAFETY: `out` is not NULL and the caller made it valid for a write.
+            unsafe { out.write(kk_answer { context, status: 504, response: kk_bytes::of(response.as_bytes()) }) };
+            true
         },
     )
 }
@@ -332,6 +354,7 @@ fn boundary<T>(on_panic: impl FnOnce(String) -> T, body: impl FnOnce() -> T) -> 
 }
 
 impl kk_bytes {
+    #[cfg(test)]
     const EMPTY: kk_bytes = kk_bytes { data: std::ptr::null(), len: 0 };
 
     fn of(bytes: &[u8]) -> kk_bytes {
@@ -506,6 +529,7 @@ mod tests {
                 headers: bytes(b"a=1,a=2"),
                 body: bytes(body),
                 body_read,
+                wait_ms: 0,
             };
             let dup = || message(b"/v1/t", br#"{"a":1}"#, KK_BODY_COMPLETE);
             assert_eq!(kk_publish_message(handle, dup(), answers, 1), KK_OK);
@@ -541,13 +565,43 @@ mod tests {
     }
 
     #[test]
-    fn an_abandoned_request_is_a_504_that_says_the_record_may_be_stored() {
-        let a = kk_answer_abandoned(7);
-        let response = unsafe { std::str::from_utf8(a.response.as_slice()).unwrap() };
-        assert_eq!((a.context, a.status), (7, 504));
-        let json: serde_json::Value = serde_json::from_str(response).unwrap();
-        assert_eq!(json["statusCode"], "504");
-        assert!(json["message"].as_str().unwrap().contains("may still be stored"), "{response}");
+    fn an_abandoned_request_is_a_504_that_says_the_record_may_be_stored_until_its_answer_came() {
+        let mut handle = std::ptr::null_mut();
+        unsafe {
+            // A registry that refuses connections: the schema fetch fails, after the caller gave up.
+            let config = br#"{"bootstrap_servers":"127.0.0.1:1","registry_name":"r","region":"eu-west-1","glue_endpoint":"http://127.0.0.1:1","timeout_ms":3000}"#;
+            assert!(kk_publisher_new(bytes(config), &mut handle).is_null());
+            let answers = kk_answers_new();
+            let mut a = kk_answer { context: 0, status: 0, response: kk_bytes::EMPTY };
+            let message = |body: &'static [u8]| kk_message {
+                path: bytes(b"/v1/t"),
+                key: kk_bytes::EMPTY,
+                headers: kk_bytes::EMPTY,
+                body: bytes(body),
+                body_read: KK_BODY_COMPLETE,
+                wait_ms: 0,
+            };
+            assert_eq!(kk_publish_message(handle, message(br#"{"a":1}"#), answers, 7), KK_OK);
+            assert!(kk_answers_abandon(answers, 7, &mut a));
+            let response = std::str::from_utf8(a.response.as_slice()).unwrap();
+            assert_eq!((a.context, a.status), (7, 504));
+            let json: serde_json::Value = serde_json::from_str(response).unwrap();
+            assert_eq!(json["statusCode"], "504");
+            assert!(json["message"].as_str().unwrap().contains("may still be stored"), "{response}");
+            assert!(!kk_answers_abandon(answers, 7, &mut a), "once");
+
+            // Answered at once (bad input): nothing to abandon, the answer is on the queue.
+            assert_eq!(kk_publish_message(handle, message(b"[]"), answers, 8), KK_OK);
+            assert!(!kk_answers_abandon(answers, 8, &mut a));
+            assert!(!kk_answers_abandon(std::ptr::null(), 8, &mut a));
+            assert!(!kk_answers_abandon(answers, 8, std::ptr::null_mut()));
+            let mut got = collect(answers, 2);
+            got.sort();
+            assert_eq!((got[0].0, got[1].0, got[1].1), (7, 8, 400), "{got:?}");
+            assert_ne!(got[0].1, 200, "{got:?}");
+            kk_publisher_free(handle);
+            kk_answers_free(answers);
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! A backend's publisher: its schema cache and rules, over the producer it shares with every backend
 //! whose Kafka settings are equal. Every request, whatever form it came in, is published by `submit`.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,6 +12,7 @@ use aws_credential_types::provider::SharedCredentialsProvider;
 use crate::codec::Codec;
 use crate::config::{AwsConfig, Config};
 use crate::deadline::Deadlines;
+use crate::log::log;
 use crate::outcome::{Answer, Failure, Outcome};
 use crate::producer::{MskIam, Producer};
 use crate::registry::{Glue, SchemaCache};
@@ -23,6 +25,8 @@ pub struct Publisher {
     schemas: Arc<SchemaCache<Glue>>,
     timeout: Duration,
     rules: Rules,
+    /// Whether a caller's wait shorter than the budget was logged.
+    short_wait_logged: AtomicBool,
 }
 
 /// Why a publisher could not be opened.
@@ -62,8 +66,33 @@ impl Publisher {
                 backend.schema_miss_ttl,
             ));
             let deadlines = Deadlines::new(backend.timeout);
-            Ok(Publisher { producer, deadlines, schemas, timeout: backend.timeout, rules: backend.rules })
+            Ok(Publisher {
+                producer,
+                deadlines,
+                schemas,
+                timeout: backend.timeout,
+                rules: backend.rules,
+                short_wait_logged: AtomicBool::new(false),
+            })
         })
+    }
+
+    /// Logs, once, a caller's `wait` shorter than the longest a request may take (a topic's first schema
+    /// fetch, then the broker's acknowledgement, each up to `timeout_ms`). The gateway's endpoint timeout
+    /// is not in the plugin's config, so the first request that carries it tells.
+    pub fn check_wait(&self, wait: Duration) {
+        let budget = 2 * self.timeout;
+        if wait < budget && !self.short_wait_logged.swap(true, Ordering::Relaxed) {
+            log(format!(
+                "the gateway waits {} ms for this backend's requests, less than this backend's budget of {} ms \
+                 (timeout_ms for a topic's schema, then timeout_ms for Kafka's acknowledgement): a slow request's \
+                 caller gets the gateway's own error instead of the plugin's answer; raise the endpoint's timeout \
+                 above {} ms",
+                wait.as_millis(),
+                budget.as_millis(),
+                budget.as_millis()
+            ));
+        }
     }
 
     /// What this backend's requests may be.

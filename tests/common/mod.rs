@@ -2,6 +2,9 @@
 //! starts (Kafka on loopback, moto as the Glue registry) and read back what was published.
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod gateway;
+pub mod proxy;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -271,6 +274,7 @@ impl Backend {
             headers: span(headers),
             body: span(body),
             body_read: KK_BODY_COMPLETE,
+            wait_ms: 0,
         };
         assert_eq!(unsafe { kk_publish_message(self.handle, message, self.answers, context) }, KK_OK);
         let (status, response) = rx.recv_timeout(Duration::from_secs(60)).expect("an answer within 60 s");
@@ -334,8 +338,12 @@ pub fn http_request(
     let mut reader = std::io::BufReader::new(stream);
     let mut line = String::new();
     reader.read_line(&mut line)?;
+    if line.is_empty() {
+        // closed without an answer (a gateway stopping under load)
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
     let status = line.get(9..12).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("not HTTP: {line:?}"));
-    let mut length = None;
+    let (mut length, mut chunked) = (None, false);
     loop {
         line.clear();
         reader.read_line(&mut line)?;
@@ -346,9 +354,29 @@ pub fn http_request(
             if name.eq_ignore_ascii_case("content-length") {
                 length = Some(value.trim().parse().unwrap());
             }
+            chunked |= name.eq_ignore_ascii_case("transfer-encoding") && value.trim() == "chunked";
         }
     }
-    let mut body = vec![0; length.expect("the gateway answers with a Content-Length")];
-    reader.read_exact(&mut body)?;
+    let mut body = Vec::new();
+    match length {
+        Some(n) => {
+            body.resize(n, 0);
+            reader.read_exact(&mut body)?;
+        }
+        None if chunked => loop {
+            line.clear();
+            reader.read_line(&mut line)?;
+            let size = usize::from_str_radix(line.trim(), 16).unwrap_or_else(|_| panic!("a chunk size: {line:?}"));
+            let start = body.len();
+            body.resize(start + size + 2, 0); // the chunk and its CRLF
+            reader.read_exact(&mut body[start..])?;
+            body.truncate(start + size);
+            if size == 0 {
+                break;
+            }
+        },
+        // neither: the body ends with the connection (Connection: close)
+        None => drop(reader.read_to_end(&mut body)?),
+    }
     Ok((status, String::from_utf8(body).unwrap()))
 }

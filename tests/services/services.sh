@@ -9,6 +9,7 @@
 #   services.sh example NAME             topic example-events and its schema (krakend/example/)
 #   services.sh consume NAME TOPIC       print the topic's records with key and headers, then exit
 #   services.sh producers NAME TOPIC P   the producers the broker knows on partition P of TOPIC
+#   services.sh crash|resume NAME        SIGKILL the broker (its data stays) | start it again on its data
 #
 # Heavy files live under ${KK_CACHE:-~/.cache/krakend-kafka}, never in the checkout.
 set -euo pipefail
@@ -68,7 +69,8 @@ install() {
   fi
 }
 
-alive() { [[ -s $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# Running: a zombie nobody reaped yet (a SIGKILLed broker's) is not.
+alive() { [[ -s $1 && -e /proc/$(cat "$1") && $(awk '{print $3}' "/proc/$(cat "$1")/stat" 2>/dev/null) != Z ]]; }
 
 wait_for() { # what, seconds, command...
   local what=$1 secs=$2; shift 2
@@ -143,11 +145,27 @@ PROPS
   kafka_java kafka.tools.StorageTool format --standalone -t "$(kafka_java kafka.tools.StorageTool random-uuid)" \
     -c "$state/kafka/server.properties" --add-scram 'SCRAM-SHA-512=[name=krakend,password=scram-secret]' \
     >"$state/kafka/format.log" 2>&1
-  setsid nohup java "${java_opts[@]}" kafka.Kafka "$state/kafka/server.properties" >"$state/kafka/stdout.log" 2>&1 &
+  launch_kafka
+}
+
+# Starts the broker on the state in $state/kafka and waits until it serves.
+launch_kafka() {
+  local started; started=$(grep -c "Kafka Server started" "$state/kafka/server.log" 2>/dev/null || true)
+  setsid nohup java "${java_opts[@]}" kafka.Kafka "$state/kafka/server.properties" >>"$state/kafka/stdout.log" 2>&1 &
   echo $! >"$state/kafka.pid"
-  wait_for "Kafka on 127.0.0.1:$kafka_port" 90 grep -q "Kafka Server started" "$state/kafka/server.log" || {
+  wait_for "Kafka on 127.0.0.1:$kafka_port" 90 started_more_than "${started:-0}" || {
     tail -n 20 "$state/kafka/stdout.log" "$state/kafka/server.log" >&2 || true; return 1; }
   log "Kafka $kafka_version on 127.0.0.1:$kafka_port"
+}
+
+started_more_than() { (($(grep -c "Kafka Server started" "$state/kafka/server.log" 2>/dev/null || true) > $1)); }
+
+# The fault tests' crash: SIGKILL, as a machine failure would, and wait until the broker is gone. Its data stays.
+kill_kafka() {
+  alive "$state/kafka.pid" || { log "Kafka is not running"; return 1; }
+  local pid; pid=$(cat "$state/kafka.pid")
+  kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid"
+  while alive "$state/kafka.pid"; do sleep 0.05; done
 }
 
 start_glue() {
@@ -228,6 +246,8 @@ case $cmd in
   env) print_env ;;
   example) example ;;
   consume) consume "${3:?services.sh consume NAME TOPIC}" ;;
+  crash) kill_kafka ;;
+  resume) alive "$state/kafka.pid" || launch_kafka ;;
   producers) producers "${3:?services.sh producers NAME TOPIC PARTITION}" "${4:?services.sh producers NAME TOPIC PARTITION}" ;;
   *) echo "usage: services.sh install | start|stop|status|env [test|run]" >&2; exit 2 ;;
 esac

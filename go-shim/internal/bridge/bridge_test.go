@@ -1,12 +1,14 @@
 package bridge
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/krakend-kafka/krakend-kafka/go-shim/internal/core"
 )
@@ -36,6 +38,22 @@ func TestReadTakesThePartsAsSent(t *testing.T) {
 type broken struct{}
 
 func (broken) Read([]byte) (int, error) { return 0, errors.New("connection reset") }
+
+func TestReadTellsHowLongTheGatewayWaits(t *testing.T) {
+	if m := Read(request("/t", "{}", nil), 1<<20); m.Wait != 0 {
+		t.Errorf("no deadline: %v", m.Wait)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if m := Read(request("/t", "{}", nil).WithContext(ctx), 1<<20); m.Wait <= 2*time.Second || m.Wait > 3*time.Second {
+		t.Errorf("3 s deadline: %v", m.Wait)
+	}
+	past, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
+	defer cancel()
+	if m := Read(request("/t", "{}", nil).WithContext(past), 1<<20); m.Wait != time.Millisecond {
+		t.Errorf("a deadline passed is the shortest wait, not none: %v", m.Wait)
+	}
+}
 
 func TestReadStopsAtTheLimitAndSaysHowTheBodyEnded(t *testing.T) {
 	large := `{"a":"` + strings.Repeat("x", 100) + `"}`

@@ -19,6 +19,7 @@ import (
 	"runtime/cgo"
 	"sync"
 	"syscall"
+	"time"
 	"unsafe"
 )
 
@@ -35,7 +36,8 @@ type Message struct {
 	Key      string // Message-Key; empty: no key
 	Headers  string // the Message-Headers list, for the core to parse
 	Body     []byte
-	BodyRead int // BodyComplete, BodyOverLimit or BodyBroken
+	BodyRead int           // BodyComplete, BodyOverLimit or BodyBroken
+	Wait     time.Duration // how long the caller waits for the answer; 0: not known
 }
 
 // Publisher is one backend's publisher in the core and the queue its answers come back on.
@@ -83,8 +85,8 @@ func Open(config []byte) (*Publisher, error) {
 func (p *Publisher) BodyLimit() int64 { return p.limit }
 
 // Publish hands m to the core and waits for its answer: the HTTP status and the response bytes. When
-// ctx ends first, it returns the core's answer for an abandoned request; the real answer still comes
-// and is dropped.
+// ctx ends first, it returns the core's answer for an abandoned request, and the core logs the real
+// outcome when it comes (it still comes here, to a channel nobody reads).
 func (p *Publisher) Publish(ctx context.Context, m Message) (int, []byte) {
 	answered := make(chan answer, 1)
 	context := cgo.NewHandle(answered)
@@ -94,6 +96,7 @@ func (p *Publisher) Publish(ctx context.Context, m Message) (int, []byte) {
 		headers:   span(unsafe.StringData(m.Headers), len(m.Headers)),
 		body:      span(unsafe.SliceData(m.Body), len(m.Body)),
 		body_read: C.kk_body_read(m.BodyRead),
+		wait_ms:   C.uint64_t(m.Wait.Milliseconds()),
 	}
 	// The core reads the message during the call only and queues the answer: this goroutine waits on a
 	// channel, not inside C, so it holds no Go scheduler slot while Kafka acknowledges.
@@ -104,7 +107,11 @@ func (p *Publisher) Publish(ctx context.Context, m Message) (int, []byte) {
 	case a := <-answered:
 		return a.status, a.response
 	case <-ctx.Done():
-		a := C.kk_answer_abandoned(C.uintptr_t(context))
+		var a C.kk_answer
+		if !C.kk_answers_abandon(p.answers, C.uintptr_t(context), &a) {
+			real := <-answered // it came meanwhile and is on its way here
+			return real.status, real.response
+		}
 		return int(a.status), C.GoBytes(unsafe.Pointer(a.response.data), C.int(a.response.len))
 	}
 }

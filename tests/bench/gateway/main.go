@@ -1,11 +1,13 @@
-// Command krakend-rig is the benchmark's gateway: the product's gateway (package gateway, the same
-// setup as build/krakend) plus what only `make bench` needs, so that every HTTP scenario runs in one
-// binary and their figures compare:
+// Command krakend-rig is the test rig's gateway: the product's gateway (package gateway, the same
+// setup as build/krakend) plus what only `make bench` and the fault suite need, so that every HTTP
+// scenario runs in one binary and their figures compare:
 //
 //   - "static", an http-client that answers the seed's ok at once and publishes nothing: what the gateway
 //     itself costs (the ceiling);
 //   - backend/pubsub/publisher, KrakenD CE's own Kafka publisher rebuilt on its library (pubsub.go): the
-//     same-binary peer the plugin is compared with.
+//     same-binary peer the plugin is compared with;
+//   - with KK_RIG_PPROF=host:port, Go's profiles on that address: the fault suite counts the gateway's
+//     goroutines there to find a leak per request.
 //
 // It is never shipped: the container image holds build/krakend, built from krakend/gateway/cmd/krakend.
 package main
@@ -13,6 +15,7 @@ package main
 import (
 	"context"
 	"net/http"
+	_ "net/http/pprof" // on http.DefaultServeMux, served only with KK_RIG_PPROF
 	"os"
 
 	"github.com/krakend-kafka/krakend-kafka/krakend/gateway"
@@ -23,6 +26,9 @@ import (
 )
 
 func main() {
+	if addr := os.Getenv("KK_RIG_PPROF"); addr != "" {
+		go func() { _ = http.ListenAndServe(addr, nil) }()
+	}
 	// Registered before the config's plugins load; selected only by a config that names it.
 	clientplugin.RegisterClient("static", func(context.Context, map[string]interface{}) (http.Handler, error) {
 		return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {

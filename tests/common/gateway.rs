@@ -1,0 +1,227 @@
+//! A gateway of a test's own (the rig's binary loading the real plugin), the bounded load the fault suite
+//! sends through it, and the broker's crash and restart by the services' script.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use super::{unique, var};
+
+pub struct Gateway {
+    child: Child,
+    /// host:port of its HTTP listener
+    pub address: String,
+    /// host:port of its Go profiles
+    profiles: String,
+    log: PathBuf,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// A gateway config with one endpoint per entry of `endpoints` (its path, the plugin's block), all with
+/// the endpoint timeout `timeout`.
+pub fn gateway_config(timeout: &str, endpoints: &[(&str, Value)]) -> Value {
+    let endpoints: Vec<Value> = endpoints
+        .iter()
+        .map(|(path, plugin)| {
+            json!({
+                "endpoint": path, "method": "POST", "timeout": timeout, "output_encoding": "no-op",
+                "input_headers": ["Message-Key", "Message-Headers", "Content-Type"],
+                "backend": [{
+                    "host": ["http://krakend-kafka-plugin-not-loaded.invalid"], "url_pattern": "/{topic}",
+                    "method": "POST", "encoding": "no-op",
+                    "extra_config": {"plugin/http-client": {"name": "krakend-kafka", "krakend-kafka": plugin}}
+                }]
+            })
+        })
+        .collect();
+    json!({
+        "version": 3, "listen_ip": "127.0.0.1", "timeout": timeout,
+        "plugin": {"pattern": "krakend-kafka.so", "folder": ""},
+        "endpoints": endpoints,
+    })
+}
+
+impl Gateway {
+    /// Starts the rig's gateway with `config` (its port and plugin folder set here) and waits until it
+    /// serves with the plugin loaded.
+    pub fn start(mut config: Value) -> Gateway {
+        let dir = std::env::temp_dir().join(unique("gateway"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let port = free_port();
+        config["port"] = json!(port);
+        let plugin = PathBuf::from(var("KK_PLUGIN"));
+        config["plugin"]["folder"] = json!(format!("{}/", plugin.parent().unwrap().display()));
+        std::fs::write(dir.join("krakend.json"), config.to_string()).unwrap();
+        let log = dir.join("krakend.log");
+        let profiles = format!("127.0.0.1:{}", free_port());
+        // One open file for both streams: two would each write at their own offset, over each other.
+        let output = std::fs::File::create(&log).unwrap();
+        let child = Command::new(var("KK_KRAKEND_RIG_BIN"))
+            .args(["run", "-c"])
+            .arg(dir.join("krakend.json"))
+            .env("KK_RIG_PPROF", &profiles)
+            .stdout(output.try_clone().unwrap())
+            .stderr(output)
+            .spawn()
+            .unwrap();
+        let mut gateway = Gateway { child, address: format!("127.0.0.1:{port}"), profiles, log };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok((200, _)) = super::http_request(&gateway.address, "GET", "/__health", &[], b"") {
+                break;
+            }
+            if let Ok(Some(status)) = gateway.child.try_wait() {
+                panic!("the gateway exited ({status}): {}", gateway.log());
+            }
+            assert!(Instant::now() < deadline, "the gateway did not start: {}", gateway.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(gateway.log().contains("Total plugins loaded: 1"), "{}", gateway.log());
+        gateway
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill takes no pointers.
+        assert_eq!(unsafe { libc::kill(self.child.id() as i32, signal) }, 0);
+    }
+
+    /// Waits for the process to exit, up to `limit`.
+    pub fn exited_within(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// How many goroutines the gateway runs, from its Go profile.
+    pub fn goroutines(&self) -> usize {
+        let (status, text) =
+            super::http_request(&self.profiles, "GET", "/debug/pprof/goroutine?debug=1", &[], b"").unwrap();
+        assert_eq!(status, 200, "{text}");
+        // "goroutine profile: total 17"
+        text.lines().next().and_then(|l| l.rsplit(' ').next()).and_then(|n| n.parse().ok()).expect("a goroutine count")
+    }
+
+    /// The gateway's resident memory, in kB.
+    pub fn rss_kb(&self) -> usize {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What one request of a load got: the status and the response body, or the error that ended it
+/// before an answer (the connection refused or reset).
+#[derive(Debug)]
+pub struct Sent {
+    pub id: usize,
+    pub answer: Result<(u16, String), std::io::ErrorKind>,
+    pub started: Instant,
+    pub answered: Instant,
+}
+
+/// How many requests of a load have their answer, for a test to act at a point of the load.
+#[derive(Default)]
+pub struct Progress {
+    answered: Mutex<usize>,
+    changed: Condvar,
+}
+
+impl Progress {
+    fn tick(&self) {
+        *self.answered.lock().unwrap() += 1;
+        self.changed.notify_all();
+    }
+
+    /// Waits until `n` requests have their answer.
+    pub fn wait_for(&self, n: usize) {
+        let answered = self.answered.lock().unwrap();
+        drop(self.changed.wait_while(answered, |a| *a < n).unwrap());
+    }
+}
+
+/// Sends requests 0..total from `clients` concurrent clients, each request on its own connection:
+/// `request(id)` gives its path, headers and body. Returns every request's outcome, by id.
+pub fn load(
+    address: &str,
+    clients: usize,
+    total: usize,
+    request: impl Fn(usize) -> (String, Vec<(String, String)>, String) + Sync,
+    progress: &Progress,
+) -> Vec<Sent> {
+    let next = AtomicUsize::new(0);
+    let mut sent: Vec<Sent> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..clients)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let id = next.fetch_add(1, Ordering::SeqCst);
+                        if id >= total {
+                            return mine;
+                        }
+                        let (path, headers, body) = request(id);
+                        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (&**k, &**v)).collect();
+                        let started = Instant::now();
+                        let answer = super::http_request(address, "POST", &path, &headers, body.as_bytes())
+                            .map_err(|e| e.kind());
+                        mine.push(Sent { id, answer, started, answered: Instant::now() });
+                        progress.tick();
+                    }
+                })
+            })
+            .collect();
+        workers.into_iter().flat_map(|w| w.join().unwrap()).collect()
+    });
+    sent.sort_by_key(|s| s.id);
+    sent
+}
+
+/// The statuses of a load, counted ("error" for a request that got none).
+pub fn tally(sent: &[Sent]) -> HashMap<String, usize> {
+    let mut counts = HashMap::new();
+    for s in sent {
+        let status = s.answer.as_ref().map(|(status, _)| status.to_string()).unwrap_or_else(|_| "error".into());
+        *counts.entry(status).or_default() += 1;
+    }
+    counts
+}
+
+fn services(command: &str) {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/services/services.sh");
+    let status = Command::new(script).args([command, "test"]).status().unwrap();
+    assert!(status.success(), "services.sh {command} test: {status}");
+}
+
+/// SIGKILLs the test broker and returns once it is gone; its data stays.
+pub fn crash_broker() {
+    services("crash")
+}
+
+/// Starts the test broker again on its data and returns once it serves.
+pub fn resume_broker() {
+    services("resume")
+}

@@ -1,14 +1,15 @@
 //! Faults on the way to the real broker and registry: a broker that cannot be reached yet, a connection that
-//! goes silent while records are on it, a registry that hangs. The test
-//! broker advertises its FAULTY listener at KK_FAULTY_BOOTSTRAP, where this test puts a proxy to the
+//! goes silent while records are on it, a registry that hangs or stops, a schema version registered while
+//! serving. The test broker advertises its FAULTY listener at KK_FAULTY_BOOTSTRAP, where this test puts a proxy to the
 //! listener itself; freezing the proxy keeps every connection open and lets nothing through, as a network
 //! that drops packets or a broker that hangs would. `make test` runs these with the services up.
 
 mod common;
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::proxy::Proxy;
+use common::proxy::{Mode, Proxy};
 use common::*;
 use rdkafka::message::Message;
 use serde_json::{json, Value};
@@ -103,7 +104,7 @@ fn a_broker_down_or_silent_gets_honest_answers_in_time_and_publishing_resumes() 
 
 #[test]
 #[ignore = "needs Kafka and the Glue emulator: run `make test`"]
-fn a_hanging_registry_holds_up_no_topic_it_served_before() {
+fn a_hanging_or_stopped_registry_holds_up_no_topic_it_served_before() {
     let proxy = Proxy::start("127.0.0.1:0", var("KK_GLUE_ENDPOINT").trim_start_matches("http://").to_string());
     let topic = topic_with_schema("faults-glue", 1, SEED_SCHEMA);
     // Every schema is due to be fetched again 1 ms after it was.
@@ -131,6 +132,18 @@ fn a_hanging_registry_holds_up_no_topic_it_served_before() {
     assert!(took < Duration::from_millis(3000), "{took:?}");
     assert_eq!(record_count(&unseen), 0);
 
+    // The registry stopped (every connection closed at once): the same.
+    proxy.set(Mode::Closing);
+    for i in 0..5 {
+        let (status, message, took) = publish(&backend, &topic, &format!("stopped-{i}"));
+        assert_eq!(status, 200, "{message}");
+        assert!(took < Duration::from_millis(1000), "held up by the registry for {took:?}");
+    }
+    let (status, message, took) = publish(&backend, &unseen, "y");
+    assert_eq!(status, 503, "{message}");
+    assert!(took < Duration::from_millis(3000), "{took:?}");
+    assert_eq!(record_count(&unseen), 0);
+
     // Once the registry answers again, a version registered meanwhile is used.
     register_schema_version(
         REGISTRY,
@@ -151,5 +164,71 @@ fn a_hanging_registry_holds_up_no_topic_it_served_before() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(stored(&topic, "new"), 1);
-    assert_eq!(record_count(&topic), 7);
+    assert_eq!(record_count(&topic), 12);
+}
+
+/// `value` as protobuf field `number`, a short string.
+fn field(number: u8, value: &str) -> Vec<u8> {
+    [vec![number << 3 | 2, value.len() as u8], value.as_bytes().to_vec()].concat()
+}
+
+#[test]
+#[ignore = "needs Kafka and the Glue emulator: run `make test`"]
+fn a_schema_version_registered_while_serving_is_used_within_the_ttl_and_never_mixed_with_the_old() {
+    // The same JSON, two encodings: version 2 numbers the fields 3 and 4 instead of 1 and 2.
+    let schema = |a, b| format!("syntax = \"proto3\"; message E {{ string a = {a}; string b = {b}; }}");
+    let topic = topic_with_schema("faults-version", 2, &schema(1, 2));
+    let ttl = Duration::from_millis(500);
+    let backend = Backend::open(&config(REGISTRY, json!({"schema_ttl_ms": ttl.as_millis() as u64})));
+    let publish = |id: usize| {
+        let id = format!("id-{id}");
+        let (status, answer) =
+            backend.publish(&format!("/v1/event/{topic}"), &id, "", &json!({"a": id, "b": id}).to_string());
+        assert_eq!(status, 200, "{answer}");
+        (id, Instant::now())
+    };
+    // 8 callers publish until every one of them has seen a record sent a TTL (and a fetch) after the
+    // new version was registered.
+    let registered = std::sync::OnceLock::new();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let sent: Vec<(String, Instant)> = std::thread::scope(|s| {
+        let callers: Vec<_> = (0..8)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let n = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        if n == 100 {
+                            register_schema_version(REGISTRY, &topic, &schema(3, 4));
+                            registered.set(Instant::now()).unwrap();
+                        }
+                        let sent = publish(n);
+                        let late = registered.get().is_some_and(|r| sent.1 > *r + ttl + Duration::from_secs(1));
+                        mine.push(sent);
+                        assert!(n < 20_000, "bounded");
+                        if late {
+                            return mine;
+                        }
+                    }
+                })
+            })
+            .collect();
+        callers.into_iter().flat_map(|c| c.join().unwrap()).collect()
+    });
+    let registered = *registered.get().unwrap();
+    let records: HashMap<Vec<u8>, Vec<u8>> =
+        all_records(&topic).into_iter().map(|r| (r.key().unwrap().to_vec(), r.payload().unwrap().to_vec())).collect();
+    let (mut old, mut new) = (0, 0);
+    for (id, answered) in &sent {
+        let value = &records[id.as_bytes()];
+        if *value == [field(1, id), field(2, id)].concat() {
+            old += 1;
+            assert!(*answered < registered + ttl + Duration::from_secs(1), "{id}: the old version after the TTL");
+        } else {
+            assert_eq!(*value, [field(3, id), field(4, id)].concat(), "{id}: one version or the other");
+            new += 1;
+        }
+    }
+    println!("{} records: {old} with version 1, {new} with version 2", sent.len());
+    assert!(old >= 100 && new >= 8, "{old} {new}");
 }

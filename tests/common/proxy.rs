@@ -4,44 +4,64 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::{Arc, Condvar, Mutex};
 
-/// A TCP proxy on `listen` to `target` that can be frozen: connections stay open, and bytes read while
-/// it is frozen are held until it thaws.
+/// What the proxy does with the bytes and connections it gets.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Passes everything on.
+    Passing,
+    /// Keeps every connection open and lets nothing through (held until it passes again), as a network
+    /// that drops packets or a server that hangs.
+    Frozen,
+    /// Closes every connection, new or open, as a stopped server behind a load balancer.
+    Closing,
+}
+
+/// A TCP proxy on `listen` to `target`.
 pub struct Proxy {
     pub address: String,
-    frozen: Arc<(Mutex<bool>, Condvar)>,
+    mode: Arc<(Mutex<Mode>, Condvar)>,
 }
 
 impl Proxy {
     pub fn start(listen: &str, target: String) -> Proxy {
         let listener = TcpListener::bind(listen).unwrap_or_else(|e| panic!("{listen}: {e}"));
         let address = listener.local_addr().unwrap().to_string();
-        let frozen = Arc::new((Mutex::new(false), Condvar::new()));
-        let state = frozen.clone();
+        let mode = Arc::new((Mutex::new(Mode::Passing), Condvar::new()));
+        let state = mode.clone();
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { continue };
-                let Ok(broker) = TcpStream::connect(&target) else { continue };
-                for (from, to) in [(client.try_clone().unwrap(), broker.try_clone().unwrap()), (broker, client)] {
+                if *state.0.lock().unwrap() == Mode::Closing {
+                    continue; // dropped: closed
+                }
+                let Ok(server) = TcpStream::connect(&target) else { continue };
+                for (from, to) in [(client.try_clone().unwrap(), server.try_clone().unwrap()), (server, client)] {
                     let state = state.clone();
                     std::thread::spawn(move || pump(from, to, &state));
                 }
             }
         });
-        Proxy { address, frozen }
+        Proxy { address, mode }
+    }
+
+    pub fn set(&self, mode: Mode) {
+        *self.mode.0.lock().unwrap() = mode;
+        self.mode.1.notify_all();
     }
 
     pub fn freeze(&self, frozen: bool) {
-        *self.frozen.0.lock().unwrap() = frozen;
-        self.frozen.1.notify_all();
+        self.set(if frozen { Mode::Frozen } else { Mode::Passing });
     }
 }
 
-/// Copies `from` to `to` until either closes, holding what it read while the proxy is frozen.
-fn pump(mut from: TcpStream, mut to: TcpStream, frozen: &(Mutex<bool>, Condvar)) {
+/// Copies `from` to `to` until either closes or the proxy closes them, holding what it read while the
+/// proxy is frozen.
+fn pump(mut from: TcpStream, mut to: TcpStream, mode: &(Mutex<Mode>, Condvar)) {
     let mut buffer = [0u8; 64 * 1024];
     while let Ok(n @ 1..) = from.read(&mut buffer) {
-        drop(frozen.1.wait_while(frozen.0.lock().unwrap(), |f| *f).unwrap());
-        if to.write_all(&buffer[..n]).is_err() {
+        let now = *mode.1.wait_while(mode.0.lock().unwrap(), |m| *m == Mode::Frozen).unwrap();
+        if now == Mode::Closing || to.write_all(&buffer[..n]).is_err() {
+            let _ = from.shutdown(Shutdown::Both);
             break;
         }
     }

@@ -25,3 +25,9 @@ pub use config::Config;
 pub use outcome::{Delivery, Failure, Outcome};
 pub use publisher::Publisher;
 pub use request::{BodyRead, HttpParts, Request, Rules};
+
+/// Faults the test suite raises through the real parts' own test hooks. Not in a release build.
+#[cfg(feature = "fault-injection")]
+pub mod fault_injection {
+    pub use crate::producer::raise_fatal_error;
+}

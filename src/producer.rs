@@ -6,7 +6,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, SystemTime};
 
-use arc_swap::ArcSwapOption;
+use arc_swap::{ArcSwap, ArcSwapOption};
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_sdk_glue::error::DisplayErrorContext;
 use rdkafka::bindings::{rd_kafka_message_status, rd_kafka_msg_status_t};
@@ -17,13 +17,21 @@ use rdkafka::producer::{BaseRecord, DeliveryResult, Producer as _, ProducerConte
 use rdkafka::ClientConfig;
 
 use crate::config::{AwsConfig, ProducerConfig};
+use crate::log::log;
 use crate::msk_iam;
 use crate::outcome::{Answer, Delivery, Failure};
 
 /// The Kafka producer of every backend whose producer settings are equal. Dropping the last handle
 /// waits for the records still in flight.
 pub struct Producer {
-    client: Client,
+    /// Replaced by a fresh client when librdkafka raises a fatal error: an idempotent producer whose
+    /// sequence can no longer be trusted (out of sequence, fenced) fails every record and takes no more.
+    client: ArcSwap<Client>,
+    /// What a fresh client is made of.
+    config: ClientConfig,
+    msk_iam: Option<MskIam>,
+    /// Held while a failed client is replaced, so that it is replaced once.
+    replacing: Mutex<()>,
     /// By then librdkafka has answered every record it holds (`message.timeout.ms` and its expiry scan).
     drain: Duration,
 }
@@ -43,6 +51,7 @@ pub type Key = (ProducerConfig, Option<AwsConfig>);
 static SHARED: Mutex<Vec<(Key, Weak<Producer>)>> = Mutex::new(Vec::new());
 
 /// What an MSK IAM producer signs its tokens with.
+#[derive(Clone)]
 pub struct MskIam {
     pub credentials: SharedCredentialsProvider,
     pub region: String,
@@ -138,12 +147,40 @@ impl Producer {
     /// polling thread that answers deliveries: call it with signals blocked.
     pub fn new(properties: &ProducerConfig, msk_iam: Option<MskIam>) -> Result<Producer, String> {
         let config: ClientConfig = properties.kafka.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-        let error = |e: KafkaError| format!("kafka: {e}");
-        let client = match msk_iam {
-            None => Client::Plain(config.create_with_context(Context::new(None)).map_err(error)?),
-            iam @ Some(_) => Client::MskIam(config.create_with_context(Context::new(iam)).map_err(error)?),
-        };
-        Ok(Producer { client, drain: properties.drain() })
+        let client = Client::new(&config, msk_iam.clone())?;
+        Ok(Producer {
+            client: ArcSwap::from_pointee(client),
+            config,
+            msk_iam,
+            replacing: Mutex::new(()),
+            drain: properties.drain(),
+        })
+    }
+
+    /// The client to send with: the current one, or a fresh one if librdkafka raised a fatal error on it.
+    /// The failed client answers the records it holds (503, or 504 for those it may have sent) as it
+    /// goes; records it acknowledged stay acknowledged.
+    fn client(&self) -> Arc<Client> {
+        let client = self.client.load_full();
+        let Some(fatal) = client.fatal_error() else { return client };
+        let _one = self.replacing.lock().unwrap_or_else(PoisonError::into_inner);
+        let current = self.client.load_full();
+        if !Arc::ptr_eq(&current, &client) {
+            return current; // replaced meanwhile
+        }
+        match crate::runtime::with_signals_blocked(|| Client::new(&self.config, self.msk_iam.clone())) {
+            Ok(fresh) => {
+                log(format!("the Kafka producer hit a fatal error ({fatal}): replaced by a fresh one"));
+                self.client.store(Arc::new(fresh));
+                // Dropping a client waits for its polling thread: not on a caller's thread.
+                crate::runtime::with_signals_blocked(|| std::thread::spawn(move || drop(client)));
+                self.client.load_full()
+            }
+            Err(e) => {
+                log(format!("the Kafka producer hit a fatal error ({fatal}) and cannot be replaced: {e}"));
+                client
+            }
+        }
     }
 
     /// Connects and fetches cluster metadata in the background, so the first request does not pay for
@@ -154,7 +191,7 @@ impl Producer {
         crate::runtime::with_signals_blocked(|| {
             crate::runtime::runtime().spawn_blocking(move || {
                 let budget = producer.drain;
-                match &producer.client {
+                match &*producer.client.load() as &Client {
                     Client::Plain(p) => drop(p.client().fetch_metadata(None, budget)),
                     Client::MskIam(p) => drop(p.client().fetch_metadata(None, budget)),
                 }
@@ -175,7 +212,7 @@ impl Producer {
             });
             record = record.headers(owned);
         }
-        let refused = match &self.client {
+        let refused = match &*self.client() {
             Client::Plain(p) => p.send(record).err(),
             Client::MskIam(p) => p.send(record).err(),
         };
@@ -188,7 +225,7 @@ impl Producer {
 impl Drop for Producer {
     fn drop(&mut self) {
         // Records already accepted get their delivery budget to reach the broker before the process goes.
-        let flush = || match &self.client {
+        let flush = || match &*self.client.load() as &Client {
             Client::Plain(p) => drop(p.flush(self.drain)),
             Client::MskIam(p) => drop(p.flush(self.drain)),
         };
@@ -200,6 +237,44 @@ impl Drop for Producer {
             }
             _ => flush(),
         }
+    }
+}
+
+impl Client {
+    fn new(config: &ClientConfig, msk_iam: Option<MskIam>) -> Result<Client, String> {
+        let error = |e: KafkaError| format!("kafka: {e}");
+        Ok(match msk_iam {
+            None => Client::Plain(config.create_with_context(Context::new(None)).map_err(error)?),
+            iam @ Some(_) => Client::MskIam(config.create_with_context(Context::new(iam)).map_err(error)?),
+        })
+    }
+
+    /// The fatal error librdkafka raised on this client, if any (an atomic read).
+    fn fatal_error(&self) -> Option<String> {
+        let fatal = match self {
+            Client::Plain(p) => p.client().fatal_error(),
+            Client::MskIam(p) => p.client().fatal_error(),
+        };
+        fatal.map(|(code, reason)| format!("{code:?}: {reason}"))
+    }
+}
+
+/// Raises librdkafka's own fatal error on every live producer, through the call librdkafka provides for
+/// this (the conditions that raise it for real, such as an out-of-sequence idempotent producer, cannot
+/// be made on demand).
+#[cfg(feature = "fault-injection")]
+pub fn raise_fatal_error(reason: &str) {
+    let reason = std::ffi::CString::new(reason).unwrap();
+    let producers: Vec<Arc<Producer>> =
+        SHARED.lock().unwrap_or_else(PoisonError::into_inner).iter().filter_map(|(_, p)| p.upgrade()).collect();
+    for producer in producers {
+        let native = match &*producer.client.load() as &Client {
+            Client::Plain(p) => p.client().native_ptr(),
+            Client::MskIam(p) => p.client().native_ptr(),
+        };
+        let code = rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER;
+        // SAFETY: a live client's handle, and a NUL-terminated reason that outlives the call.
+        unsafe { rdkafka::bindings::rd_kafka_test_fatal_error(native, code, reason.as_ptr()) };
     }
 }
 

@@ -232,3 +232,22 @@ fn a_schema_version_registered_while_serving_is_used_within_the_ttl_and_never_mi
     println!("{} records: {old} with version 1, {new} with version 2", sent.len());
     assert!(old >= 100 && new >= 8, "{old} {new}");
 }
+
+#[test]
+#[ignore = "needs Kafka and the Glue emulator: run `make test`"]
+fn a_fatal_producer_error_replaces_the_producer_without_a_restart() {
+    let topic = topic_with_schema("faults-fatal", 1, SEED_SCHEMA);
+    // Its own Kafka settings: a producer no other test shares.
+    let backend = Backend::open(&config(REGISTRY, json!({"kafka": {"client.id": unique("fatal")}})));
+    let (status, message, _) = publish(&backend, &topic, "before");
+    assert_eq!(status, 200, "{message}");
+    assert_eq!(producer_ids(&topic), 1);
+
+    // librdkafka's fatal error, as an out-of-sequence idempotent producer raises it: before, every request
+    // answered 503 from then on, until the gateway restarted.
+    krakend_kafka::fault_injection::raise_fatal_error("test: out of order sequence");
+    let (status, message, _) = publish(&backend, &topic, "after");
+    assert_eq!(status, 200, "{message}");
+    assert_eq!((stored(&topic, "before"), stored(&topic, "after")), (1, 1));
+    assert_eq!(producer_ids(&topic), 2, "a fresh producer, with a producer id of its own");
+}

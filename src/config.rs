@@ -14,6 +14,9 @@ const DEFAULT_TIMEOUT_MS: u64 = 10_000;
 const DEFAULT_SCHEMA_TTL_MS: u64 = 300_000;
 const DEFAULT_SCHEMA_MISS_TTL_MS: u64 = 10_000;
 const DEFAULT_MAX_BODY_BYTES: u64 = 1 << 20;
+const DEFAULT_MAX_KEY_BYTES: u64 = 4096;
+const DEFAULT_MAX_HEADERS: u64 = 64;
+const DEFAULT_MAX_HEADERS_BYTES: u64 = 16384;
 
 /// librdkafka looks for expired records about once a second, so it reports one up to this long after
 /// `message.timeout.ms`.
@@ -89,6 +92,9 @@ struct Raw {
     schema_miss_ttl_ms: Option<u64>,
     topic: Option<String>,
     max_body_bytes: Option<u64>,
+    max_key_bytes: Option<u64>,
+    max_headers: Option<u64>,
+    max_headers_bytes: Option<u64>,
     #[serde(default)]
     kafka: BTreeMap<String, Value>,
     #[serde(default)]
@@ -107,6 +113,9 @@ struct Resolved {
     schema_miss_ttl_ms: u64,
     topic: Option<String>,
     max_body_bytes: u64,
+    max_key_bytes: u64,
+    max_headers: u64,
+    max_headers_bytes: u64,
     message_types: HashMap<String, String>,
 }
 
@@ -186,6 +195,9 @@ fn resolve(raw: Raw, env: impl Fn(&str) -> Option<String>) -> Result<Resolved, S
         schema_miss_ttl_ms: raw.schema_miss_ttl_ms.unwrap_or(DEFAULT_SCHEMA_MISS_TTL_MS),
         topic: raw.topic,
         max_body_bytes: raw.max_body_bytes.unwrap_or(DEFAULT_MAX_BODY_BYTES),
+        max_key_bytes: raw.max_key_bytes.unwrap_or(DEFAULT_MAX_KEY_BYTES),
+        max_headers: raw.max_headers.unwrap_or(DEFAULT_MAX_HEADERS),
+        max_headers_bytes: raw.max_headers_bytes.unwrap_or(DEFAULT_MAX_HEADERS_BYTES),
         message_types: raw.topics.into_iter().filter_map(|(topic, t)| Some((topic, t.message_type?))).collect(),
     })
 }
@@ -201,10 +213,11 @@ fn policy(resolved: Resolved) -> Result<Config, String> {
     if let Some(topic) = &resolved.topic {
         crate::request::check_topic(topic).map_err(|f| format!("config key topic: {}", f.message))?;
     }
-    let max_body_bytes = match resolved.max_body_bytes {
-        0 => return Err("config key max_body_bytes: must be greater than 0".into()),
-        n => usize::try_from(n).map_err(|_| "config key max_body_bytes: too large for this machine")?,
+    let limit = |key: &str, n: u64| match n {
+        0 => Err(format!("config key {key}: must be greater than 0")),
+        n => usize::try_from(n).map_err(|_| format!("config key {key}: too large for this machine")),
     };
+    let max_body_bytes = limit("max_body_bytes", resolved.max_body_bytes)?;
 
     // A 200 promises that every in-sync replica has the record, exactly once: these two stay on.
     match kafka.get("enable.idempotence").map(String::as_str) {
@@ -247,7 +260,13 @@ fn policy(resolved: Resolved) -> Result<Config, String> {
             schema_ttl: positive("schema_ttl_ms", resolved.schema_ttl_ms)?,
             schema_miss_ttl: positive("schema_miss_ttl_ms", resolved.schema_miss_ttl_ms)?,
             message_types: resolved.message_types,
-            rules: Rules { topic: resolved.topic, max_body_bytes },
+            rules: Rules {
+                topic: resolved.topic,
+                max_body_bytes,
+                max_key_bytes: limit("max_key_bytes", resolved.max_key_bytes)?,
+                max_headers: limit("max_headers", resolved.max_headers)?,
+                max_headers_bytes: limit("max_headers_bytes", resolved.max_headers_bytes)?,
+            },
         },
     })
 }
@@ -388,7 +407,16 @@ mod tests {
         assert_eq!(c.producer.drain(), Duration::from_millis(9500));
         assert_eq!(c.backend.timeout, Duration::from_secs(10));
         assert_eq!(c.backend.schema_ttl, Duration::from_secs(300));
-        assert_eq!(c.backend.rules, Rules { topic: None, max_body_bytes: 1 << 20 });
+        assert_eq!(
+            c.backend.rules,
+            Rules {
+                topic: None,
+                max_body_bytes: 1 << 20,
+                max_key_bytes: 4096,
+                max_headers: 64,
+                max_headers_bytes: 16384
+            }
+        );
 
         let mut short = resolved(FULL);
         short.timeout_ms = 1000;
@@ -411,11 +439,12 @@ mod tests {
             policy(r).unwrap_err()
         };
         let kafka = |k: &'static str, v: &'static str| move |r: &mut Resolved| drop(r.kafka.insert(k.into(), v.into()));
-        let cases: [(String, &str); 10] = [
+        let cases: [(String, &str); 11] = [
             (with(&|r| r.timeout_ms = 0), "config key timeout_ms: must be greater than 0"),
             (with(&|r| r.schema_ttl_ms = 0), "config key schema_ttl_ms: must be greater than 0"),
             (with(&|r| r.schema_miss_ttl_ms = 0), "config key schema_miss_ttl_ms: must be greater than 0"),
             (with(&|r| r.max_body_bytes = 0), "config key max_body_bytes: must be greater than 0"),
+            (with(&|r| r.max_headers = 0), "config key max_headers: must be greater than 0"),
             (with(&|r| r.topic = Some("a/b".into())), "config key topic: topicName: \"a/b\" is not a legal"),
             (with(&|r| r.topic = Some(String::new())), "config key topic: topicName: must not be empty"),
             (with(&kafka("acks", "1")), "kafka.acks: must be all"),

@@ -242,7 +242,6 @@ impl Drop for Producer {
 
 impl Client {
     fn new(config: &ClientConfig, msk_iam: Option<MskIam>) -> Result<Client, String> {
-        let error = |e: KafkaError| format!("kafka: {e}");
         Ok(match msk_iam {
             None => Client::Plain(config.create_with_context(Context::new(None)).map_err(error)?),
             iam @ Some(_) => Client::MskIam(config.create_with_context(Context::new(iam)).map_err(error)?),
@@ -256,6 +255,19 @@ impl Client {
             Client::MskIam(p) => p.client().fatal_error(),
         };
         fatal.map(|(code, reason)| format!("{code:?}: {reason}"))
+    }
+}
+
+/// A property librdkafka refuses, named without its value: the value may be a secret under a key nobody
+/// can recognise as one (a typo such as `sasl.pasword`, or a Java client's `sasl.jaas.config`), and this
+/// text is logged and served in the backend's 500.
+fn error(e: KafkaError) -> String {
+    match e {
+        KafkaError::ClientConfig(_, description, key, value) => {
+            let description = if value.is_empty() { description } else { description.replace(&value, "<hidden>") };
+            format!("config key kafka.{key}: {description}")
+        }
+        e => format!("kafka: {e}"),
     }
 }
 
@@ -348,6 +360,25 @@ mod tests {
         assert_eq!(delivery_failure("t", &unknown, false, None).status, 404);
         let large = KafkaError::MessageProduction(RDKafkaErrorCode::MessageSizeTooLarge);
         assert_eq!(delivery_failure("t", &large, false, None).status, 413);
+    }
+
+    #[test]
+    fn a_refused_property_is_named_without_its_value() {
+        for (key, value) in [
+            ("sasl.pasword", "hunter2-typo"),
+            (
+                "sasl.jaas.config",
+                "org.apache.kafka.common.security.plain.PlainLoginModule required password=\"hunter2-jaas\";",
+            ),
+            ("security.protocol", "hunter2-protocol"),
+            ("ssl.truststore.password", "hunter2-truststore"),
+        ] {
+            let mut config = ClientConfig::new();
+            config.set("bootstrap.servers", "127.0.0.1:1").set(key, value);
+            let refused = Client::new(&config, None).err().expect("refused");
+            assert!(refused.starts_with(&format!("config key kafka.{key}: ")), "{refused}");
+            assert!(!refused.contains("hunter2"), "{refused}");
+        }
     }
 
     #[test]

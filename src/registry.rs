@@ -12,12 +12,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::{ArcSwap, ArcSwapOption};
+use aws_sdk_glue::config::http::HttpResponse;
 use aws_sdk_glue::error::{DisplayErrorContext, SdkError};
 use aws_sdk_glue::operation::get_schema_version::GetSchemaVersionError;
 use aws_sdk_glue::types::{DataFormat, SchemaId, SchemaVersionNumber};
 
 use crate::codec::Codec;
-use crate::log::log;
+use crate::log;
 use crate::outcome::Failure;
 use crate::runtime;
 
@@ -65,12 +66,35 @@ impl SchemaSource for Glue {
             Err(SdkError::ServiceError(e)) if matches!(e.err(), GetSchemaVersionError::EntityNotFoundException(_)) => {
                 Err(FetchError::NotFound(format!("no schema {schema} in Glue registry {}", self.registry)))
             }
-            Err(e) => Err(FetchError::Unavailable(format!(
-                "Glue registry {} could not be read: {}",
-                self.registry,
-                DisplayErrorContext(&e)
-            ))),
+            Err(e) => {
+                let why = why_unavailable(&e);
+                let cause = format!("glue {} {why}", self.registry);
+                log::once(&cause, format_args!("Glue registry {}: {why}: {}", self.registry, DisplayErrorContext(&e)));
+                Err(FetchError::Unavailable(format!(
+                    "topic {schema}: not stored: the schema registry is unavailable ({why})"
+                )))
+            }
         }
+    }
+}
+
+/// What a caller is told of a failed Glue call: its kind, in a few words. The AWS SDK's own text (request
+/// ids, account and role ARNs, response headers) goes to the log.
+fn why_unavailable(e: &SdkError<GetSchemaVersionError, HttpResponse>) -> String {
+    let credentials = std::iter::successors(Some(e as &(dyn std::error::Error + 'static)), |e| e.source())
+        .any(|e| e.is::<aws_credential_types::provider::error::CredentialsError>());
+    match e {
+        _ if credentials => "no AWS credentials".into(),
+        SdkError::TimeoutError(_) => "it did not answer in time".into(),
+        SdkError::DispatchFailure(d) if d.is_timeout() => "it did not answer in time".into(),
+        SdkError::ServiceError(s) => match s.err().meta().code() {
+            Some("AccessDeniedException") => "access denied".into(),
+            Some("ThrottlingException") => "it throttled the request".into(),
+            Some(code) => format!("it answered {code}"),
+            None => format!("it answered HTTP {}", s.raw().status().as_u16()),
+        },
+        SdkError::ResponseError(_) => "its answer could not be read".into(),
+        _ => "it cannot be reached".into(),
     }
 }
 
@@ -165,7 +189,10 @@ impl<S: SchemaSource> SchemaCache<S> {
             Err(FetchError::NotFound(message)) => (Err(Failure::not_found(message)), self.miss_ttl),
             Err(FetchError::Unavailable(message)) => match previous.as_ref().map(|e| &e.value) {
                 Some(Ok(codec)) => {
-                    log(format!("schema {topic}: kept the last version: {message}"));
+                    log::once(
+                        &format!("kept {topic}"),
+                        format_args!("schema {topic}: kept the last version: {message}"),
+                    );
                     (Ok(codec.clone()), RETRY_WHILE_DOWN.min(self.ttl))
                 }
                 _ => return Err(Failure::unavailable(message)),

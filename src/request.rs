@@ -56,6 +56,12 @@ pub struct Rules {
     pub topic: Option<String>,
     /// Larger bodies answer 413.
     pub max_body_bytes: usize,
+    /// A longer `Message-Key` answers 431.
+    pub max_key_bytes: usize,
+    /// More `Message-Headers` items answer 431.
+    pub max_headers: usize,
+    /// A longer `Message-Headers` list answers 431.
+    pub max_headers_bytes: usize,
 }
 
 impl<'a> Request<'a> {
@@ -90,6 +96,19 @@ impl<'a> Request<'a> {
             BodyRead::Broken => {
                 return Err(Failure::bad_request("body: the connection ended before the body was complete"))
             }
+        }
+        // Checked before anything reads them: a caller cannot make the work grow past the limits.
+        let too_large = |what: &str, limit: usize, unit: &str| {
+            Err(Failure::new(431, format!("{what}: more than the limit of {limit} {unit}")))
+        };
+        if parts.key.len() > rules.max_key_bytes {
+            return too_large("message-key", rules.max_key_bytes, "bytes");
+        }
+        if parts.headers.len() > rules.max_headers_bytes {
+            return too_large("message-headers", rules.max_headers_bytes, "bytes");
+        }
+        if parts.headers.iter().filter(|&&b| b == b',').count() >= rules.max_headers {
+            return too_large("message-headers", rules.max_headers, "items");
         }
         let topic = match &rules.topic {
             Some(topic) => topic.clone(),
@@ -269,7 +288,8 @@ mod tests {
         items.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
-    const RULES: Rules = Rules { topic: None, max_body_bytes: 1 << 20 };
+    const RULES: Rules =
+        Rules { topic: None, max_body_bytes: 1 << 20, max_key_bytes: 4096, max_headers: 64, max_headers_bytes: 16384 };
 
     fn http<'a>(path: &'a str, key: &'a str, headers: &'a str, body: &'a [u8]) -> HttpParts<'a> {
         let (path, key, headers) = (path.as_bytes(), key.as_bytes(), headers.as_bytes());
@@ -348,6 +368,28 @@ mod tests {
     }
 
     #[test]
+    fn keys_and_header_lists_over_their_limits_are_431_before_anything_reads_them() {
+        let rules = Rules { max_key_bytes: 8, max_headers: 3, max_headers_bytes: 32, ..RULES };
+        let publish =
+            |key: &str, headers: &str| Request::from_http(http("/t", key, headers, b"{\"a\":1}"), &rules).map(drop);
+        assert!(publish("12345678", "a=1,b=2,c=3").is_ok(), "at the limits");
+        let refused = [
+            (publish("123456789", ""), "message-key: more than the limit of 8 bytes"),
+            (publish("", "a=1,b=2,c=3,d=4"), "message-headers: more than the limit of 3 items"),
+            (publish("", &format!("a={}", "x".repeat(31))), "message-headers: more than the limit of 32 bytes"),
+        ];
+        for (result, expected) in refused {
+            let f = result.unwrap_err();
+            assert_eq!((f.status, f.message.as_str()), (431, expected));
+        }
+        // 100,000 items under the default limits: refused by counting, in one pass.
+        let many = "a=1,".repeat(100_000);
+        let rules = Rules { max_headers_bytes: 1 << 20, ..RULES };
+        let f = Request::from_http(http("/t", "", &many, b"{\"a\":1}"), &rules).map(drop);
+        assert_eq!(f.unwrap_err().message, "message-headers: more than the limit of 64 items");
+    }
+
+    #[test]
     fn malformed_header_lists_are_refused_naming_the_item() {
         let cases = [
             ("novalue", "message-headers: item 1 (\"novalue\") is not name=value"),
@@ -402,7 +444,7 @@ mod tests {
 
     #[test]
     fn bodies_over_the_limit_are_413_and_broken_bodies_400() {
-        let rules = Rules { topic: None, max_body_bytes: 10 };
+        let rules = Rules { max_body_bytes: 10, ..RULES };
         let over = |body: &'static [u8], body_read| {
             Request::from_http(HttpParts { body_read, ..http("/t", "", "", body) }, &rules).unwrap_err()
         };

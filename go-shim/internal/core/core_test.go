@@ -90,7 +90,7 @@ func TestAnswersComeFromTheCoreWhetherSyncOrAsync(t *testing.T) {
 		{Message{Path: "/t", Body: []byte(`{"a"`), BodyRead: BodyBroken}, 400, "the connection ended"},
 		// a legal request needs the schema: the registry's port is closed, answered on the core's runtime
 		// (the AWS client's retries after "connection refused" may outlast timeout_ms: either is a 503)
-		{Message{Path: "/t", Key: "k", Body: []byte(`{"a":1}`)}, 503, "Glue registry r could not be read|not stored: the schema registry did not answer"},
+		{Message{Path: "/t", Key: "k", Body: []byte(`{"a":1}`)}, 503, "not stored: the schema registry is unavailable (it cannot be reached)|not stored: the schema registry did not answer"},
 	} {
 		status, r := publish(t, context.Background(), p, c.m)
 		says := strings.Split(c.says, "|")

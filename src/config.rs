@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::allow::AllowList;
 use crate::request::Rules;
 
 const DEFAULT_TIMEOUT_MS: u64 = 10_000;
@@ -95,6 +96,7 @@ struct Raw {
     max_key_bytes: Option<u64>,
     max_headers: Option<u64>,
     max_headers_bytes: Option<u64>,
+    allowed_topics: Option<Vec<String>>,
     #[serde(default)]
     kafka: BTreeMap<String, Value>,
     #[serde(default)]
@@ -116,6 +118,7 @@ struct Resolved {
     max_key_bytes: u64,
     max_headers: u64,
     max_headers_bytes: u64,
+    allowed_topics: Option<Vec<String>>,
     message_types: HashMap<String, String>,
 }
 
@@ -198,6 +201,7 @@ fn resolve(raw: Raw, env: impl Fn(&str) -> Option<String>) -> Result<Resolved, S
         max_key_bytes: raw.max_key_bytes.unwrap_or(DEFAULT_MAX_KEY_BYTES),
         max_headers: raw.max_headers.unwrap_or(DEFAULT_MAX_HEADERS),
         max_headers_bytes: raw.max_headers_bytes.unwrap_or(DEFAULT_MAX_HEADERS_BYTES),
+        allowed_topics: raw.allowed_topics,
         message_types: raw.topics.into_iter().filter_map(|(topic, t)| Some((topic, t.message_type?))).collect(),
     })
 }
@@ -266,6 +270,7 @@ fn policy(resolved: Resolved) -> Result<Config, String> {
                 max_key_bytes: limit("max_key_bytes", resolved.max_key_bytes)?,
                 max_headers: limit("max_headers", resolved.max_headers)?,
                 max_headers_bytes: limit("max_headers_bytes", resolved.max_headers_bytes)?,
+                allowed: resolved.allowed_topics.map(AllowList::new).transpose()?,
             },
         },
     })
@@ -414,7 +419,8 @@ mod tests {
                 max_body_bytes: 1 << 20,
                 max_key_bytes: 4096,
                 max_headers: 64,
-                max_headers_bytes: 16384
+                max_headers_bytes: 16384,
+                allowed: None
             }
         );
 
@@ -429,6 +435,19 @@ mod tests {
             (kafka["message.timeout.ms"].as_str(), kafka["topic.metadata.propagation.max.ms"].as_str()),
             ("2000", "1500")
         );
+    }
+
+    #[test]
+    fn allowed_topics_are_checked_when_the_config_is_read() {
+        let mut r = resolved(FULL);
+        r.allowed_topics = Some(vec!["orders".into(), "events-*".into()]);
+        let allowed = policy(r).unwrap().backend.rules.allowed.unwrap();
+        assert!(allowed.allows("events-eu") && !allowed.allows("payments"));
+        let mut r = resolved(FULL);
+        r.allowed_topics = Some(vec!["a/b".into()]);
+        assert!(policy(r).unwrap_err().starts_with("config key allowed_topics: \"a/b\""));
+        let err = parse(br#"{"allowed_topics":"orders"}"#).err().unwrap();
+        assert!(err.contains("config key allowed_topics: invalid type"), "{err}");
     }
 
     #[test]

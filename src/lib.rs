@@ -5,6 +5,7 @@
 
 #![allow(non_camel_case_types)] // C names in the C surface, as rustls-ffi does.
 
+mod allow;
 mod answers;
 mod backend;
 mod codec;

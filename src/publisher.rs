@@ -114,6 +114,11 @@ impl Publisher {
     /// producer's thread), else once the schema is fetched on the runtime. Keeps what it needs of the
     /// request and of `self`.
     pub fn submit(self: &Arc<Self>, request: Request<'_>, answer: Answer) {
+        if self.rules.allowed.as_ref().is_some_and(|allowed| !allowed.allows(&request.topic)) {
+            // before the registry is asked: a caller cannot make the gateway look up names at will
+            let served = format!("topic {}: not served by this endpoint (allowed_topics)", request.topic);
+            return answer.send(Err(Failure::not_found(served)));
+        }
         match self.schemas.usable(&request.topic) {
             Some(Ok(codec)) => self.send(&codec, &request, answer),
             Some(Err(f)) => answer.send(Err(f)),

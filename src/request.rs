@@ -14,6 +14,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
+use crate::allow::AllowList;
 use crate::outcome::Failure;
 
 #[derive(Debug)]
@@ -62,6 +63,8 @@ pub struct Rules {
     pub max_headers: usize,
     /// A longer `Message-Headers` list answers 431.
     pub max_headers_bytes: usize,
+    /// The topics served; `None`: every topic.
+    pub allowed: Option<AllowList>,
 }
 
 impl<'a> Request<'a> {
@@ -288,8 +291,14 @@ mod tests {
         items.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
-    const RULES: Rules =
-        Rules { topic: None, max_body_bytes: 1 << 20, max_key_bytes: 4096, max_headers: 64, max_headers_bytes: 16384 };
+    const RULES: Rules = Rules {
+        topic: None,
+        max_body_bytes: 1 << 20,
+        max_key_bytes: 4096,
+        max_headers: 64,
+        max_headers_bytes: 16384,
+        allowed: None,
+    };
 
     fn http<'a>(path: &'a str, key: &'a str, headers: &'a str, body: &'a [u8]) -> HttpParts<'a> {
         let (path, key, headers) = (path.as_bytes(), key.as_bytes(), headers.as_bytes());

@@ -5,6 +5,7 @@
 mod common;
 
 use common::gateway::*;
+use common::proxy::Proxy;
 use common::*;
 use serde_json::{json, Value};
 
@@ -72,4 +73,29 @@ fn keys_and_header_lists_past_their_limits_are_431_and_publish_nothing() {
     let (status, answer) = send(&gateway, &topic, &[("Message-Key", &long_key[1..]), ("Message-Headers", &at)], body);
     assert_eq!(status, 200, "{answer}");
     assert_eq!(record_count(&topic), 1, "only the request within the limits");
+}
+
+#[test]
+#[ignore = "needs Kafka, the Glue emulator and the built gateway: run `make test`"]
+fn a_topic_outside_the_allow_list_is_404_without_asking_the_registry() {
+    let topic = topic_with_schema("hostile-allowed", 1, SEED_SCHEMA);
+    // The registry behind a proxy: passing for the allowed topic, then hanging, so that a request that
+    // asked it would wait out timeout_ms instead of answering at once.
+    let glue = Proxy::start("127.0.0.1:0", var("KK_GLUE_ENDPOINT").trim_start_matches("http://").to_string());
+    let mut backend = plugin(json!({"allowed_topics": ["hostile-allowed-*", "exact-name"], "timeout_ms": 20000}));
+    backend["glue_endpoint"] = json!(format!("http://{}", glue.address));
+    let gateway = Gateway::start(gateway_config("45s", &[("/v1/event/{topic}", backend)]));
+    let body = r#"{"some_message":"x"}"#;
+    let (status, answer) = send(&gateway, &topic, &[], body);
+    assert_eq!(status, 200, "{answer}");
+    glue.freeze(true);
+    for other in ["hostile-allowe", "exact-name-2", "random-topic-1", "payments"] {
+        let started = std::time::Instant::now();
+        let (status, answer) = send(&gateway, other, &[], body);
+        assert_eq!(status, 404, "{answer}");
+        assert_eq!(answer["message"], format!("topic {other}: not served by this endpoint (allowed_topics)"));
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "the registry was asked");
+    }
+    let (status, _) = send(&gateway, &topic, &[], body);
+    assert_eq!(status, 200, "the allowed topic is served from its cached schema");
 }

@@ -15,7 +15,7 @@ use crate::deadline::Deadlines;
 use crate::log::log;
 use crate::outcome::{Answer, Failure, Outcome};
 use crate::producer::{MskIam, Producer};
-use crate::registry::{Glue, SchemaCache};
+use crate::registry::{CallBudget, Glue, SchemaCache};
 use crate::request::{Request, Rules};
 use crate::runtime;
 
@@ -64,6 +64,7 @@ impl Publisher {
                 backend.message_types,
                 backend.schema_ttl,
                 backend.schema_miss_ttl,
+                CallBudget::process(),
             ));
             let deadlines = Deadlines::new(backend.timeout);
             Ok(Publisher {

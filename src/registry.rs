@@ -8,10 +8,10 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
-use arc_swap::{ArcSwap, ArcSwapOption};
+use arc_swap::ArcSwapOption;
 use aws_sdk_glue::config::http::HttpResponse;
 use aws_sdk_glue::error::{DisplayErrorContext, SdkError};
 use aws_sdk_glue::operation::get_schema_version::GetSchemaVersionError;
@@ -116,6 +116,42 @@ struct Slot {
 const MAX_SLOTS: usize = 10_000;
 /// How long a stale schema is served before Glue is tried again while it is down.
 const RETRY_WHILE_DOWN: Duration = Duration::from_secs(5);
+/// How long a topic never served answers the registry's failure without asking again: a flood of
+/// requests for it while Glue is down or throttling adds no call.
+const REMEMBER_FAILURE: Duration = Duration::from_secs(1);
+/// Registry calls per second, all backends of the process together (and as many at once): random topic
+/// names, or a restart with thousands of topics, cannot turn into a flood of Glue calls.
+pub const REGISTRY_CALLS_PER_SECOND: u32 = 100;
+
+/// A token bucket of registry calls.
+pub struct CallBudget {
+    state: Mutex<(f64, Instant)>,
+    per_second: f64,
+}
+
+impl CallBudget {
+    pub fn new(per_second: u32) -> Self {
+        let per_second = f64::from(per_second);
+        CallBudget { state: Mutex::new((per_second, Instant::now())), per_second }
+    }
+
+    /// The budget every backend of the process shares.
+    pub fn process() -> Arc<CallBudget> {
+        static PROCESS: OnceLock<Arc<CallBudget>> = OnceLock::new();
+        PROCESS.get_or_init(|| Arc::new(CallBudget::new(REGISTRY_CALLS_PER_SECOND))).clone()
+    }
+
+    /// Takes one call, if there is one left.
+    fn take(&self) -> bool {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        let (tokens, last) = *state;
+        let tokens = (tokens + now.duration_since(last).as_secs_f64() * self.per_second).min(self.per_second);
+        let taken = tokens >= 1.0;
+        *state = (if taken { tokens - 1.0 } else { tokens }, now);
+        taken
+    }
+}
 
 pub struct SchemaCache<S> {
     source: S,
@@ -123,18 +159,30 @@ pub struct SchemaCache<S> {
     message_types: HashMap<String, String>,
     ttl: Duration,
     miss_ttl: Duration,
-    slots: ArcSwap<HashMap<String, Arc<Slot>>>,
+    calls: Arc<CallBudget>,
+    /// A lock held for a lookup or an insert, never across a fetch: inserting a topic costs the same
+    /// with 10 topics or 10,000.
+    slots: RwLock<HashMap<String, Arc<Slot>>>,
 }
 
 impl<S: SchemaSource> SchemaCache<S> {
-    pub fn new(source: S, message_types: HashMap<String, String>, ttl: Duration, miss_ttl: Duration) -> Self {
-        SchemaCache { source, message_types, ttl, miss_ttl, slots: ArcSwap::default() }
+    pub fn new(
+        source: S,
+        message_types: HashMap<String, String>,
+        ttl: Duration,
+        miss_ttl: Duration,
+        calls: Arc<CallBudget>,
+    ) -> Self {
+        SchemaCache { source, message_types, ttl, miss_ttl, calls, slots: RwLock::default() }
+    }
+
+    fn existing(&self, topic: &str) -> Option<Arc<Slot>> {
+        self.slots.read().unwrap_or_else(PoisonError::into_inner).get(topic).cloned()
     }
 
     /// The cached answer for `topic` if it is still fresh.
     pub fn fresh(&self, topic: &str) -> Option<Result<Arc<Codec>, Failure>> {
-        let slots = self.slots.load();
-        let entry = slots.get(topic)?.entry.load();
+        let entry = self.existing(topic)?.entry.load_full();
         entry.as_ref().filter(|e| e.expires > Instant::now()).map(|e| e.value.clone())
     }
 
@@ -143,15 +191,14 @@ impl<S: SchemaSource> SchemaCache<S> {
     /// one at a time per topic, so a slow, hanging or failing registry never holds up a topic it has
     /// served before. `None`: nothing usable, `get` must wait for the registry.
     pub fn usable(self: &Arc<Self>, topic: &str) -> Option<Result<Arc<Codec>, Failure>> {
-        let slots = self.slots.load();
-        let slot = slots.get(topic)?;
+        let slot = self.existing(topic)?;
         let entry = slot.entry.load_full()?;
         if entry.expires > Instant::now() {
             return Some(entry.value.clone());
         }
         let codec = entry.value.as_ref().ok()?.clone();
         if !slot.refreshing.swap(true, Ordering::AcqRel) {
-            let (cache, slot, topic) = (Arc::clone(self), Arc::clone(slot), topic.to_owned());
+            let (cache, topic) = (Arc::clone(self), topic.to_owned());
             runtime::runtime().spawn(async move {
                 drop(cache.fetch(&topic, &slot).await);
                 slot.refreshing.store(false, Ordering::Release);
@@ -177,7 +224,14 @@ impl<S: SchemaSource> SchemaCache<S> {
         if let Some(e) = previous.as_ref().filter(|e| e.expires > Instant::now()) {
             return e.value.clone();
         }
-        let (value, ttl) = match self.source.fetch(topic).await {
+        let fetched = match self.calls.take() {
+            true => self.source.fetch(topic).await,
+            false => Err(FetchError::Unavailable(format!(
+                "topic {topic}: not stored: the schema registry is asked too often (over {} calls per second)",
+                self.calls.per_second
+            ))),
+        };
+        let (value, ttl) = match fetched {
             Ok(text) if text.data_format != "PROTOBUF" => (
                 Err(Failure::internal(format!("schema {topic}: data format is {}, not PROTOBUF", text.data_format))),
                 self.ttl,
@@ -195,7 +249,7 @@ impl<S: SchemaSource> SchemaCache<S> {
                     );
                     (Ok(codec.clone()), RETRY_WHILE_DOWN.min(self.ttl))
                 }
-                _ => return Err(Failure::unavailable(message)),
+                _ => (Err(Failure::unavailable(message)), REMEMBER_FAILURE.min(self.miss_ttl)),
             },
         };
         slot.entry.store(Some(Arc::new(Entry { value: value.clone(), expires: Instant::now() + ttl })));
@@ -203,27 +257,22 @@ impl<S: SchemaSource> SchemaCache<S> {
     }
 
     fn slot(&self, topic: &str) -> Arc<Slot> {
-        if let Some(slot) = self.slots.load().get(topic) {
-            return slot.clone();
+        if let Some(slot) = self.existing(topic) {
+            return slot;
         }
-        let mut created = None;
-        self.slots.rcu(|slots| {
-            let mut slots = HashMap::clone(slots);
-            if slots.len() >= MAX_SLOTS {
-                slots.retain(|_, s| matches!(s.entry.load().as_deref(), Some(Entry { value: Ok(_), .. })));
-            }
-            created = Some(slots.entry(topic.to_owned()).or_default().clone());
-            slots
-        });
-        created.expect("rcu runs its closure at least once")
+        let mut slots = self.slots.write().unwrap_or_else(PoisonError::into_inner);
+        if slots.len() >= MAX_SLOTS {
+            // once per MAX_SLOTS new topics at most, unless they all have codecs
+            slots.retain(|_, s| matches!(s.entry.load().as_deref(), Some(Entry { value: Ok(_), .. })));
+        }
+        slots.entry(topic.to_owned()).or_default().clone()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Mutex;
+    use std::sync::atomic::AtomicUsize;
 
     const SEED: &str = r#"syntax = "proto3"; package events; message SampleEvent { string some_message = 1; }"#;
 
@@ -254,7 +303,7 @@ mod tests {
 
     fn cache(fake: &FakeRegistry, ttl_ms: u64) -> Arc<SchemaCache<FakeRegistry>> {
         let ttl = Duration::from_millis(ttl_ms);
-        Arc::new(SchemaCache::new(fake.clone(), HashMap::new(), ttl, ttl))
+        Arc::new(SchemaCache::new(fake.clone(), HashMap::new(), ttl, ttl, Arc::new(CallBudget::new(1000))))
     }
 
     fn run<F: std::future::Future<Output = ()>>(test: F) {
@@ -356,5 +405,54 @@ mod tests {
             fake.answer(Ok(("PROTOBUF", "message {")));
             assert_eq!(cache.get("broken").await.unwrap_err().status, 500);
         })
+    }
+
+    #[test]
+    fn a_failure_for_a_topic_never_served_is_remembered_briefly_not_asked_per_request() {
+        run(async {
+            let fake = FakeRegistry::default();
+            fake.answer(Err(FetchError::Unavailable("down".into())));
+            let cache = cache(&fake, 100); // remembered for min(1 s, schema_miss_ttl_ms)
+            for _ in 0..20 {
+                assert_eq!(cache.get("t").await.unwrap_err().status, 503);
+            }
+            assert_eq!(fake.calls(), 1);
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            assert_eq!(cache.get("t").await.unwrap_err().status, 503);
+            assert_eq!(fake.calls(), 2, "asked again once it is forgotten");
+        })
+    }
+
+    #[test]
+    fn registry_calls_stay_within_the_budget_whatever_the_topic_names() {
+        run(async {
+            let fake = FakeRegistry::default();
+            fake.answer(Err(FetchError::NotFound("no such schema".into())));
+            let ttl = Duration::from_secs(60);
+            let cache = SchemaCache::new(fake.clone(), HashMap::new(), ttl, ttl, Arc::new(CallBudget::new(10)));
+            let mut statuses = HashMap::<u16, usize>::new();
+            for i in 0..200 {
+                *statuses.entry(cache.get(&format!("random-{i}")).await.unwrap_err().status).or_default() += 1;
+            }
+            // 10 at once, and one more per 100 ms the 200 lookups took (each fake call takes 20 ms)
+            assert!(fake.calls() <= 10 + 3, "{} calls", fake.calls());
+            assert_eq!(statuses[&404], fake.calls());
+            assert_eq!(statuses[&503], 200 - fake.calls());
+            let busy = cache.get("random-199").await.unwrap_err();
+            assert!(
+                busy.message.ends_with("the schema registry is asked too often (over 10 calls per second)"),
+                "{busy:?}"
+            );
+        })
+    }
+
+    #[test]
+    fn inserting_topics_costs_the_same_however_many_there_are() {
+        let fake = FakeRegistry::default();
+        let cache = cache(&fake, 1000);
+        for i in 0..3 * MAX_SLOTS {
+            cache.slot(&format!("t{i}"));
+        }
+        assert!(cache.slots.read().unwrap().len() <= MAX_SLOTS, "bounded: slots without a codec are dropped");
     }
 }

@@ -99,3 +99,38 @@ fn a_topic_outside_the_allow_list_is_404_without_asking_the_registry() {
     let (status, _) = send(&gateway, &topic, &[], body);
     assert_eq!(status, 200, "the allowed topic is served from its cached schema");
 }
+
+#[test]
+#[ignore = "needs Kafka, the Glue emulator and the built gateway: run `make test`"]
+fn a_flood_of_random_topic_names_asks_the_registry_a_bounded_number_of_times() {
+    let topic = topic_with_schema("hostile-flood", 1, SEED_SCHEMA);
+    let glue = Proxy::counting(
+        "127.0.0.1:0",
+        var("KK_GLUE_ENDPOINT").trim_start_matches("http://").to_string(),
+        b"AWSGlue.GetSchemaVersion",
+    );
+    let mut backend = plugin(json!({}));
+    backend["glue_endpoint"] = json!(format!("http://{}", glue.address));
+    let gateway = Gateway::start(gateway_config("25s", &[("/v1/event/{topic}", backend)]));
+    let body = r#"{"some_message":"x"}"#;
+    let (status, answer) = send(&gateway, &topic, &[], body);
+    assert_eq!(status, 200, "{answer}");
+
+    let started = std::time::Instant::now();
+    let sent = load(
+        &gateway.address,
+        16,
+        3000,
+        |id| (format!("/v1/event/random-{}-{id}", std::process::id()), vec![], body.to_string()),
+        &Progress::default(),
+    );
+    let took = started.elapsed();
+    let counts = tally(&sent);
+    let calls = glue.seen() - 1;
+    println!("3000 random topics in {took:?}: {counts:?}, {calls} registry calls");
+    // 100 at once and 100 per second after (the process's budget), whatever the callers send
+    assert!(calls as f64 <= 100.0 + 100.0 * took.as_secs_f64() + 5.0, "{calls} calls in {took:?}");
+    assert_eq!(counts.get("404").copied().unwrap_or(0) + counts.get("503").copied().unwrap_or(0), 3000, "{counts:?}");
+    let (status, answer) = send(&gateway, &topic, &[], body);
+    assert_eq!(status, 200, "a topic served before is not held up by the flood: {answer}");
+}

@@ -2,6 +2,7 @@
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 
 /// What the proxy does with the bytes and connections it gets.
@@ -20,14 +21,23 @@ pub enum Mode {
 pub struct Proxy {
     pub address: String,
     mode: Arc<(Mutex<Mode>, Condvar)>,
+    /// How often the clients sent the marker given to `counting` (an AWS operation's name, say).
+    seen: Arc<AtomicUsize>,
 }
 
 impl Proxy {
     pub fn start(listen: &str, target: String) -> Proxy {
+        Proxy::counting(listen, target, b"")
+    }
+
+    /// A proxy that also counts how often `marker` passes from a client to the server.
+    pub fn counting(listen: &str, target: String, marker: &'static [u8]) -> Proxy {
         let listener = TcpListener::bind(listen).unwrap_or_else(|e| panic!("{listen}: {e}"));
         let address = listener.local_addr().unwrap().to_string();
         let mode = Arc::new((Mutex::new(Mode::Passing), Condvar::new()));
         let state = mode.clone();
+        let seen = Arc::new(AtomicUsize::new(0));
+        let count = seen.clone();
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { continue };
@@ -35,13 +45,19 @@ impl Proxy {
                     continue; // dropped: closed
                 }
                 let Ok(server) = TcpStream::connect(&target) else { continue };
-                for (from, to) in [(client.try_clone().unwrap(), server.try_clone().unwrap()), (server, client)] {
-                    let state = state.clone();
-                    std::thread::spawn(move || pump(from, to, &state));
+                let upstream = (client.try_clone().unwrap(), server.try_clone().unwrap(), marker);
+                for (from, to, marker) in [upstream, (server, client, &b""[..])] {
+                    let (state, count) = (state.clone(), count.clone());
+                    std::thread::spawn(move || pump(from, to, &state, marker, &count));
                 }
             }
         });
-        Proxy { address, mode }
+        Proxy { address, mode, seen }
+    }
+
+    /// How often the marker passed so far.
+    pub fn seen(&self) -> usize {
+        self.seen.load(Ordering::SeqCst)
     }
 
     pub fn set(&self, mode: Mode) {
@@ -56,9 +72,12 @@ impl Proxy {
 
 /// Copies `from` to `to` until either closes or the proxy closes them, holding what it read while the
 /// proxy is frozen.
-fn pump(mut from: TcpStream, mut to: TcpStream, mode: &(Mutex<Mode>, Condvar)) {
+fn pump(mut from: TcpStream, mut to: TcpStream, mode: &(Mutex<Mode>, Condvar), marker: &[u8], seen: &AtomicUsize) {
     let mut buffer = [0u8; 64 * 1024];
     while let Ok(n @ 1..) = from.read(&mut buffer) {
+        if !marker.is_empty() {
+            seen.fetch_add(buffer[..n].windows(marker.len()).filter(|w| *w == marker).count(), Ordering::SeqCst);
+        }
         let now = *mode.1.wait_while(mode.0.lock().unwrap(), |m| *m == Mode::Frozen).unwrap();
         if now == Mode::Closing || to.write_all(&buffer[..n]).is_err() {
             let _ = from.shutdown(Shutdown::Both);

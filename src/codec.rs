@@ -58,9 +58,16 @@ impl Codec {
         self.message.full_name()
     }
 
-    /// Parses `body` with the proto3 JSON mapping and encodes it. Unknown fields and type mismatches
-    /// answer 400 with the path of the field (`body.items[1].price: ...`).
+    #[cfg(test)]
+    pub fn descriptor(&self) -> MessageDescriptor {
+        self.message.clone()
+    }
+
+    /// Parses `body` with the proto3 JSON mapping, as strictly as protobuf-java's JsonFormat (`strict`), and
+    /// encodes it. Unknown fields and type mismatches answer 400 with the path of the field
+    /// (`body.items[1].price: ...`).
     pub fn encode(&self, body: &RawValue) -> Result<Vec<u8>, Failure> {
+        crate::strict::check(&self.message, body.get()).map_err(Failure::bad_request)?;
         let mut de = serde_json::Deserializer::from_str(body.get());
         let mut track = serde_path_to_error::Track::new();
         let message = DynamicMessage::deserialize_with_options(

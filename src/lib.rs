@@ -20,6 +20,7 @@ mod publisher;
 mod registry;
 mod request;
 mod runtime;
+mod strict;
 
 pub use codec::Codec;
 pub use config::Config;

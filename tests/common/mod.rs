@@ -323,8 +323,6 @@ pub fn http_request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> std::io::Result<(u16, String)> {
-    use std::io::{BufRead, Read, Write};
-    let mut stream = std::net::TcpStream::connect(address)?;
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nHost: gateway\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
         body.len()
@@ -333,7 +331,15 @@ pub fn http_request(
         head.push_str(&format!("{k}: {v}\r\n"));
     }
     head.push_str("\r\n");
-    stream.write_all(head.as_bytes())?;
+    http_exchange(address, head.as_bytes(), body)
+}
+
+/// Sends `head` (the request line and headers, as bytes, any bytes) and `body` to `address`, and reads
+/// the answer as `http_request` does.
+pub fn http_exchange(address: &str, head: &[u8], body: &[u8]) -> std::io::Result<(u16, String)> {
+    use std::io::{BufRead, Read, Write};
+    let mut stream = std::net::TcpStream::connect(address)?;
+    stream.write_all(head)?;
     let _refused_bodies_are_not_read = stream.write_all(body);
     let mut reader = std::io::BufReader::new(stream);
     let mut line = String::new();
@@ -378,5 +384,5 @@ pub fn http_request(
         // neither: the body ends with the connection (Connection: close)
         None => drop(reader.read_to_end(&mut body)?),
     }
-    Ok((status, String::from_utf8(body).unwrap()))
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
 }

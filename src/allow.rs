@@ -12,8 +12,8 @@ impl AllowList {
             return Err("config key allowed_topics: empty; leave it out to serve every topic".into());
         }
         for entry in &entries {
-            let legal = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '*');
-            if entry.is_empty() || entry.len() > 249 || !entry.chars().all(legal) {
+            // Kafka's rule for names, with `*` standing for a legal character
+            if crate::request::check_topic(&entry.replace('*', "_")).is_err() {
                 return Err(format!(
                     "config key allowed_topics: {entry:?} is not a topic name or pattern (letters, digits, '.', '_', '-', and '*' for any run of them)"
                 ));

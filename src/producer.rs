@@ -6,7 +6,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, SystemTime};
 
-use arc_swap::{ArcSwap, ArcSwapOption};
+use arc_swap::{ArcSwap, ArcSwapOption, Guard};
 use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
 use aws_sdk_glue::error::DisplayErrorContext;
 use rdkafka::bindings::{rd_kafka_message_status, rd_kafka_msg_status_t};
@@ -160,11 +160,13 @@ impl Producer {
     /// The client to send with: the current one, or a fresh one if librdkafka raised a fatal error on it.
     /// The failed client answers the records it holds (503, or 504 for those it may have sent) as it
     /// goes; records it acknowledged stay acknowledged.
-    fn client(&self) -> Arc<Client> {
-        let client = self.client.load_full();
+    fn client(&self) -> Guard<Arc<Client>> {
+        // A guard, not a reference count: every send reads this, from every thread.
+        let client = self.client.load();
         let Some(fatal) = client.fatal_error() else { return client };
+        let client = Guard::into_inner(client);
         let _one = self.replacing.lock().unwrap_or_else(PoisonError::into_inner);
-        let current = self.client.load_full();
+        let current = self.client.load();
         if !Arc::ptr_eq(&current, &client) {
             return current; // replaced meanwhile
         }
@@ -174,11 +176,11 @@ impl Producer {
                 self.client.store(Arc::new(fresh));
                 // Dropping a client waits for its polling thread: not on a caller's thread.
                 crate::runtime::with_signals_blocked(|| std::thread::spawn(move || drop(client)));
-                self.client.load_full()
+                self.client.load()
             }
             Err(e) => {
                 log(format!("the Kafka producer hit a fatal error ({fatal}) and cannot be replaced: {e}"));
-                client
+                current
             }
         }
     }
@@ -212,7 +214,7 @@ impl Producer {
             });
             record = record.headers(owned);
         }
-        let refused = match &*self.client() {
+        let refused = match &**self.client() {
             Client::Plain(p) => p.send(record).err(),
             Client::MskIam(p) => p.send(record).err(),
         };

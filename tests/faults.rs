@@ -15,7 +15,7 @@ use rdkafka::message::Message;
 use serde_json::{json, Value};
 
 fn through_the_proxy(extra: Value) -> String {
-    let mut config: Value = serde_json::from_str(&config(REGISTRY, extra)).unwrap();
+    let mut config = config_value(REGISTRY, extra);
     config["bootstrap_servers"] = json!(var("KK_FAULTY_BOOTSTRAP"));
     config.to_string()
 }
@@ -108,8 +108,7 @@ fn a_hanging_or_stopped_registry_holds_up_no_topic_it_served_before() {
     let proxy = Proxy::start("127.0.0.1:0", var("KK_GLUE_ENDPOINT").trim_start_matches("http://").to_string());
     let topic = topic_with_schema("faults-glue", 1, SEED_SCHEMA);
     // Every schema is due to be fetched again 1 ms after it was.
-    let mut config: Value =
-        serde_json::from_str(&config(REGISTRY, json!({"timeout_ms": 2000, "schema_ttl_ms": 1}))).unwrap();
+    let mut config = config_value(REGISTRY, json!({"timeout_ms": 2000, "schema_ttl_ms": 1}));
     config["glue_endpoint"] = json!(format!("http://{}", proxy.address));
     let backend = Backend::open(&config.to_string());
     let (status, message, _) = publish(&backend, &topic, "before");

@@ -9,10 +9,6 @@ use common::proxy::Proxy;
 use common::*;
 use serde_json::{json, Value};
 
-fn plugin(extra: Value) -> Value {
-    serde_json::from_str(&config(REGISTRY, extra)).unwrap()
-}
-
 /// One request through `gateway`: its status and the plugin's JSON answer.
 fn send(gateway: &Gateway, topic: &str, headers: &[(&str, &str)], body: &str) -> (u16, Value) {
     let (status, body) =
@@ -36,8 +32,10 @@ fn a_secret_in_a_refused_property_reaches_neither_an_answer_nor_the_log() {
         ("ssl.truststore.password", "hunter2-truststore"),
         ("sasl.pasword", "hunter2-typo"),
     ] {
-        let gateway =
-            Gateway::start(gateway_config("25s", &[("/v1/event/{topic}", plugin(json!({"kafka": {key: value}})))]));
+        let gateway = Gateway::start(gateway_config(
+            "25s",
+            &[("/v1/event/{topic}", config_value(REGISTRY, json!({"kafka": {key: value}})))],
+        ));
         let (status, answer) = send(&gateway, "any", &[], r#"{"some_message":"x"}"#);
         let message = answer["message"].as_str().unwrap();
         assert_eq!(status, 500, "{answer}");
@@ -53,7 +51,7 @@ fn a_secret_in_a_refused_property_reaches_neither_an_answer_nor_the_log() {
 #[ignore = "needs Kafka, the Glue emulator and the built gateway: run `make test`"]
 fn keys_and_header_lists_past_their_limits_are_431_and_publish_nothing() {
     let topic = topic_with_schema("hostile-limits", 1, SEED_SCHEMA);
-    let gateway = Gateway::start(gateway_config("25s", &[("/v1/event/{topic}", plugin(json!({})))]));
+    let gateway = Gateway::start(gateway_config("25s", &[("/v1/event/{topic}", config_value(REGISTRY, json!({})))]));
     let body = r#"{"some_message":"x"}"#;
     let long_key = "k".repeat(4097);
     let items_65 = "a=1,".repeat(65);
@@ -82,7 +80,8 @@ fn a_topic_outside_the_allow_list_is_404_without_asking_the_registry() {
     // The registry behind a proxy: passing for the allowed topic, then hanging, so that a request that
     // asked it would wait out timeout_ms instead of answering at once.
     let glue = Proxy::start("127.0.0.1:0", var("KK_GLUE_ENDPOINT").trim_start_matches("http://").to_string());
-    let mut backend = plugin(json!({"allowed_topics": ["hostile-allowed-*", "exact-name"], "timeout_ms": 20000}));
+    let mut backend =
+        config_value(REGISTRY, json!({"allowed_topics": ["hostile-allowed-*", "exact-name"], "timeout_ms": 20000}));
     backend["glue_endpoint"] = json!(format!("http://{}", glue.address));
     let gateway = Gateway::start(gateway_config("45s", &[("/v1/event/{topic}", backend)]));
     let body = r#"{"some_message":"x"}"#;
@@ -109,7 +108,7 @@ fn a_flood_of_random_topic_names_asks_the_registry_a_bounded_number_of_times() {
         var("KK_GLUE_ENDPOINT").trim_start_matches("http://").to_string(),
         b"AWSGlue.GetSchemaVersion",
     );
-    let mut backend = plugin(json!({}));
+    let mut backend = config_value(REGISTRY, json!({}));
     backend["glue_endpoint"] = json!(format!("http://{}", glue.address));
     let gateway = Gateway::start(gateway_config("25s", &[("/v1/event/{topic}", backend)]));
     let body = r#"{"some_message":"x"}"#;
@@ -182,8 +181,8 @@ fn every_bad_input_gets_its_status_and_a_message_naming_it_and_publishes_nothing
     let gateway = Gateway::start(gateway_config(
         "25s",
         &[
-            ("/v1/event/{topic}", plugin(json!({"max_body_bytes": 65536}))),
-            ("/v1/allowed/{topic}", plugin(json!({"allowed_topics": ["only-this"]}))),
+            ("/v1/event/{topic}", config_value(REGISTRY, json!({"max_body_bytes": 65536}))),
+            ("/v1/allowed/{topic}", config_value(REGISTRY, json!({"allowed_topics": ["only-this"]}))),
         ],
     ));
     let path = format!("/v1/event/{topic}");

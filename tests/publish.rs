@@ -224,7 +224,7 @@ fn schema_problems_answer_404_or_500_and_publish_nothing() {
 #[ignore = "needs Kafka and the Glue emulator: run `make test`"]
 fn unreachable_registry_is_503() {
     let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap(); // bound, then closed
-    let mut config: Value = serde_json::from_str(&config("r", json!({"timeout_ms": 3000}))).unwrap();
+    let mut config = config_value("r", json!({"timeout_ms": 3000}));
     config["glue_endpoint"] = json!(format!("http://{closed}"));
     let backend = Backend::open(&config.to_string());
     let (status, message) = refused(&backend, "t", &json!({"some_message": "x"}));
@@ -257,7 +257,7 @@ fn unreachable_broker_is_503_with_the_reason() {
     let (topic, registry) = (unique("nobroker"), REGISTRY.to_string());
     register_schema(&registry, &topic, DataFormat::Protobuf, SEED_SCHEMA);
     let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let mut config: Value = serde_json::from_str(&config(&registry, json!({"timeout_ms": 4000}))).unwrap();
+    let mut config = config_value(&registry, json!({"timeout_ms": 4000}));
     config["bootstrap_servers"] = json!(closed.to_string());
     let backend = Backend::open(&config.to_string());
     let (status, message) = refused(&backend, &topic, &json!({"some_message": "x"}));
@@ -275,7 +275,7 @@ fn broker_that_never_answers_is_503_not_stored_within_the_timeout() {
     register_schema(&registry, &topic, DataFormat::Protobuf, SEED_SCHEMA);
     // Accepts connections and never answers: the record is never sent, so it is certainly not stored.
     let silent = TcpListener::bind("127.0.0.1:0").unwrap();
-    let mut config: Value = serde_json::from_str(&config(&registry, json!({"timeout_ms": 4000}))).unwrap();
+    let mut config = config_value(&registry, json!({"timeout_ms": 4000}));
     config["bootstrap_servers"] = json!(silent.local_addr().unwrap().to_string());
     let backend = Backend::open(&config.to_string());
     let started = Instant::now();

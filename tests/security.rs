@@ -21,7 +21,7 @@ fn publish(config: &Value, topic: &str) -> Result<(i32, i64), (u16, String)> {
 
 fn base(topic_prefix: &str, kafka: Value) -> (String, Value) {
     let topic = topic_with_schema(topic_prefix, 1, SEED_SCHEMA);
-    let mut config: Value = serde_json::from_str(&config(REGISTRY, json!({"timeout_ms": 3000}))).unwrap();
+    let mut config = config_value(REGISTRY, json!({"timeout_ms": 3000}));
     config["kafka"] = kafka;
     (topic, config)
 }

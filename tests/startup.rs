@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use serde_json::{json, Value};
+use serde_json::json;
 
 #[test]
 #[ignore = "needs Kafka and the Glue emulator: run `make test`"]
@@ -20,7 +20,7 @@ fn a_backend_whose_region_cannot_be_resolved_yet_answers_503_and_opens_by_itself
     for name in ["AWS_REGION", "AWS_DEFAULT_REGION", "REGION"] {
         std::env::remove_var(name);
     }
-    let mut config: Value = serde_json::from_str(&config(REGISTRY, json!({"timeout_ms": 3000}))).unwrap();
+    let mut config = config_value(REGISTRY, json!({"timeout_ms": 3000}));
     config.as_object_mut().unwrap().remove("region");
     let (backend, error) = Backend::try_open(&config.to_string());
     let error = error.expect("the region is missing");

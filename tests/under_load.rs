@@ -18,10 +18,6 @@ use serde_json::{json, Value};
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-fn plugin(extra: Value) -> Value {
-    serde_json::from_str(&config(REGISTRY, extra)).unwrap()
-}
-
 /// Request `id` of a load on `endpoint`: its id is the record's key and its body.
 fn request(endpoint: &str, topic: &str, id: usize) -> (String, Vec<(String, String)>, String) {
     let id = format!("id-{id}");
@@ -94,7 +90,10 @@ fn foreign(sent: &[Sent]) -> Vec<&Sent> {
 fn a_broker_crashed_and_restarted_under_load_loses_and_duplicates_nothing() {
     let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let topic = topic_with_schema("load-crash", 3, SEED_SCHEMA);
-    let gateway = Gateway::start(gateway_config("30s", &[("/v1/event/{topic}", plugin(json!({"timeout_ms": 10000})))]));
+    let gateway = Gateway::start(gateway_config(
+        "30s",
+        &[("/v1/event/{topic}", config_value(REGISTRY, json!({"timeout_ms": 10000})))],
+    ));
     let progress = Progress::default();
     let (sent, crashed, resumed) = std::thread::scope(|s| {
         let load = s.spawn(|| load(&gateway.address, 16, 6000, |id| request("/v1/event", &topic, id), &progress));
@@ -133,8 +132,8 @@ fn a_gateway_stopped_under_load_answers_every_request_it_took_and_exits_within_i
     let mut gateway = Gateway::start(gateway_config(
         "30s",
         &[
-            ("/v1/event/{topic}", plugin(json!({"timeout_ms": 5000}))),
-            ("/v1/other/{topic}", plugin(json!({"timeout_ms": 5000, "max_body_bytes": 4096}))),
+            ("/v1/event/{topic}", config_value(REGISTRY, json!({"timeout_ms": 5000}))),
+            ("/v1/other/{topic}", config_value(REGISTRY, json!({"timeout_ms": 5000, "max_body_bytes": 4096}))),
         ],
     ));
     let progress = Progress::default();
@@ -171,7 +170,7 @@ fn callers_who_give_up_leave_their_outcome_in_the_log_and_nothing_behind() {
     // The broker through a proxy that can hold every byte; the endpoint's timeout (1 s) is shorter than the
     // plugin's budget, as a misconfigured gateway's would be.
     let proxy = Proxy::start(&var("KK_FAULTY_BOOTSTRAP"), var("KK_FAULTY_BROKER"));
-    let mut backend = plugin(json!({"timeout_ms": 20000}));
+    let mut backend = config_value(REGISTRY, json!({"timeout_ms": 20000}));
     backend["bootstrap_servers"] = json!(var("KK_FAULTY_BOOTSTRAP"));
     let gateway = Gateway::start(gateway_config("1s", &[("/v1/event/{topic}", backend)]));
     let progress = Progress::default();

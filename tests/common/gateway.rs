@@ -211,8 +211,7 @@ pub fn tally(sent: &[Sent]) -> HashMap<String, usize> {
 }
 
 fn services(command: &str) {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/services/services.sh");
-    let status = Command::new(script).args([command, "test"]).status().unwrap();
+    let status = Command::new(super::SERVICES).args([command, "test"]).status().unwrap();
     assert!(status.success(), "services.sh {command} test: {status}");
 }
 

@@ -100,6 +100,11 @@ pub fn register_schema_version(registry: &str, schema: &str, text: &str) {
 
 /// The JSON configuration of a publisher on the test services.
 pub fn config(registry: &str, extra: serde_json::Value) -> String {
+    config_value(registry, extra).to_string()
+}
+
+/// The same, as JSON to edit further, or to put in a gateway config.
+pub fn config_value(registry: &str, extra: serde_json::Value) -> serde_json::Value {
     let mut config = serde_json::json!({
         "bootstrap_servers": bootstrap(),
         "registry_name": registry,
@@ -109,8 +114,11 @@ pub fn config(registry: &str, extra: serde_json::Value) -> String {
     for (k, v) in extra.as_object().unwrap() {
         config[k] = v.clone();
     }
-    config.to_string()
+    config
 }
+
+/// The services' script (`tests/services/services.sh`).
+pub const SERVICES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/services/services.sh");
 
 fn consumer() -> BaseConsumer {
     ClientConfig::new()
@@ -303,8 +311,7 @@ pub fn position(answer: &serde_json::Value) -> (i32, i64) {
 /// How many producers the broker holds state for on partition 0 of `topic` (Kafka's own admin tool,
 /// DescribeProducers): an idempotent producer registers its producer id with every partition it writes.
 pub fn producer_ids(topic: &str) -> usize {
-    let services = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/services/services.sh");
-    let out = std::process::Command::new(services).args(["producers", "test", topic, "0"]).output().unwrap();
+    let out = std::process::Command::new(SERVICES).args(["producers", "test", topic, "0"]).output().unwrap();
     assert!(out.status.success(), "{out:?}");
     let text = String::from_utf8(out.stdout).unwrap();
     // a header line, then one line per producer

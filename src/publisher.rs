@@ -156,8 +156,11 @@ impl Publisher {
 /// The AWS settings Glue and MSK IAM share: the default chain (environment, profile, web identity,
 /// ECS/EC2 metadata), optionally assuming a role on top of it. Endpoint overrides stay per service.
 async fn aws_config(settings: &AwsConfig, timeout: Duration) -> Result<aws_config::SdkConfig, String> {
+    // A caller's wait for a schema is bounded by `submit`'s own timer; the AWS client's stays a second
+    // behind it, so that one timer, not whichever of two equal ones fires first, answers a caller (and a
+    // background refresh, which has no caller, still ends).
     let timeouts = TimeoutConfig::builder()
-        .operation_timeout(timeout)
+        .operation_timeout(timeout + Duration::from_secs(1))
         .connect_timeout(timeout.min(Duration::from_secs(3)))
         .build();
     let mut loader = aws_config::defaults(BehaviorVersion::latest()).timeout_config(timeouts);

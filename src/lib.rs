@@ -8,6 +8,7 @@
 mod allow;
 mod answers;
 mod backend;
+mod cluster;
 mod codec;
 mod config;
 mod deadline;

@@ -16,8 +16,9 @@ use rdkafka::message::{Header, Message as _, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer as _, ProducerContext, ThreadedProducer};
 use rdkafka::ClientConfig;
 
+use crate::cluster;
 use crate::config::{AwsConfig, ProducerConfig};
-use crate::log::log;
+use crate::log::{self, log};
 use crate::msk_iam;
 use crate::outcome::{Answer, Delivery, Failure};
 
@@ -58,9 +59,9 @@ pub struct MskIam {
 }
 
 pub struct Context<const MSK_IAM: bool> {
-    /// The last client-level error (connection refused, TLS or SASL failure) not followed by a delivery:
-    /// librdkafka only says "timed out" to a record whose broker was never reachable, and the caller
-    /// deserves the reason.
+    /// The short cause of the last client-level error (connection refused, TLS or SASL failure) not
+    /// followed by a delivery: librdkafka only says "timed out" to a record whose broker was never
+    /// reachable, and the caller deserves the reason.
     last_error: ArcSwapOption<String>,
     msk_iam: Option<MskIam>,
 }
@@ -76,10 +77,13 @@ impl<const MSK_IAM: bool> ClientContext for Context<MSK_IAM> {
 
     fn error(&self, error: KafkaError, reason: &str) {
         // "all brokers are down" follows the error that says why; keep the one with the cause.
-        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) && self.last_error.load().is_some() {
+        let code = error.rdkafka_error_code();
+        if code == Some(RDKafkaErrorCode::AllBrokersDown) && self.last_error.load().is_some() {
             return;
         }
-        self.last_error.store(Some(Arc::new(format!("{error}: {reason}"))));
+        let cause = cluster::cause(code, reason);
+        log::once(cause, format_args!("Kafka cluster: {cause}: {error}: {reason}"));
+        self.last_error.store(Some(Arc::new(cause.to_owned())));
     }
 
     /// Runs on librdkafka's thread, ahead of expiry; a failure is reported through `error` and the
@@ -294,30 +298,37 @@ pub fn raise_fatal_error(reason: &str) {
 
 /// Why a record was not acknowledged, as the status a caller should see: 503 only when it is certainly not
 /// stored, 504 when it may be (`maybe_stored`: librdkafka sent it, or more, and got no answer it could
-/// trust). `cluster` is a connection error not yet followed by a delivery: the reason a record that timed
-/// out without being sent could not be.
-fn delivery_failure(topic: &str, error: &KafkaError, maybe_stored: bool, cluster: Option<&str>) -> Failure {
+/// trust). `cluster_cause` is the short cause of a connection error not yet followed by a delivery: the
+/// reason a record that timed out without being sent could not be.
+fn delivery_failure(topic: &str, error: &KafkaError, maybe_stored: bool, cluster_cause: Option<&str>) -> Failure {
     let code = match error {
         KafkaError::MessageProduction(code) => Some(*code),
         _ => error.rdkafka_error_code(),
     };
+    let said = match code {
+        Some(code) => code.to_string(),
+        None => error.to_string(),
+    };
     match code {
         _ if maybe_stored => Failure::timeout(format!(
-            "topic {topic}: the record was sent but not acknowledged ({error}); it may be stored: check before you retry"
+            "topic {topic}: the record was sent but not acknowledged ({said}); it may be stored: check before you retry"
         )),
         Some(RDKafkaErrorCode::UnknownTopic | RDKafkaErrorCode::UnknownTopicOrPartition) => {
             Failure::not_found(format!("topic {topic} does not exist on the Kafka cluster"))
         }
-        Some(RDKafkaErrorCode::MessageTimedOut) => match cluster {
-            Some(reason) => {
-                Failure::unavailable(format!("topic {topic}: not stored: the Kafka cluster cannot be reached: {reason}"))
+        Some(RDKafkaErrorCode::MessageTimedOut) => match cluster_cause {
+            Some(cause) => {
+                Failure::unavailable(format!("topic {topic}: not stored: the Kafka cluster is unavailable: {cause}"))
             }
-            None => Failure::unavailable(format!("topic {topic}: not stored: the broker did not take the record in time")),
+            None => {
+                Failure::unavailable(format!("topic {topic}: not stored: the broker did not take the record in time"))
+            }
         },
-        Some(RDKafkaErrorCode::MessageSizeTooLarge) => {
-            Failure::new(413, format!("topic {topic}: the record is larger than the broker accepts ({error})"))
-        }
-        _ => Failure::unavailable(format!("topic {topic}: not stored: {error}")),
+        Some(RDKafkaErrorCode::MessageSizeTooLarge) => Failure::new(
+            413,
+            format!("topic {topic}: the record is larger than the broker accepts (message.max.bytes)"),
+        ),
+        _ => Failure::unavailable(format!("topic {topic}: not stored: {said}")),
     }
 }
 
@@ -345,13 +356,13 @@ mod tests {
     #[test]
     fn only_a_record_that_cannot_be_stored_is_503() {
         let timed_out = KafkaError::MessageProduction(RDKafkaErrorCode::MessageTimedOut);
-        let f = delivery_failure("t", &timed_out, true, Some("Connection refused"));
+        let f = delivery_failure("t", &timed_out, true, Some("connection refused"));
         assert_eq!(f.status, 504, "{f:?}");
         assert!(f.message.contains("it may be stored"), "{f:?}");
-        let f = delivery_failure("t", &timed_out, false, Some("Connection refused"));
+        let f = delivery_failure("t", &timed_out, false, Some("connection refused"));
         assert_eq!(
             (f.status, f.message.as_str()),
-            (503, "topic t: not stored: the Kafka cluster cannot be reached: Connection refused")
+            (503, "topic t: not stored: the Kafka cluster is unavailable: connection refused")
         );
         let f = delivery_failure("t", &timed_out, false, None);
         assert_eq!(

@@ -49,6 +49,60 @@ fn a_secret_in_a_refused_property_reaches_neither_an_answer_nor_the_log() {
 
 #[test]
 #[ignore = "needs Kafka, the Glue emulator and the built gateway: run `make test`"]
+fn a_cluster_that_refuses_the_gateway_is_named_in_short_and_logged_in_full_once() {
+    let topic = topic_with_schema("hostile-cluster", 1, SEED_SCHEMA);
+    let secured = |kafka: Value| {
+        let mut backend = config_value(REGISTRY, json!({"timeout_ms": 3000, "kafka": kafka}));
+        backend["bootstrap_servers"] = json!(var("KK_SASL_SSL_BOOTSTRAP"));
+        backend
+    };
+    let scram = |password: &str, ca: &str| {
+        json!({"security.protocol": "SASL_SSL", "sasl.mechanism": "SCRAM-SHA-512", "sasl.username": "krakend",
+               "sasl.password": password, "ssl.ca.location": var(ca)})
+    };
+    let gateway = Gateway::start(gateway_config(
+        "25s",
+        &[
+            ("/v1/password/{topic}", secured(scram("hunter2-wrong", "KK_TEST_CA"))),
+            ("/v1/ca/{topic}", secured(scram("scram-secret", "KK_OTHER_CA"))),
+        ],
+    ));
+    let port = var("KK_SASL_SSL_BOOTSTRAP").rsplit(':').next().unwrap().to_owned();
+    for (endpoint, cause, detail) in [
+        ("password", "authentication failed: check sasl.username and sasl.password", "invalid credentials"),
+        (
+            "ca",
+            "TLS failed: the broker's certificate is not trusted (check ssl.ca.location)",
+            "certificate verify failed",
+        ),
+    ] {
+        for _ in 0..3 {
+            let (status, body) = http_request(
+                &gateway.address,
+                "POST",
+                &format!("/v1/{endpoint}/{topic}"),
+                &[],
+                br#"{"some_message":"x"}"#,
+            )
+            .unwrap();
+            let answer: Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(status, 503, "{answer}");
+            assert_eq!(
+                answer["message"].as_str().unwrap(),
+                format!("topic {topic}: not stored: the Kafka cluster is unavailable: {cause}")
+            );
+        }
+        let log = gateway.log();
+        let lines: Vec<&str> = log.lines().filter(|l| l.contains(detail)).collect();
+        assert_eq!(lines.len(), 1, "librdkafka's detail, once for three requests: {log}");
+        assert!(lines[0].contains(cause) && lines[0].contains(&port), "the log has the whole text: {}", lines[0]);
+    }
+    assert!(!gateway.log().contains("hunter2"), "{}", gateway.log());
+    assert_eq!(record_count(&topic), 0);
+}
+
+#[test]
+#[ignore = "needs Kafka, the Glue emulator and the built gateway: run `make test`"]
 fn keys_and_header_lists_past_their_limits_are_431_and_publish_nothing() {
     let topic = topic_with_schema("hostile-limits", 1, SEED_SCHEMA);
     let gateway = Gateway::start(gateway_config("25s", &[("/v1/event/{topic}", config_value(REGISTRY, json!({})))]));

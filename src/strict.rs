@@ -1,16 +1,17 @@
 //! What the proto3 JSON mapping refuses and a lenient parser lets through, checked before the body is
 //! converted: a key given twice (also a field's name together with its JSON name), two members of one
 //! oneof, `null` in a list or a map, float strings other than "NaN", "Infinity" and "-Infinity", a number
-//! out of a float's range, an integer that is not integral or out of its type's range. protobuf-java's
-//! JsonFormat, which the seed used, refuses each of them; prost-reflect alone takes the last duplicate,
-//! parses "inf" and saturates 1e20 into an int64.
+//! out of a float's range, an integer that is not integral or out of its type's range, a number a closed
+//! (proto2) enum does not list. protobuf-java's JsonFormat, which the seed used, refuses each of them;
+//! prost-reflect alone takes the last duplicate, parses "inf" and saturates 1e20 into an int64.
 //!
 //! One pass over the body (kept as parsed, duplicates and all), alongside the message's descriptor;
 //! serde_json's recursion limit bounds the nesting.
 
+use std::collections::HashSet;
 use std::fmt;
 
-use prost_reflect::{FieldDescriptor, Kind, MessageDescriptor};
+use prost_reflect::{EnumDescriptor, FieldDescriptor, Kind, MessageDescriptor, Syntax};
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Number;
 
@@ -122,12 +123,12 @@ fn check_field(field: &FieldDescriptor, json: &Json, path: &mut String) -> Resul
             Kind::Message(entry) => entry.map_entry_value_field(),
             _ => return Ok(()),
         };
-        let mut keys: Vec<&str> = Vec::with_capacity(entries.len());
+        // a set, not a list: a map may have as many keys as the body has room for
+        let mut keys: HashSet<&str> = HashSet::with_capacity(entries.len());
         for (key, value) in entries {
-            if keys.contains(&key.as_str()) {
+            if !keys.insert(key) {
                 return Err(format!("map key {key:?} is given twice"));
             }
-            keys.push(key);
             let len = path.len();
             path.push_str(&format!("[{key:?}]"));
             element(&value_field.kind(), value, path)?;
@@ -174,8 +175,18 @@ fn value(kind: &Kind, json: &Json, path: &mut String) -> Result<(), String> {
         (Kind::Int64 | Kind::Sint64 | Kind::Sfixed64, _) => integer(json, i64::MIN.into(), i64::MAX.into()),
         (Kind::Uint32 | Kind::Fixed32, _) => integer(json, 0, u32::MAX.into()),
         (Kind::Uint64 | Kind::Fixed64, _) => integer(json, 0, u64::MAX.into()),
+        (Kind::Enum(e), Json::Number(n)) if is_closed(e) => match n.as_i64() {
+            Some(i) if i32::try_from(i).is_ok_and(|i| e.get_value(i).is_some()) => Ok(()),
+            _ => Err(format!("{n} is not a value of the closed enum {}", e.full_name())),
+        },
         _ => Ok(()),
     }
+}
+
+/// A proto2 enum is closed: protobuf-java refuses a number it does not list, where a proto3 (open) enum
+/// keeps it.
+fn is_closed(e: &EnumDescriptor) -> bool {
+    e.parent_file().syntax() == Syntax::Proto2
 }
 
 fn looks_like_a_number(s: &str) -> bool {
@@ -288,6 +299,33 @@ mod tests {
             let err = check_rich(body).unwrap_err();
             assert!(err.starts_with(expected), "{body}: {err:?} should start with {expected:?}");
         }
+    }
+
+    #[test]
+    fn a_closed_enum_takes_only_its_numbers_and_an_open_one_any() {
+        let closed = r#"syntax = "proto2"; package t;
+            enum Closed { A = 1; B = 2; }
+            message M { optional Closed e = 1; repeated Closed es = 2; map<string, Closed> em = 3; }"#;
+        let closed = Codec::compile("t", closed, Some("t.M")).unwrap().descriptor();
+        assert_eq!(check(&closed, r#"{"e":1,"es":["A",2],"em":{"k":"B"}}"#), Ok(()));
+        for (body, expected) in [
+            (r#"{"e":7}"#, "body.e: 7 is not a value of the closed enum t.Closed"),
+            (r#"{"es":[1,0]}"#, "body.es[1]: 0 is not a value of the closed enum t.Closed"),
+            (r#"{"em":{"k":3}}"#, "body.em[\"k\"]: 3 is not a value of the closed enum t.Closed"),
+        ] {
+            assert_eq!(check(&closed, body), Err(expected.to_owned()), "{body}");
+        }
+        let open = r#"syntax = "proto3"; package t; enum Open { Z = 0; } message M { Open e = 1; }"#;
+        let open = Codec::compile("t", open, Some("t.M")).unwrap().descriptor();
+        assert_eq!(check(&open, r#"{"e":7}"#), Ok(()), "proto3 keeps unknown numbers, as protobuf-java does");
+    }
+
+    #[test]
+    fn a_map_key_given_twice_is_found_among_many() {
+        let mut counts: String = (0..100_000).map(|i| format!("\"k{i}\":1,")).collect();
+        counts.push_str("\"k99999\":2");
+        let err = check_rich(&format!(r#"{{"counts":{{{counts}}}}}"#)).unwrap_err();
+        assert_eq!(err, "body.counts: map key \"k99999\" is given twice");
     }
 
     #[test]

@@ -301,6 +301,22 @@ fn every_bad_input_gets_its_status_and_a_message_naming_it_and_publishes_nothing
         cases += 1;
     }
 
+    // A closed (proto2) enum takes only the numbers it lists; an open one (proto3, above) any.
+    let closed = topic_with_schema(
+        "hostile-closed",
+        1,
+        r#"syntax = "proto2"; package t; enum Closed { A = 1; B = 2; } message M { optional Closed e = 1; }"#,
+    );
+    for (body, message) in [
+        (r#"{"e":7}"#, "body.e: 7 is not a value of the closed enum t.Closed"),
+        (r#"{"e":"C"}"#, "body.e: unrecognized enum value 'C'"),
+    ] {
+        let (got, answer) = send(&gateway, &closed, &[], body);
+        assert_eq!((got, answer["message"].as_str().unwrap()), (400, message), "{body}");
+        cases += 1;
+    }
+    assert_eq!(record_count(&closed), 0);
+
     // Over the limit without a Content-Length (chunked): read to one byte past it, then 413.
     let (status, answer) = raw(&gateway, &path, b"", over.as_bytes(), true);
     assert_eq!(status, 413, "{answer}");

@@ -20,7 +20,7 @@ GO_STRIP := -s -w
 # Starts the test services, runs the rest of the line with their environment, and stops them again.
 WITH_TEST_SERVICES = $(SERVICES) start test && trap '$(SERVICES) stop test' EXIT && eval "$$($(SERVICES) env test)" &&
 
-.PHONY: build header plugin krakend aws-signer image-context image image-test bench test unit integration go-test e2e run fmt-check services-install
+.PHONY: build header plugin krakend aws-signer image-context image image-test bench test unit integration go-test e2e run fmt-check services-install leaks
 
 ## build: the Rust core, as libkrakend_kafka.so (C callers) and .a (the Go plugin), in release mode
 build:
@@ -80,6 +80,13 @@ WITH_GATEWAY = $(WITH_TEST_SERVICES) tests/e2e/gateway.sh tests/e2e/krakend.json
 ## e2e: the gateway tests alone: HTTP through KrakenD and the plugin to Kafka
 e2e: plugin krakend
 	$(WITH_GATEWAY) --test e2e -- --include-ignored
+
+## leaks: the core's unit and integration tests under valgrind (no block lost outside the rdkafka crate's
+## one, tests/leaks/rdkafka.supp), then the gateway's memory over 100,000 publishes (tests/memory.rs)
+leaks: plugin krakend-rig
+	command -v valgrind >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null; }
+	$(WITH_TEST_SERVICES) tests/leaks/valgrind.sh --lib --test publish && \
+	KK_KRAKEND_RIG_BIN=$(KRAKEND_RIG) KK_PLUGIN=$(PLUGIN) cargo test --release --test memory -- --include-ignored --nocapture
 
 ## fmt-check: Rust and Go sources are formatted
 fmt-check:

@@ -248,7 +248,7 @@ fn topic_missing_on_the_cluster_is_404_within_the_timeout() {
     let (status, message) = refused(&backend, &topic, &json!({"some_message": "x"}));
     assert_eq!(status, 404, "{message}");
     assert!(message.contains("does not exist on the Kafka cluster"), "{message}");
-    assert!(started.elapsed() < Duration::from_millis(4500), "{:?}", started.elapsed());
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
 }
 
 #[test]
@@ -279,7 +279,7 @@ fn broker_that_never_answers_is_503_not_stored_within_the_timeout() {
     let (status, message) = refused(&backend, &topic, &json!({"some_message": "x"}));
     assert_eq!(status, 503, "{message}");
     assert!(message.contains("not stored"), "{message}");
-    assert!(started.elapsed() < Duration::from_secs(4), "{:?}", started.elapsed());
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
     drop(silent);
 }
 

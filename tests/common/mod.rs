@@ -344,11 +344,42 @@ pub fn http_request(
 /// Sends `head` (the request line and headers, as bytes, any bytes) and `body` to `address`, and reads
 /// the answer as `http_request` does.
 pub fn http_exchange(address: &str, head: &[u8], body: &[u8]) -> std::io::Result<(u16, String)> {
-    use std::io::{BufRead, Read, Write};
+    use std::io::Write;
     let mut stream = std::net::TcpStream::connect(address)?;
     stream.write_all(head)?;
     let _refused_bodies_are_not_read = stream.write_all(body);
-    let mut reader = std::io::BufReader::new(stream);
+    read_answer(&mut std::io::BufReader::new(stream))
+}
+
+/// One HTTP/1.1 connection kept alive across requests, for loads too long for a connection each (a
+/// connection per request would run the machine out of ephemeral ports).
+pub struct Connection(std::io::BufReader<std::net::TcpStream>);
+
+impl Connection {
+    pub fn open(address: &str) -> std::io::Result<Connection> {
+        Ok(Connection(std::io::BufReader::new(std::net::TcpStream::connect(address)?)))
+    }
+
+    /// POSTs `body` to `path` with `headers`: the status and the body of the answer.
+    pub fn post(&mut self, path: &str, headers: &[(&str, &str)], body: &[u8]) -> std::io::Result<(u16, String)> {
+        use std::io::Write;
+        let mut request = format!(
+            "POST {path} HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        )
+        .into_bytes();
+        for (k, v) in headers {
+            request.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
+        }
+        request.extend_from_slice(b"\r\n");
+        request.extend_from_slice(body);
+        self.0.get_mut().write_all(&request)?;
+        read_answer(&mut self.0)
+    }
+}
+
+/// Reads one answer: by its Content-Length, its chunks, or to the end of the connection.
+fn read_answer(reader: &mut impl std::io::BufRead) -> std::io::Result<(u16, String)> {
     let mut line = String::new();
     reader.read_line(&mut line)?;
     if line.is_empty() {

@@ -321,6 +321,10 @@ fn every_bad_input_gets_its_status_and_a_message_naming_it_and_publishes_nothing
     let (status, answer) = raw(&gateway, &path, b"", over.as_bytes(), true);
     assert_eq!(status, 413, "{answer}");
     cases += 1;
+    let (status, answer) = raw(&gateway, &path, b"", b"{\"some_message\":\"\xff\"}", false);
+    assert_eq!(status, 400, "{answer}");
+    assert!(answer.contains("body: not valid UTF-8"), "{answer}");
+    cases += 1;
 
     // headers and key: (raw header lines, expected status, start of the message)
     let headers: Vec<(Vec<u8>, u16, &str)> = vec![

@@ -250,6 +250,9 @@ fn policy(resolved: Resolved) -> Result<Config, String> {
     let propagation = (timeout.as_millis() / 2).max(1).to_string();
     kafka.entry("topic.metadata.propagation.max.ms".into()).or_insert(propagation);
     kafka.entry("client.id".into()).or_insert_with(|| "krakend-kafka".into());
+    // Kafka's Java client puts a key on murmur2(key) % partitions, librdkafka's default on a CRC32 of it:
+    // the Java placement keeps per-key order and co-partitioning for teams moving from a Java producer.
+    kafka.entry("partitioner".into()).or_insert_with(|| "murmur2_random".into());
     // librdkafka's 5 ms is paid by every caller waiting for its ack; under 2 ms its broker thread wakes so
     // often to send small batches that it takes CPU from the gateway (measured: docs/performance.md).
     kafka.entry("linger.ms".into()).or_insert_with(|| "2".into());
@@ -409,6 +412,7 @@ mod tests {
         assert_eq!(kafka["topic.metadata.propagation.max.ms"], "5000");
         assert_eq!(kafka["linger.ms"], "2");
         assert_eq!(kafka["client.id"], "krakend-kafka");
+        assert_eq!(kafka["partitioner"], "murmur2_random");
         assert_eq!(c.producer.drain(), Duration::from_millis(9500));
         assert_eq!(c.backend.timeout, Duration::from_secs(10));
         assert_eq!(c.backend.schema_ttl, Duration::from_secs(300));
@@ -430,11 +434,13 @@ mod tests {
         let mut explicit = resolved(FULL);
         explicit.timeout_ms = 3000;
         explicit.kafka.insert("message.timeout.ms".into(), "2000".into());
+        explicit.kafka.insert("partitioner".into(), "consistent_random".into());
         let kafka = policy(explicit).unwrap().producer.kafka;
         assert_eq!(
             (kafka["message.timeout.ms"].as_str(), kafka["topic.metadata.propagation.max.ms"].as_str()),
             ("2000", "1500")
         );
+        assert_eq!(kafka["partitioner"], "consistent_random", "a partitioner the config names is kept");
     }
 
     #[test]

@@ -8,6 +8,8 @@
 #   services.sh env NAME                 the environment a client of that instance needs
 #   services.sh example NAME             topic example-events and its schema (krakend/example/)
 #   services.sh consume NAME TOPIC       print the topic's records with key and headers, then exit
+#   services.sh produce NAME TOPIC       send "key<TAB>value" lines from stdin with Kafka's Java client
+#   services.sh batches NAME TOPIC P     the record batches the broker stored for partition P of TOPIC
 #   services.sh producers NAME TOPIC P   the producers the broker knows on partition P of TOPIC
 #   services.sh crash|resume NAME        SIGKILL the broker (its data stays) | start it again on its data
 #
@@ -232,6 +234,17 @@ consume() {
     --property print.partition=true --property print.offset=true 2>/dev/null || true
 }
 
+# Kafka's own Java producer, with its default partitioner: what a Java client does with the same keys.
+produce() {
+  kafka_java org.apache.kafka.tools.ConsoleProducer --bootstrap-server "127.0.0.1:$kafka_port" --topic "$1" \
+    --property parse.key=true --property key.separator=$'\t' 2>/dev/null
+}
+
+# The broker's own dump of a partition's log: each batch with its codec, producer id and sequence.
+batches() {
+  kafka_java kafka.tools.DumpLogSegments --files "$state/kafka/data/$1-$2/00000000000000000000.log" 2>/dev/null
+}
+
 # The producers the broker holds state for on one partition, as Kafka's own admin tool lists them.
 producers() {
   kafka_java org.apache.kafka.tools.TransactionsCommand --bootstrap-server "127.0.0.1:$kafka_port" \
@@ -246,6 +259,8 @@ case $cmd in
   env) print_env ;;
   example) example ;;
   consume) consume "${3:?services.sh consume NAME TOPIC}" ;;
+  produce) produce "${3:?services.sh produce NAME TOPIC}" ;;
+  batches) batches "${3:?services.sh batches NAME TOPIC PARTITION}" "${4:?services.sh batches NAME TOPIC PARTITION}" ;;
   crash) kill_kafka ;;
   resume) alive "$state/kafka.pid" || launch_kafka ;;
   producers) producers "${3:?services.sh producers NAME TOPIC PARTITION}" "${4:?services.sh producers NAME TOPIC PARTITION}" ;;

@@ -66,17 +66,33 @@ pub struct BackendConfig {
     pub schema_ttl: Duration,
     /// How long "no such schema" is remembered, so a misdirected client cannot hammer Glue.
     pub schema_miss_ttl: Duration,
-    /// topic -> full name of the message type to encode (`topics.T.message_type`).
-    pub message_types: HashMap<String, String>,
+    /// How a topic finds its schema, for topics that say (`topics.T`).
+    pub topics: HashMap<String, TopicSchema>,
     /// What the backend's requests may be.
     pub rules: Rules,
 }
 
-#[derive(Deserialize)]
+/// How a topic finds its schema (`topics.T`); by default the schema named after the topic, its latest
+/// version, and the schema's first top-level message.
+#[derive(Deserialize, Clone, Default, PartialEq, Eq, Debug)]
 #[serde(deny_unknown_fields)]
-struct TopicConfig {
-    /// Full name of the message type to encode; default: the schema's first top-level message.
-    message_type: Option<String>,
+pub struct TopicSchema {
+    /// The schema in the registry, when it is not named after the topic (several topics may share one).
+    pub schema_name: Option<String>,
+    /// A version number to pin (fetched once, never again), or "latest".
+    #[serde(default, deserialize_with = "version")]
+    pub schema_version: Option<i64>,
+    /// Full name of the message type to encode.
+    pub message_type: Option<String>,
+}
+
+/// `schema_version`: a number from 1, or "latest" (the same as leaving it out).
+fn version<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    match Value::deserialize(d)? {
+        Value::String(s) if s == "latest" => Ok(None),
+        Value::Number(n) if n.as_i64().is_some_and(|n| n >= 1) => Ok(n.as_i64()),
+        v => Err(serde::de::Error::custom(format!("a version number from 1 or \"latest\", not {v}"))),
+    }
 }
 
 /// The configuration as written: step 1, [`parse`].
@@ -100,7 +116,7 @@ struct Raw {
     #[serde(default)]
     kafka: BTreeMap<String, Value>,
     #[serde(default)]
-    topics: HashMap<String, TopicConfig>,
+    topics: HashMap<String, TopicSchema>,
 }
 
 /// Every setting with a value: step 2, [`resolve`].
@@ -119,7 +135,7 @@ struct Resolved {
     max_headers: u64,
     max_headers_bytes: u64,
     allowed_topics: Option<Vec<String>>,
-    message_types: HashMap<String, String>,
+    topics: HashMap<String, TopicSchema>,
 }
 
 impl Config {
@@ -202,7 +218,7 @@ fn resolve(raw: Raw, env: impl Fn(&str) -> Option<String>) -> Result<Resolved, S
         max_headers: raw.max_headers.unwrap_or(DEFAULT_MAX_HEADERS),
         max_headers_bytes: raw.max_headers_bytes.unwrap_or(DEFAULT_MAX_HEADERS_BYTES),
         allowed_topics: raw.allowed_topics,
-        message_types: raw.topics.into_iter().filter_map(|(topic, t)| Some((topic, t.message_type?))).collect(),
+        topics: raw.topics,
     })
 }
 
@@ -266,7 +282,7 @@ fn policy(resolved: Resolved) -> Result<Config, String> {
             timeout,
             schema_ttl: positive("schema_ttl_ms", resolved.schema_ttl_ms)?,
             schema_miss_ttl: positive("schema_miss_ttl_ms", resolved.schema_miss_ttl_ms)?,
-            message_types: resolved.message_types,
+            topics: resolved.topics,
             rules: Rules {
                 topic: resolved.topic,
                 max_body_bytes,
@@ -325,6 +341,11 @@ mod tests {
             (r#"{"max_body_bytes":-1}"#, "config key max_body_bytes: invalid value"),
             (r#"{"topic":5}"#, "config key topic: invalid type"),
             (r#"{"topics":{"t":{"message_typ":"x"}}}"#, "config key topics.t.message_typ: unknown field `message_typ`"),
+            (r#"{"topics":{"t":{"schema_version":0}}}"#, "config key topics.t.schema_version: a version number from 1"),
+            (
+                r#"{"topics":{"t":{"schema_version":"1"}}}"#,
+                "config key topics.t.schema_version: a version number from 1",
+            ),
             (r#"[1]"#, "config: must be a JSON object"),
             (r#"{"region":"x"} trailing"#, "config: trailing characters"),
         ];
@@ -376,16 +397,25 @@ mod tests {
             (r.timeout_ms, r.schema_ttl_ms, r.schema_miss_ttl_ms, r.max_body_bytes),
             (10_000, 300_000, 10_000, 1 << 20)
         );
-        assert!(r.topic.is_none() && r.message_types.is_empty());
+        assert!(r.topic.is_none() && r.topics.is_empty());
         let r = resolved(
             r#"{"bootstrap_servers":"b","registry_name":"r",
             "kafka":{"linger.ms":0,"compression.type":"lz4","enable.ssl.certificate.verification":false},
-            "topics":{"orders":{"message_type":"shop.Order"},"plain":{}}}"#,
+            "topics":{"orders":{"message_type":"shop.Order"},"plain":{},
+                      "audit":{"schema_name":"shared-events","schema_version":3},"new":{"schema_version":"latest"}}}"#,
         );
         assert_eq!(r.kafka["linger.ms"], "0");
         assert_eq!(r.kafka["compression.type"], "lz4");
         assert_eq!(r.kafka["enable.ssl.certificate.verification"], "false");
-        assert_eq!(r.message_types, HashMap::from([("orders".to_string(), "shop.Order".to_string())]));
+        let orders = TopicSchema { message_type: Some("shop.Order".into()), ..TopicSchema::default() };
+        let audit =
+            TopicSchema { schema_name: Some("shared-events".into()), schema_version: Some(3), message_type: None };
+        assert_eq!(r.topics["orders"], orders);
+        assert_eq!(r.topics["audit"], audit);
+        assert_eq!(
+            (r.topics["plain"].clone(), r.topics["new"].clone()),
+            (TopicSchema::default(), TopicSchema::default())
+        );
     }
 
     #[test]

@@ -61,7 +61,7 @@ impl Publisher {
             let producer = Producer::shared(key, || Producer::new(&producer, msk_iam)).map_err(Unopened::Refused)?;
             let schemas = Arc::new(SchemaCache::new(
                 Glue::new(glue, backend.registry_name),
-                backend.message_types,
+                backend.topics,
                 backend.schema_ttl,
                 backend.schema_miss_ttl,
                 CallBudget::process(),

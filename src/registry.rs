@@ -18,6 +18,7 @@ use aws_sdk_glue::operation::get_schema_version::GetSchemaVersionError;
 use aws_sdk_glue::types::{DataFormat, SchemaId, SchemaVersionNumber};
 
 use crate::codec::Codec;
+use crate::config::TopicSchema;
 use crate::log;
 use crate::outcome::Failure;
 use crate::runtime;
@@ -33,13 +34,14 @@ pub struct SchemaText {
 pub enum FetchError {
     /// The registry answered that there is no such schema.
     NotFound(String),
-    /// The registry could not be asked, or failed to answer.
+    /// The registry could not be asked, or failed to answer: why, in a few words.
     Unavailable(String),
 }
 
-/// Where schemas come from: Glue in production, a fake in the cache's unit tests.
+/// Where schemas come from: Glue in production, a fake in the cache's unit tests. `version`: a pinned
+/// version number, or `None` for the latest.
 pub trait SchemaSource: Send + Sync + 'static {
-    fn fetch(&self, schema: &str) -> impl Future<Output = Result<SchemaText, FetchError>> + Send;
+    fn fetch(&self, schema: &str, version: Option<i64>) -> impl Future<Output = Result<SchemaText, FetchError>> + Send;
 }
 
 pub struct Glue {
@@ -54,25 +56,29 @@ impl Glue {
 }
 
 impl SchemaSource for Glue {
-    async fn fetch(&self, schema: &str) -> Result<SchemaText, FetchError> {
+    async fn fetch(&self, schema: &str, version: Option<i64>) -> Result<SchemaText, FetchError> {
         let id = SchemaId::builder().registry_name(&self.registry).schema_name(schema).build();
-        let latest = SchemaVersionNumber::builder().latest_version(true).build();
-        let answer = self.client.get_schema_version().schema_id(id).schema_version_number(latest).send().await;
+        let number = match version {
+            Some(n) => SchemaVersionNumber::builder().version_number(n).build(),
+            None => SchemaVersionNumber::builder().latest_version(true).build(),
+        };
+        let answer = self.client.get_schema_version().schema_id(id).schema_version_number(number).send().await;
         match answer {
             Ok(out) => Ok(SchemaText {
                 definition: out.schema_definition().unwrap_or_default().to_owned(),
                 data_format: out.data_format().map_or("unknown", DataFormat::as_str).to_owned(),
             }),
             Err(SdkError::ServiceError(e)) if matches!(e.err(), GetSchemaVersionError::EntityNotFoundException(_)) => {
-                Err(FetchError::NotFound(format!("no schema {schema} in Glue registry {}", self.registry)))
+                Err(FetchError::NotFound(match version {
+                    Some(n) => format!("no version {n} of schema {schema} in Glue registry {}", self.registry),
+                    None => format!("no schema {schema} in Glue registry {}", self.registry),
+                }))
             }
             Err(e) => {
                 let why = why_unavailable(&e);
                 let cause = format!("glue {} {why}", self.registry);
                 log::once(&cause, format_args!("Glue registry {}: {why}: {}", self.registry, DisplayErrorContext(&e)));
-                Err(FetchError::Unavailable(format!(
-                    "topic {schema}: not stored: the schema registry is unavailable ({why})"
-                )))
+                Err(FetchError::Unavailable(format!("the schema registry is unavailable ({why})")))
             }
         }
     }
@@ -114,6 +120,8 @@ struct Slot {
 
 /// More topics than any deployment has: past it, slots that hold no codec are dropped.
 const MAX_SLOTS: usize = 10_000;
+/// A pinned schema version's time to live: it never changes.
+const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 /// How long a stale schema is served before Glue is tried again while it is down.
 const RETRY_WHILE_DOWN: Duration = Duration::from_secs(5);
 /// How long a topic never served answers the registry's failure without asking again: a flood of
@@ -155,8 +163,8 @@ impl CallBudget {
 
 pub struct SchemaCache<S> {
     source: S,
-    /// topic -> full name of the message to encode, where the first message of the schema is not it.
-    message_types: HashMap<String, String>,
+    /// How a topic finds its schema, where it is not the default.
+    topics: HashMap<String, TopicSchema>,
     ttl: Duration,
     miss_ttl: Duration,
     calls: Arc<CallBudget>,
@@ -168,12 +176,12 @@ pub struct SchemaCache<S> {
 impl<S: SchemaSource> SchemaCache<S> {
     pub fn new(
         source: S,
-        message_types: HashMap<String, String>,
+        topics: HashMap<String, TopicSchema>,
         ttl: Duration,
         miss_ttl: Duration,
         calls: Arc<CallBudget>,
     ) -> Self {
-        SchemaCache { source, message_types, ttl, miss_ttl, calls, slots: RwLock::default() }
+        SchemaCache { source, topics, ttl, miss_ttl, calls, slots: RwLock::default() }
     }
 
     fn existing(&self, topic: &str) -> Option<Arc<Slot>> {
@@ -224,32 +232,40 @@ impl<S: SchemaSource> SchemaCache<S> {
         if let Some(e) = previous.as_ref().filter(|e| e.expires > Instant::now()) {
             return e.value.clone();
         }
+        let wanted = self.topics.get(topic);
+        let schema = wanted.and_then(|t| t.schema_name.as_deref()).unwrap_or(topic);
+        let pinned = wanted.and_then(|t| t.schema_version);
         let fetched = match self.calls.take() {
-            true => self.source.fetch(topic).await,
+            true => self.source.fetch(schema, pinned).await,
             false => Err(FetchError::Unavailable(format!(
-                "topic {topic}: not stored: the schema registry is asked too often (over {} calls per second)",
+                "the schema registry is asked too often (over {} calls per second)",
                 self.calls.per_second
             ))),
         };
+        // A pinned version never changes: it is fetched once.
+        let ttl = if pinned.is_some() { FOREVER } else { self.ttl };
         let (value, ttl) = match fetched {
             Ok(text) if text.data_format != "PROTOBUF" => (
-                Err(Failure::internal(format!("schema {topic}: data format is {}, not PROTOBUF", text.data_format))),
-                self.ttl,
+                Err(Failure::internal(format!("schema {schema}: data format is {}, not PROTOBUF", text.data_format))),
+                ttl,
             ),
             Ok(text) => {
-                let codec = Codec::compile(topic, &text.definition, self.message_types.get(topic).map(String::as_str));
-                (codec.map(Arc::new), self.ttl)
+                let codec = Codec::compile(schema, &text.definition, wanted.and_then(|t| t.message_type.as_deref()));
+                (codec.map(Arc::new), ttl)
             }
             Err(FetchError::NotFound(message)) => (Err(Failure::not_found(message)), self.miss_ttl),
-            Err(FetchError::Unavailable(message)) => match previous.as_ref().map(|e| &e.value) {
+            Err(FetchError::Unavailable(why)) => match previous.as_ref().map(|e| &e.value) {
                 Some(Ok(codec)) => {
                     log::once(
                         &format!("kept {topic}"),
-                        format_args!("schema {topic}: kept the last version: {message}"),
+                        format_args!("schema {schema}: kept the last version for topic {topic}: {why}"),
                     );
                     (Ok(codec.clone()), RETRY_WHILE_DOWN.min(self.ttl))
                 }
-                _ => (Err(Failure::unavailable(message)), REMEMBER_FAILURE.min(self.miss_ttl)),
+                _ => (
+                    Err(Failure::unavailable(format!("topic {topic}: not stored: {why}"))),
+                    REMEMBER_FAILURE.min(self.miss_ttl),
+                ),
             },
         };
         slot.entry.store(Some(Arc::new(Entry { value: value.clone(), expires: Instant::now() + ttl })));
@@ -281,6 +297,7 @@ mod tests {
     struct FakeRegistry {
         answer: Arc<Mutex<Option<Result<SchemaText, FetchError>>>>,
         calls: Arc<AtomicUsize>,
+        asked: Arc<Mutex<Vec<(String, Option<i64>)>>>,
     }
 
     impl FakeRegistry {
@@ -294,8 +311,9 @@ mod tests {
     }
 
     impl SchemaSource for FakeRegistry {
-        async fn fetch(&self, _schema: &str) -> Result<SchemaText, FetchError> {
+        async fn fetch(&self, schema: &str, version: Option<i64>) -> Result<SchemaText, FetchError> {
             self.calls.fetch_add(1, Ordering::SeqCst);
+            self.asked.lock().unwrap().push((schema.to_owned(), version));
             tokio::time::sleep(Duration::from_millis(20)).await;
             self.answer.lock().unwrap().clone().expect("the test sets an answer")
         }
@@ -361,7 +379,7 @@ mod tests {
             assert_eq!(cache.get("t").await.unwrap().message_name(), "events.SampleEvent");
             // with nothing cached the same outage is a 503 naming the cause
             let f = cache.get("other").await.unwrap_err();
-            assert_eq!((f.status, f.message.as_str()), (503, "connection refused"));
+            assert_eq!((f.status, f.message.as_str()), (503, "topic other: not stored: connection refused"));
         })
     }
 
@@ -445,6 +463,35 @@ mod tests {
             assert!(
                 busy.message.ends_with("the schema registry is asked too often (over 10 calls per second)"),
                 "{busy:?}"
+            );
+        })
+    }
+
+    #[test]
+    fn a_topic_may_name_its_schema_and_pin_a_version_fetched_once() {
+        run(async {
+            let fake = FakeRegistry::default();
+            fake.answer(Ok(("PROTOBUF", SEED)));
+            let topics = HashMap::from([
+                ("audit".to_string(), TopicSchema { schema_name: Some("shared".into()), ..TopicSchema::default() }),
+                ("pinned".to_string(), TopicSchema { schema_version: Some(2), ..TopicSchema::default() }),
+            ]);
+            let ttl = Duration::from_millis(50);
+            let cache = SchemaCache::new(fake.clone(), topics, ttl, ttl, Arc::new(CallBudget::new(1000)));
+            for _ in 0..2 {
+                for topic in ["audit", "pinned", "plain"] {
+                    cache.get(topic).await.unwrap();
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            let asked = fake.asked.lock().unwrap().clone();
+            let twice = |s: &str, v| vec![(s.to_string(), v); 2];
+            assert_eq!(asked.iter().filter(|(s, _)| s == "shared").cloned().collect::<Vec<_>>(), twice("shared", None));
+            assert_eq!(asked.iter().filter(|(s, _)| s == "plain").cloned().collect::<Vec<_>>(), twice("plain", None));
+            assert_eq!(
+                asked.iter().filter(|(s, _)| s == "pinned").cloned().collect::<Vec<_>>(),
+                vec![("pinned".to_string(), Some(2))],
+                "a pinned version is never fetched again"
             );
         })
     }

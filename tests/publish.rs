@@ -344,3 +344,38 @@ fn backends_with_equal_kafka_settings_share_one_producer() {
     stored(&c, &topic, &json!({"some_message": "c"}));
     assert_eq!(producer_ids(&topic), 2);
 }
+
+#[test]
+#[ignore = "needs Kafka and the Glue emulator: run `make test`"]
+fn topics_may_share_a_named_schema_and_pin_a_version() {
+    let shared = unique("shared-schema");
+    register_schema(REGISTRY, &shared, DataFormat::Protobuf, SEED_SCHEMA);
+    let v2 = r#"syntax = "proto3"; package events; message SampleEvent { string some_message = 1; int32 n = 2; }"#;
+    register_schema_version(REGISTRY, &shared, v2);
+    let (latest, pinned, missing) = (unique("named-latest"), unique("named-pinned"), unique("named-missing"));
+    for topic in [&latest, &pinned, &missing] {
+        create_topic(topic, 1);
+    }
+    let backend = Backend::open(&config(
+        REGISTRY,
+        json!({"topics": {
+            latest.as_str(): {"schema_name": shared},
+            pinned.as_str(): {"schema_name": shared, "schema_version": 1},
+            missing.as_str(): {"schema_name": shared, "schema_version": 9},
+        }}),
+    ));
+    let body = r#"{"some_message":"x","n":5}"#;
+    let (status, answer) = backend.publish(&format!("/v1/event/{latest}"), "", "", body);
+    assert_eq!(status, 200, "{answer}");
+    let (p, o) = position(&answer);
+    assert_eq!(record_at(&latest, p, o).payload().unwrap(), b"\x0a\x01x\x10\x05", "version 2's encoding");
+
+    let (status, message) = refused(&backend, &pinned, &serde_json::from_str(body).unwrap());
+    assert_eq!((status, message.as_str()), (400, "body: unrecognized field name 'n'"));
+    let (status, answer) = backend.publish(&format!("/v1/event/{pinned}"), "", "", r#"{"some_message":"x"}"#);
+    assert_eq!(status, 200, "version 1 pinned: {answer}");
+
+    let (status, message) = refused(&backend, &missing, &json!({"some_message": "x"}));
+    assert_eq!((status, message), (404, format!("no version 9 of schema {shared} in Glue registry {REGISTRY}")));
+    assert_eq!((record_count(&latest), record_count(&pinned), record_count(&missing)), (1, 1, 0));
+}

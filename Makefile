@@ -20,7 +20,7 @@ GO_STRIP := -s -w
 # Starts the test services, runs the rest of the line with their environment, and stops them again.
 WITH_TEST_SERVICES = $(SERVICES) start test && trap '$(SERVICES) stop test' EXIT && eval "$$($(SERVICES) env test)" &&
 
-.PHONY: build header plugin krakend aws-signer image-context image image-test bench test unit integration go-test e2e run fmt-check services-install leaks
+.PHONY: build header plugin krakend aws-signer image-context image image-test bench test unit integration go-test e2e run fmt-check services-install leaks fuzz
 
 ## build: the Rust core, as libkrakend_kafka.so (C callers) and .a (the Go plugin), in release mode
 build:
@@ -156,3 +156,17 @@ image-test: image
 bench: plugin krakend-rig
 	command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 	$(WITH_TEST_SERVICES) tests/bench/run.sh
+
+# cargo-fuzz, pinned and installed into the cache on first use (built in a temporary directory, not in
+# the shared target directory); the targets build with the nightly toolchain.
+CARGO_FUZZ := $(CACHE)/cargo-fuzz/bin/cargo-fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= header_list request_from_parts json_to_protobuf
+
+$(CARGO_FUZZ):
+	env -u CARGO_TARGET_DIR cargo install cargo-fuzz --version 0.13.2 --locked --root $(CACHE)/cargo-fuzz
+
+## fuzz: each fuzz target of tests/fuzz for FUZZ_SECONDS (60) seconds, one at a time on one core; fails on
+## a crash (its input kept under ~/.cache/krakend-kafka/fuzz/artifacts/) and prints each target's executions
+fuzz: $(CARGO_FUZZ)
+	PATH="$(dir $(CARGO_FUZZ)):$$PATH" KK_CACHE=$(CACHE) tests/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)

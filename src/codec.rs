@@ -166,6 +166,18 @@ mod tests {
     }
 
     #[test]
+    fn doubles_are_the_nearest_to_the_number_written() {
+        let codec = Codec::compile("d", r#"syntax = "proto3"; message D { double d = 1; }"#, None).unwrap();
+        // serde_json's fast parser was a unit in the last place off for some (the first found by fuzzing).
+        let long = format!("{}37", "9".repeat(131));
+        for number in [&long, "9.999999999999999e129", "1e130", "1.7976931348623157e308", "2.2250738585072014e-308"] {
+            let bytes = codec.encode(&raw(&format!(r#"{{"d":{number}}}"#))).unwrap();
+            let expected: f64 = number.parse().unwrap();
+            assert_eq!(bytes, [&[0x09][..], &expected.to_le_bytes()].concat(), "{number}");
+        }
+    }
+
+    #[test]
     fn proto3_json_mapping_round_trips() {
         let text = r#"syntax = "proto3"; package rt;
             import "google/protobuf/timestamp.proto";

@@ -5,11 +5,16 @@
 //! here and nowhere else.
 
 use prost::Message;
-use prost_reflect::{DeserializeOptions, DynamicMessage, MessageDescriptor};
+use prost_reflect::{DeserializeOptions, DynamicMessage, MessageDescriptor, Value};
 use protox::file::{ChainFileResolver, File, FileResolver, GoogleFileResolver};
 use serde_json::value::RawValue;
 
 use crate::outcome::Failure;
+
+/// How deep messages may nest below the top one: protobuf-java's and C++'s decoders stop there, counting
+/// a map's entries as messages (they are on the wire), and prost stops there counting messages only. A
+/// deeper body would be stored, and then be unreadable to its consumers.
+const MAX_NESTING: usize = 100;
 
 #[derive(Debug)]
 pub struct Codec {
@@ -80,7 +85,28 @@ impl Codec {
             let at = if path == "." { "body".to_string() } else { format!("body.{path}") };
             Failure::bad_request(format!("{at}: {}", without_position(&e)))
         })?;
+        if nesting(&message) > MAX_NESTING {
+            return Err(Failure::bad_request(format!(
+                "body: messages nested more than {MAX_NESTING} deep (a map entry counts as one), which protobuf's decoders refuse"
+            )));
+        }
         Ok(message.encode_to_vec())
+    }
+}
+
+/// How many levels of messages nest below `message`.
+fn nesting(message: &DynamicMessage) -> usize {
+    let values = message.fields().map(|(_, v)| v).chain(message.extensions().map(|(_, v)| v));
+    values.map(levels).max().unwrap_or(0)
+}
+
+/// The levels of messages a field's value adds: each message and each map entry is one.
+fn levels(value: &Value) -> usize {
+    match value {
+        Value::Message(message) => 1 + nesting(message),
+        Value::List(items) => items.iter().map(levels).max().unwrap_or(0),
+        Value::Map(entries) => entries.values().map(|v| 1 + levels(v)).max().unwrap_or(0),
+        _ => 0,
     }
 }
 
@@ -174,6 +200,35 @@ mod tests {
             let bytes = codec.encode(&raw(&format!(r#"{{"d":{number}}}"#))).unwrap();
             let expected: f64 = number.parse().unwrap();
             assert_eq!(bytes, [&[0x09][..], &expected.to_le_bytes()].concat(), "{number}");
+        }
+    }
+
+    #[test]
+    fn bodies_nested_deeper_than_protobuf_decodes_are_400() {
+        let text = r#"syntax = "proto3"; package deep; import "google/protobuf/struct.proto";
+            message N { N next = 1; map<string, N> by = 2; google.protobuf.Value any = 3; }"#;
+        let codec = Codec::compile("deep", text, None).unwrap();
+        let nested = |open: &str, close: &str, n| raw(&format!("{}{{}}{}", open.repeat(n), close.repeat(n)));
+        let deepest = nested(r#"{"next":"#, "}", 100);
+        let bytes = codec.encode(&deepest).unwrap();
+        assert!(DynamicMessage::decode(codec.descriptor(), bytes.as_slice()).is_ok(), "100 below the top");
+        // Each was encoded before: 101 messages, and 80 messages then 11 lists of google.protobuf.Value
+        // (each a Value and a ListValue), whose bytes prost refused ("recursion limit reached"); 51 map
+        // entries with their values, which prost reads (it does not count entries) but protobuf-java does not.
+        for body in [
+            nested(r#"{"next":"#, "}", 101),
+            nested(r#"{"by":{"k":"#, "}}", 51),
+            raw(&format!(
+                r#"{}{{"any":{}{}}}{}"#,
+                r#"{"next":"#.repeat(80),
+                "[".repeat(11),
+                "]".repeat(11),
+                "}".repeat(80)
+            )),
+        ] {
+            let f = codec.encode(&body).unwrap_err();
+            assert_eq!(f.status, 400);
+            assert!(f.message.starts_with("body: messages nested more than 100 deep"), "{}", f.message);
         }
     }
 

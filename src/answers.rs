@@ -13,7 +13,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use crate::log::log;
+use crate::log;
 use crate::outcome::{self, Answer, Failure, Outcome};
 
 /// One finished publish: the caller's context, the HTTP status and the response JSON.
@@ -90,15 +90,7 @@ impl AnswerQueue {
         state.ready.push_back(ready);
         drop(state);
         if !waited_for {
-            log(match &outcome {
-                Ok(d) => format!(
-                    "topic {topic}: a record whose caller stopped waiting was stored at partition {} offset {}",
-                    d.partition, d.offset
-                ),
-                Err(f) => {
-                    format!("topic {topic}: a record whose caller stopped waiting failed ({}): {}", f.status, f.message)
-                }
-            });
+            log::unwaited(topic, "whose caller stopped waiting", &outcome);
         }
         // The collector waits only on an empty queue: later answers find it awake.
         if was_empty {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::Notify;
 
-use crate::log::log;
+use crate::log;
 use crate::outcome::{Answer, Failure, Outcome};
 use crate::runtime;
 
@@ -105,16 +105,7 @@ impl Pending {
     fn settle(&self, outcome: Outcome) {
         match self.take() {
             Some(answer) => answer.send(outcome),
-            None => match outcome {
-                Ok(d) => log(format!(
-                    "topic {}: a record answered 504 at its deadline was stored after it, at partition {} offset {}",
-                    self.topic, d.partition, d.offset
-                )),
-                Err(f) => log(format!(
-                    "topic {}: a record answered 504 at its deadline was then given up ({}): {}",
-                    self.topic, f.status, f.message
-                )),
-            },
+            None => log::unwaited(&self.topic, "answered 504 at its deadline", &outcome),
         }
     }
 

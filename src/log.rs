@@ -7,8 +7,21 @@ use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use crate::outcome::Outcome;
+
 pub fn log(line: impl std::fmt::Display) {
     eprintln!("[krakend-kafka] {line}");
+}
+
+/// Logs the outcome of a record of `topic` whose caller is no longer waiting for it; `which` says why
+/// (`whose caller stopped waiting`, `answered 504 at its deadline`).
+pub fn unwaited(topic: &str, which: &str, outcome: &Outcome) {
+    match outcome {
+        Ok(d) => {
+            log(format!("topic {topic}: a record {which} was stored at partition {} offset {}", d.partition, d.offset))
+        }
+        Err(f) => log(format!("topic {topic}: a record {which} failed ({}): {}", f.status, f.message)),
+    }
 }
 
 /// How often one cause is logged again while it lasts.

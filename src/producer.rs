@@ -44,6 +44,16 @@ enum Client {
     MskIam(ThreadedProducer<Context<true>>),
 }
 
+/// `$body` with `$p` bound to the client's producer, whichever of the two contexts it was built with.
+macro_rules! with_producer {
+    ($client:expr, |$p:ident| $body:expr) => {
+        match $client as &Client {
+            Client::Plain($p) => $body,
+            Client::MskIam($p) => $body,
+        }
+    };
+}
+
 /// What makes two backends' producers interchangeable.
 pub type Key = (ProducerConfig, Option<AwsConfig>);
 
@@ -197,10 +207,7 @@ impl Producer {
         crate::runtime::with_signals_blocked(|| {
             crate::runtime::runtime().spawn_blocking(move || {
                 let budget = producer.drain;
-                match &*producer.client.load() as &Client {
-                    Client::Plain(p) => drop(p.client().fetch_metadata(None, budget)),
-                    Client::MskIam(p) => drop(p.client().fetch_metadata(None, budget)),
-                }
+                with_producer!(&*producer.client.load(), |p| drop(p.client().fetch_metadata(None, budget)))
             })
         });
     }
@@ -218,10 +225,7 @@ impl Producer {
             });
             record = record.headers(owned);
         }
-        let refused = match &**self.client() {
-            Client::Plain(p) => p.send(record).err(),
-            Client::MskIam(p) => p.send(record).err(),
-        };
+        let refused = with_producer!(&**self.client(), |p| p.send(record).err());
         if let Some((e, record)) = refused {
             record.delivery_opaque.send(Err(delivery_failure(topic, &e, false, None)));
         }
@@ -231,10 +235,7 @@ impl Producer {
 impl Drop for Producer {
     fn drop(&mut self) {
         // Records already accepted get their delivery budget to reach the broker before the process goes.
-        let flush = || match &*self.client.load() as &Client {
-            Client::Plain(p) => drop(p.flush(self.drain)),
-            Client::MskIam(p) => drop(p.flush(self.drain)),
-        };
+        let flush = || with_producer!(&*self.client.load(), |p| drop(p.flush(self.drain)));
         // The last handle may go on a runtime worker (an async publish held it): hand that worker's other
         // tasks to another thread while this one waits.
         match tokio::runtime::Handle::try_current() {
@@ -256,11 +257,7 @@ impl Client {
 
     /// The fatal error librdkafka raised on this client, if any (an atomic read).
     fn fatal_error(&self) -> Option<String> {
-        let fatal = match self {
-            Client::Plain(p) => p.client().fatal_error(),
-            Client::MskIam(p) => p.client().fatal_error(),
-        };
-        fatal.map(|(code, reason)| format!("{code:?}: {reason}"))
+        with_producer!(self, |p| p.client().fatal_error()).map(|(code, reason)| format!("{code:?}: {reason}"))
     }
 }
 
@@ -286,10 +283,7 @@ pub fn raise_fatal_error(reason: &str) {
     let producers: Vec<Arc<Producer>> =
         SHARED.lock().unwrap_or_else(PoisonError::into_inner).iter().filter_map(|(_, p)| p.upgrade()).collect();
     for producer in producers {
-        let native = match &*producer.client.load() as &Client {
-            Client::Plain(p) => p.client().native_ptr(),
-            Client::MskIam(p) => p.client().native_ptr(),
-        };
+        let native = with_producer!(&*producer.client.load(), |p| p.client().native_ptr());
         let code = rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER;
         // SAFETY: a live client's handle, and a NUL-terminated reason that outlives the call.
         unsafe { rdkafka::bindings::rd_kafka_test_fatal_error(native, code, reason.as_ptr()) };

@@ -172,6 +172,7 @@ fn a_flood_of_random_topic_names_asks_the_registry_a_bounded_number_of_times() {
     let started = std::time::Instant::now();
     let sent = load(
         &gateway.address,
+        Connections::PerRequest,
         16,
         3000,
         |id| (format!("/v1/event/random-{}-{id}", std::process::id()), vec![], body.to_string()),

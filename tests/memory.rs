@@ -5,29 +5,27 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
-
 use common::gateway::*;
 use common::*;
 use serde_json::json;
 
 const REQUESTS: usize = 100_000;
 const WARM: usize = 20_000;
+const EVERY: usize = 10_000;
 const CLIENTS: usize = 16;
 /// "Within a few MB": Go's heap and glibc's arenas settle once warm; a leak of even 100 bytes a request
 /// would add 8 MB over the 80,000 requests measured.
 const FLAT_KB: usize = 6 * 1024;
 
 /// Request `id`: a record of varying size with a key and headers, or every tenth a body the schema refuses.
-fn request(id: usize) -> (Vec<(String, String)>, String) {
+fn request(path: &str, id: usize) -> (String, Vec<(String, String)>, String) {
     let headers =
         vec![("Message-Key".into(), format!("id-{id}")), ("Message-Headers".into(), format!("n={id},src=memory"))];
     let body = match id % 10 {
         9 => json!({"some_message": "x", "no_such_field": id}).to_string(),
         _ => json!({"some_message": "m".repeat(id % 700)}).to_string(),
     };
-    (headers, body)
+    (path.to_owned(), headers, body)
 }
 
 #[test]
@@ -36,39 +34,31 @@ fn the_gateways_memory_stays_flat_over_100_000_publishes() {
     let topic = topic_with_schema("memory", 3, SEED_SCHEMA);
     let gateway = Gateway::start(gateway_config("25s", &[("/v1/event/{topic}", config_value(REGISTRY, json!({})))]));
     let path = format!("/v1/event/{topic}");
-    let (next, answered) = (AtomicUsize::new(0), AtomicUsize::new(0));
-    let rss_at: Mutex<Vec<(usize, usize)>> = Mutex::new(vec![(0, gateway.rss_kb())]);
-    let refused = std::thread::scope(|s| {
-        let clients: Vec<_> = (0..CLIENTS)
-            .map(|_| {
-                s.spawn(|| {
-                    let mut connection = Connection::open(&gateway.address).unwrap();
-                    let mut refused = 0;
-                    loop {
-                        let id = next.fetch_add(1, Ordering::SeqCst);
-                        if id >= REQUESTS {
-                            return refused;
-                        }
-                        let (headers, body) = request(id);
-                        let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (&**k, &**v)).collect();
-                        let (status, answer) = connection.post(&path, &headers, body.as_bytes()).unwrap();
-                        match (id % 10, status) {
-                            (9, 400) => refused += 1,
-                            (9, _) => panic!("{id}: {status} {answer}"),
-                            (_, 200) => {}
-                            _ => panic!("{id}: {status} {answer}"),
-                        }
-                        let n = answered.fetch_add(1, Ordering::SeqCst) + 1;
-                        if n % 10_000 == 0 {
-                            rss_at.lock().unwrap().push((n, gateway.rss_kb()));
-                        }
-                    }
-                })
-            })
-            .collect();
-        clients.into_iter().map(|c| c.join().unwrap()).sum::<usize>()
+    let progress = Progress::default();
+    let mut rss_at = vec![(0, gateway.rss_kb())];
+    let sent = std::thread::scope(|s| {
+        let sampler = s.spawn(|| {
+            let at = |n| {
+                progress.wait_for(n);
+                (n, gateway.rss_kb())
+            };
+            (1..=REQUESTS / EVERY).map(|i| at(i * EVERY)).collect::<Vec<_>>()
+        });
+        let sent =
+            load(&gateway.address, Connections::KeptAlive, CLIENTS, REQUESTS, |id| request(&path, id), &progress);
+        rss_at.extend(sampler.join().unwrap());
+        sent
     });
-    let rss_at = rss_at.into_inner().unwrap();
+    let mut refused = 0;
+    for s in &sent {
+        let (status, answer) = s.answer.as_ref().unwrap();
+        match (s.id % 10, *status) {
+            (9, 400) => refused += 1,
+            (9, _) => panic!("{}: {status} {answer}", s.id),
+            (_, 200) => {}
+            _ => panic!("{}: {status} {answer}", s.id),
+        }
+    }
     println!("gateway RSS in kB after n requests: {rss_at:?}");
     let warm = rss_at.iter().find(|(n, _)| *n == WARM).unwrap().1;
     let most = rss_at.iter().filter(|(n, _)| *n >= WARM).map(|(_, kb)| *kb).max().unwrap();

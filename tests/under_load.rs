@@ -96,7 +96,9 @@ fn a_broker_crashed_and_restarted_under_load_loses_and_duplicates_nothing() {
     ));
     let progress = Progress::default();
     let (sent, crashed, resumed) = std::thread::scope(|s| {
-        let load = s.spawn(|| load(&gateway.address, 16, 6000, |id| request("/v1/event", &topic, id), &progress));
+        let load = s.spawn(|| {
+            load(&gateway.address, Connections::PerRequest, 16, 6000, |id| request("/v1/event", &topic, id), &progress)
+        });
         progress.wait_for(1500);
         crash_broker();
         let crashed = Instant::now();
@@ -140,7 +142,9 @@ fn a_gateway_stopped_under_load_answers_every_request_it_took_and_exits_within_i
     let endpoint = |id: usize| if id.is_multiple_of(2) { "/v1/event" } else { "/v1/other" };
     let address = gateway.address.clone();
     let (sent, stopped, exit) = std::thread::scope(|s| {
-        let load = s.spawn(|| load(&address, 16, 4000, |id| request(endpoint(id), &topic, id), &progress));
+        let load = s.spawn(|| {
+            load(&address, Connections::PerRequest, 16, 4000, |id| request(endpoint(id), &topic, id), &progress)
+        });
         progress.wait_for(1000);
         let stopped = Instant::now();
         gateway.signal(libc::SIGTERM);
@@ -174,7 +178,7 @@ fn callers_who_give_up_leave_their_outcome_in_the_log_and_nothing_behind() {
     backend["bootstrap_servers"] = json!(var("KK_FAULTY_BOOTSTRAP"));
     let gateway = Gateway::start(gateway_config("1s", &[("/v1/event/{topic}", backend)]));
     let progress = Progress::default();
-    let warm = load(&gateway.address, 1, 1, |id| request("/v1/event", &topic, id), &progress);
+    let warm = load(&gateway.address, Connections::PerRequest, 1, 1, |id| request("/v1/event", &topic, id), &progress);
     assert!(matches!(warm[0].answer, Ok((200, _))), "{:?}", warm[0].answer);
     let goroutines = gateway.goroutines();
 
@@ -182,8 +186,16 @@ fn callers_who_give_up_leave_their_outcome_in_the_log_and_nothing_behind() {
     proxy.freeze(true);
     let (gone, waited) = (200, 64);
     let hang_up = std::thread::scope(|s| {
-        let waiting =
-            s.spawn(|| load(&gateway.address, 16, waited, |id| request("/v1/event", &topic, 1 + id), &progress));
+        let waiting = s.spawn(|| {
+            load(
+                &gateway.address,
+                Connections::PerRequest,
+                16,
+                waited,
+                |id| request("/v1/event", &topic, 1 + id),
+                &progress,
+            )
+        });
         let hang_up: Vec<usize> = (0..gone).map(|i| 1 + waited + i).collect();
         for &id in &hang_up {
             let (path, _, body) = request("/v1/event", &topic, id);

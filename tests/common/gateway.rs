@@ -163,10 +163,20 @@ impl Progress {
     }
 }
 
-/// Sends requests 0..total from `clients` concurrent clients, each request on its own connection:
+/// How the clients of a load connect.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Connections {
+    /// A connection per request, as many callers would.
+    PerRequest,
+    /// One connection per client, kept alive: for loads too long for a connection per request.
+    KeptAlive,
+}
+
+/// Sends requests 0..total from `clients` concurrent clients connecting as `connections` says:
 /// `request(id)` gives its path, headers and body. Returns every request's outcome, by id.
 pub fn load(
     address: &str,
+    connections: Connections,
     clients: usize,
     total: usize,
     request: impl Fn(usize) -> (String, Vec<(String, String)>, String) + Sync,
@@ -177,6 +187,8 @@ pub fn load(
         let workers: Vec<_> = (0..clients)
             .map(|_| {
                 s.spawn(|| {
+                    let mut kept =
+                        (connections == Connections::KeptAlive).then(|| super::Connection::open(address).unwrap());
                     let mut mine = Vec::new();
                     loop {
                         let id = next.fetch_add(1, Ordering::SeqCst);
@@ -186,9 +198,11 @@ pub fn load(
                         let (path, headers, body) = request(id);
                         let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (&**k, &**v)).collect();
                         let started = Instant::now();
-                        let answer = super::http_request(address, "POST", &path, &headers, body.as_bytes())
-                            .map_err(|e| e.kind());
-                        mine.push(Sent { id, answer, started, answered: Instant::now() });
+                        let answer = match &mut kept {
+                            Some(connection) => connection.post(&path, &headers, body.as_bytes()),
+                            None => super::http_request(address, "POST", &path, &headers, body.as_bytes()),
+                        };
+                        mine.push(Sent { id, answer: answer.map_err(|e| e.kind()), started, answered: Instant::now() });
                         progress.tick();
                     }
                 })

@@ -330,15 +330,21 @@ pub fn http_request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> std::io::Result<(u16, String)> {
+    http_exchange(address, head(method, path, headers, body.len(), true).as_bytes(), body)
+}
+
+/// The request line and headers of a JSON request with a body of `length` bytes; `close`: the server closes
+/// the connection after its answer.
+fn head(method: &str, path: &str, headers: &[(&str, &str)], length: usize, close: bool) -> String {
+    let connection = if close { "Connection: close\r\n" } else { "" };
     let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: gateway\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
-        body.len()
+        "{method} {path} HTTP/1.1\r\nHost: gateway\r\n{connection}Content-Type: application/json\r\nContent-Length: {length}\r\n"
     );
     for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
     head.push_str("\r\n");
-    http_exchange(address, head.as_bytes(), body)
+    head
 }
 
 /// Sends `head` (the request line and headers, as bytes, any bytes) and `body` to `address`, and reads
@@ -363,15 +369,7 @@ impl Connection {
     /// POSTs `body` to `path` with `headers`: the status and the body of the answer.
     pub fn post(&mut self, path: &str, headers: &[(&str, &str)], body: &[u8]) -> std::io::Result<(u16, String)> {
         use std::io::Write;
-        let mut request = format!(
-            "POST {path} HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\nContent-Length: {}\r\n",
-            body.len()
-        )
-        .into_bytes();
-        for (k, v) in headers {
-            request.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
-        }
-        request.extend_from_slice(b"\r\n");
+        let mut request = head("POST", path, headers, body.len(), false).into_bytes();
         request.extend_from_slice(body);
         self.0.get_mut().write_all(&request)?;
         read_answer(&mut self.0)

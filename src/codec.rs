@@ -1,15 +1,16 @@
 //! Turns a topic's schema text into an encoder, and a JSON body into the bytes written to Kafka.
 //!
-//! The value is the plain protobuf encoding, the seed's wire format. `Codec` is the one place that
-//! decides the bytes, so a framed format (Glue's or Confluent's header before the protobuf) is a change
-//! here and nowhere else.
+//! The value is the protobuf encoding, framed as the topic's wire format says (src/wire.rs). `Codec` is
+//! the one place that decides the bytes.
 
 use prost::Message;
 use prost_reflect::{DeserializeOptions, DynamicMessage, MessageDescriptor, Value};
 use protox::file::{ChainFileResolver, File, FileResolver, GoogleFileResolver};
 use serde_json::value::RawValue;
 
+use crate::config::{GlueCompression, WireFormat};
 use crate::outcome::Failure;
+use crate::wire::{Frame, VersionId};
 
 /// How deep messages may nest below the top one: protobuf-java's and C++'s decoders stop there, counting
 /// a map's entries as messages (they are on the wire), and prost stops there counting messages only. A
@@ -19,32 +20,36 @@ const MAX_NESTING: usize = 100;
 #[derive(Debug)]
 pub struct Codec {
     message: MessageDescriptor,
+    frame: Frame,
 }
 
-/// Resolves the schema's own file from memory; imports of Google's well-known types come from protox.
-/// The resolver must own its data, so the text is copied once per compile (a cache miss), never per message.
-struct SchemaFile {
-    name: String,
-    text: String,
-}
+/// Resolves the schema's own file and the files it imports (a Confluent registry's references) from
+/// memory; imports of Google's well-known types come from protox. The resolver must own its data, so
+/// the texts are copied once per compile (a cache miss), never per message.
+struct SchemaFiles(Vec<(String, String)>);
 
-impl FileResolver for SchemaFile {
+impl FileResolver for SchemaFiles {
     fn open_file(&self, name: &str) -> Result<File, protox::Error> {
-        if name == self.name {
-            File::from_source(name, &self.text)
-        } else {
-            Err(protox::Error::file_not_found(name))
+        match self.0.iter().find(|(n, _)| n == name) {
+            Some((_, text)) => File::from_source(name, text),
+            None => Err(protox::Error::file_not_found(name)),
         }
     }
 }
 
 impl Codec {
-    /// Compiles `text` (the .proto of schema `schema`) and picks the message to encode: `message_type`
-    /// when given, else the first top-level message in declaration order, as the seed did.
+    /// Compiles `text` (the .proto of schema `schema`, importing `imports`: file name and text) and picks
+    /// the message to encode: `message_type` when given, else the first top-level message in declaration
+    /// order, as the seed did. Its records are plain protobuf until [`Codec::framed`].
     /// A schema that does not compile is the registry owner's fault: 500 with the compiler's location.
-    pub fn compile(schema: &str, text: &str, message_type: Option<&str>) -> Result<Codec, Failure> {
+    pub fn compile(
+        schema: &str,
+        text: &str,
+        imports: &[(String, String)],
+        message_type: Option<&str>,
+    ) -> Result<Codec, Failure> {
         let name = format!("{schema}.proto");
-        let pool = compile_pool(&name, text)
+        let pool = compile_pool(&name, text, imports)
             .map_err(|e| Failure::internal(format!("schema {schema}: does not compile: {e:?}")))?;
         let message = match message_type {
             Some(full_name) => pool.get_message_by_name(full_name).ok_or_else(|| {
@@ -55,7 +60,19 @@ impl Codec {
                 .and_then(|file| file.messages().next())
                 .ok_or_else(|| Failure::internal(format!("schema {schema}: defines no message")))?,
         };
-        Ok(Codec { message })
+        let frame = Frame::new(WireFormat::Plain, GlueCompression::None, None, &message).map_err(Failure::internal)?;
+        Ok(Codec { message, frame })
+    }
+
+    /// This codec writing `format`, naming the schema version `id`.
+    pub fn framed(
+        self,
+        format: WireFormat,
+        compression: GlueCompression,
+        id: Option<&VersionId>,
+    ) -> Result<Codec, Failure> {
+        let frame = Frame::new(format, compression, id, &self.message).map_err(Failure::internal)?;
+        Ok(Codec { frame, ..self })
     }
 
     #[cfg(test)]
@@ -90,7 +107,7 @@ impl Codec {
                 "body: messages nested more than {MAX_NESTING} deep (a map entry counts as one), which protobuf's decoders refuse"
             )));
         }
-        Ok(message.encode_to_vec())
+        Ok(self.frame.wrap(message.encode_to_vec()))
     }
 }
 
@@ -110,9 +127,14 @@ fn levels(value: &Value) -> usize {
     }
 }
 
-fn compile_pool(name: &str, text: &str) -> Result<prost_reflect::DescriptorPool, protox::Error> {
+fn compile_pool(
+    name: &str,
+    text: &str,
+    imports: &[(String, String)],
+) -> Result<prost_reflect::DescriptorPool, protox::Error> {
     let mut resolver = ChainFileResolver::new();
-    resolver.add(SchemaFile { name: name.to_owned(), text: text.to_owned() });
+    let files = std::iter::once((name.to_owned(), text.to_owned())).chain(imports.iter().cloned()).collect();
+    resolver.add(SchemaFiles(files));
     resolver.add(GoogleFileResolver::new());
     let mut compiler = protox::Compiler::with_file_resolver(resolver);
     compiler.open_file(name)?;
@@ -142,7 +164,7 @@ mod tests {
 
     #[test]
     fn seed_sample_encodes_as_plain_protobuf() {
-        let codec = Codec::compile("test-topic", SEED, None).unwrap();
+        let codec = Codec::compile("test-topic", SEED, &[], None).unwrap();
         assert_eq!(codec.message_name(), "events.SampleEvent");
         let bytes = codec.encode(&raw(r#"{"some_message":"test value"}"#)).unwrap();
         // field 1, wire type 2, length 10, then the UTF-8 text: exactly what protobuf-java writes.
@@ -151,7 +173,7 @@ mod tests {
 
     #[test]
     fn unknown_field_and_type_mismatch_are_400_with_the_path() {
-        let codec = Codec::compile("t", SEED, None).unwrap();
+        let codec = Codec::compile("t", SEED, &[], None).unwrap();
         let f = codec.encode(&raw(r#"{"other_key":"1"}"#)).unwrap_err();
         assert_eq!(f.status, 400);
         assert!(f.message.starts_with("body") && f.message.contains("other_key"), "{}", f.message);
@@ -160,7 +182,7 @@ mod tests {
         let nested = r#"syntax = "proto3"; package shop;
             message Order { repeated Item items = 1; }
             message Item { string name = 1; repeated int32 xs = 2; double price = 3; }"#;
-        let codec = Codec::compile("orders", nested, None).unwrap();
+        let codec = Codec::compile("orders", nested, &[], None).unwrap();
         let f = codec.encode(&raw(r#"{"items":[{"price":1.5},{"price":"cheap"}]}"#)).unwrap_err();
         assert!(f.message.starts_with("body.items[1].price: "), "{}", f.message);
         let f = codec.encode(&raw(r#"{"items":[{},{"xs":[1,"x"]}]}"#)).unwrap_err();
@@ -172,28 +194,29 @@ mod tests {
         let text = r#"syntax = "proto3"; package p;
             message Zeta { message Inner { int32 a = 1; } Inner i = 1; }
             message Alpha { int32 b = 1; }"#;
-        assert_eq!(Codec::compile("t", text, None).unwrap().message_name(), "p.Zeta");
-        assert_eq!(Codec::compile("t", text, Some("p.Alpha")).unwrap().message_name(), "p.Alpha");
-        let f = Codec::compile("t", text, Some("p.Missing")).unwrap_err();
+        assert_eq!(Codec::compile("t", text, &[], None).unwrap().message_name(), "p.Zeta");
+        assert_eq!(Codec::compile("t", text, &[], Some("p.Alpha")).unwrap().message_name(), "p.Alpha");
+        let f = Codec::compile("t", text, &[], Some("p.Missing")).unwrap_err();
         assert_eq!(f.status, 500);
         assert!(f.message.contains("has no message p.Missing"), "{}", f.message);
     }
 
     #[test]
     fn broken_schema_is_500_with_the_compiler_location() {
-        let f = Codec::compile("bad", "syntax = \"proto3\";\nmessage A { strin x = 1; }", None).unwrap_err();
+        let f = Codec::compile("bad", "syntax = \"proto3\";\nmessage A { strin x = 1; }", &[], None).unwrap_err();
         assert_eq!(f.status, 500);
         assert!(f.message.starts_with("schema bad: does not compile: "), "{}", f.message);
         assert!(f.message.contains("bad.proto:2:"), "{}", f.message);
-        let f = Codec::compile("empty", "syntax = \"proto3\"; enum E { Z = 0; }", None).unwrap_err();
+        let f = Codec::compile("empty", "syntax = \"proto3\"; enum E { Z = 0; }", &[], None).unwrap_err();
         assert!(f.message.contains("defines no message"), "{}", f.message);
-        let f = Codec::compile("imp", "syntax = \"proto3\"; import \"other.proto\"; message A {}", None).unwrap_err();
+        let f =
+            Codec::compile("imp", "syntax = \"proto3\"; import \"other.proto\"; message A {}", &[], None).unwrap_err();
         assert!(f.message.contains("other.proto"), "{}", f.message);
     }
 
     #[test]
     fn doubles_are_the_nearest_to_the_number_written() {
-        let codec = Codec::compile("d", r#"syntax = "proto3"; message D { double d = 1; }"#, None).unwrap();
+        let codec = Codec::compile("d", r#"syntax = "proto3"; message D { double d = 1; }"#, &[], None).unwrap();
         // serde_json's fast parser was a unit in the last place off for some (the first found by fuzzing).
         let long = format!("{}37", "9".repeat(131));
         for number in [&long, "9.999999999999999e129", "1e130", "1.7976931348623157e308", "2.2250738585072014e-308"] {
@@ -207,7 +230,7 @@ mod tests {
     fn bodies_nested_deeper_than_protobuf_decodes_are_400() {
         let text = r#"syntax = "proto3"; package deep; import "google/protobuf/struct.proto";
             message N { N next = 1; map<string, N> by = 2; google.protobuf.Value any = 3; }"#;
-        let codec = Codec::compile("deep", text, None).unwrap();
+        let codec = Codec::compile("deep", text, &[], None).unwrap();
         let nested = |open: &str, close: &str, n| raw(&format!("{}{{}}{}", open.repeat(n), close.repeat(n)));
         let deepest = nested(r#"{"next":"#, "}", 100);
         let bytes = codec.encode(&deepest).unwrap();
@@ -242,7 +265,7 @@ mod tests {
               google.protobuf.Timestamp at = 5; oneof choice { string text = 6; int32 number = 7; }
               repeated Rich children = 8; uint64 camel_case_field = 9;
             }"#;
-        let codec = Codec::compile("rich", text, None).unwrap();
+        let codec = Codec::compile("rich", text, &[], None).unwrap();
         let json = r#"{"big":"9007199254740993","blob":"AAEC/w==","kind":"BIG","counts":{"a":1},
             "at":"2026-11-22T10:00:00.5Z","number":7,"children":[{"kind":1,"big":-2}],"camelCaseField":5}"#;
         let bytes = codec.encode(&raw(json)).unwrap();

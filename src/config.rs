@@ -55,10 +55,8 @@ pub struct AwsConfig {
 
 #[derive(Clone, PartialEq, Debug)]
 pub struct BackendConfig {
-    /// Glue Schema Registry holding one schema per topic (schema name = topic name).
-    pub registry_name: String,
-    /// Glue endpoint override (also honoured: `AWS_ENDPOINT_URL_GLUE`, `AWS_ENDPOINT_URL`).
-    pub glue_endpoint: Option<String>,
+    /// Where the topics' schemas come from.
+    pub registry: RegistryConfig,
     /// The budget of each wait of a publish: the schema fetch on a cache miss, then the broker's
     /// acknowledgement.
     pub timeout: Duration,
@@ -72,18 +70,101 @@ pub struct BackendConfig {
     pub rules: Rules,
 }
 
-/// How a topic finds its schema (`topics.T`); by default the schema named after the topic, its latest
-/// version, and the schema's first top-level message.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum RegistryConfig {
+    /// An AWS Glue Schema Registry: its name, and an endpoint override (also honoured:
+    /// `AWS_ENDPOINT_URL_GLUE`, `AWS_ENDPOINT_URL`).
+    Glue { name: String, endpoint: Option<String> },
+    /// A registry with Confluent Schema Registry's REST API.
+    Confluent(ConfluentRegistry),
+}
+
+/// `confluent_registry`: a registry with Confluent Schema Registry's REST API (Confluent's, Karapace,
+/// Apicurio's compatible API, Redpanda's).
+#[derive(Deserialize, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ConfluentRegistry {
+    /// Its base URL, `http://` or `https://`.
+    pub url: String,
+    /// HTTP basic authentication (Confluent Cloud: the API key and secret).
+    pub username: Option<String>,
+    pub password: Option<String>,
+    /// A bearer token, instead of basic authentication.
+    pub bearer_token: Option<String>,
+    /// A PEM file of the CA certificates to trust for an `https://` URL, instead of the system's.
+    pub ca_location: Option<String>,
+    /// How a topic's subject is named when `topics.T.schema_name` does not name it.
+    #[serde(default)]
+    pub subject_name_strategy: SubjectNameStrategy,
+}
+
+impl fmt::Debug for ConfluentRegistry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let hidden = |v: &Option<String>| v.as_ref().map(|_| "<redacted>");
+        f.debug_struct("ConfluentRegistry")
+            .field("url", &self.url)
+            .field("username", &self.username)
+            .field("password", &hidden(&self.password))
+            .field("bearer_token", &hidden(&self.bearer_token))
+            .field("ca_location", &self.ca_location)
+            .field("subject_name_strategy", &self.subject_name_strategy)
+            .finish()
+    }
+}
+
+/// Confluent's subject name strategies, named after their Java classes.
+#[derive(Deserialize, Clone, Copy, Default, PartialEq, Eq, Debug)]
+#[serde(rename_all = "snake_case")]
+#[allow(clippy::enum_variant_names)] // Confluent's names
+pub enum SubjectNameStrategy {
+    /// `<topic>-value`
+    #[default]
+    TopicName,
+    /// the message type's full name (`topics.T.message_type`)
+    RecordName,
+    /// `<topic>-<message type's full name>`
+    TopicRecordName,
+}
+
+/// How a topic finds its schema and frames its records (`topics.T`); by default the schema named after
+/// the topic, its latest version, the schema's first top-level message, as plain protobuf.
 #[derive(Deserialize, Clone, Default, PartialEq, Eq, Debug)]
 #[serde(deny_unknown_fields)]
 pub struct TopicSchema {
-    /// The schema in the registry, when it is not named after the topic (several topics may share one).
+    /// The schema (Glue) or subject (Confluent) in the registry, when it is not the one the topic's name
+    /// gives (several topics may share one).
     pub schema_name: Option<String>,
     /// A version number to pin (fetched once, never again), or "latest".
     #[serde(default, deserialize_with = "version")]
     pub schema_version: Option<i64>,
     /// Full name of the message type to encode.
     pub message_type: Option<String>,
+    /// What is written before the protobuf bytes.
+    #[serde(default)]
+    pub wire_format: WireFormat,
+    /// With the `glue` wire format: whether the bytes after its header are compressed.
+    pub glue_compression: Option<GlueCompression>,
+}
+
+/// A record's value: the protobuf bytes alone, or framed as a schema registry's deserializers expect.
+#[derive(Deserialize, Clone, Copy, Default, PartialEq, Eq, Debug)]
+#[serde(rename_all = "snake_case")]
+pub enum WireFormat {
+    /// The message's bytes, as the seed wrote them.
+    #[default]
+    Plain,
+    /// AWS Glue Schema Registry's serializer's format.
+    Glue,
+    /// Confluent's serializer's format.
+    Confluent,
+}
+
+#[derive(Deserialize, Clone, Copy, Default, PartialEq, Eq, Debug)]
+#[serde(rename_all = "snake_case")]
+pub enum GlueCompression {
+    #[default]
+    None,
+    Zlib,
 }
 
 /// `schema_version`: a number from 1, or "latest" (the same as leaving it out).
@@ -113,6 +194,7 @@ struct Raw {
     max_headers: Option<u64>,
     max_headers_bytes: Option<u64>,
     allowed_topics: Option<Vec<String>>,
+    confluent_registry: Option<ConfluentRegistry>,
     #[serde(default)]
     kafka: BTreeMap<String, Value>,
     #[serde(default)]
@@ -124,8 +206,7 @@ struct Raw {
 struct Resolved {
     kafka: BTreeMap<String, String>,
     aws: AwsConfig,
-    registry_name: String,
-    glue_endpoint: Option<String>,
+    registry: RegistryConfig,
     timeout_ms: u64,
     schema_ttl_ms: u64,
     schema_miss_ttl_ms: u64,
@@ -198,17 +279,24 @@ fn resolve(raw: Raw, env: impl Fn(&str) -> Option<String>) -> Result<Resolved, S
         .ok_or("config key bootstrap_servers: missing (set it, or the environment variable KAFKA_BOOTSTRAP_SERVERS)")?;
     kafka.insert("bootstrap.servers".into(), bootstrap);
 
-    let registry_name = raw
-        .registry_name
-        .or_else(|| env(&["GLUE_REGISTRY_NAME"]))
-        .filter(|r| !r.trim().is_empty())
-        .ok_or("config key registry_name: missing (set it, or the environment variable GLUE_REGISTRY_NAME)")?;
+    let registry = match (raw.confluent_registry, raw.registry_name, raw.glue_endpoint) {
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+            return Err("config keys confluent_registry and registry_name/glue_endpoint: set only one registry".into())
+        }
+        (Some(confluent), None, None) => RegistryConfig::Confluent(confluent),
+        (None, name, endpoint) => RegistryConfig::Glue {
+            name: name.or_else(|| env(&["GLUE_REGISTRY_NAME"])).filter(|r| !r.trim().is_empty()).ok_or(
+                "config key registry_name: missing (set it, or the environment variable GLUE_REGISTRY_NAME, or \
+                 confluent_registry)",
+            )?,
+            endpoint,
+        },
+    };
 
     Ok(Resolved {
         kafka,
         aws: AwsConfig { region: raw.region.or_else(|| env(&["REGION", "AWS_REGION"])), role_arn: raw.aws_role_arn },
-        registry_name,
-        glue_endpoint: raw.glue_endpoint,
+        registry,
         timeout_ms: raw.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS),
         schema_ttl_ms: raw.schema_ttl_ms.unwrap_or(DEFAULT_SCHEMA_TTL_MS),
         schema_miss_ttl_ms: raw.schema_miss_ttl_ms.unwrap_or(DEFAULT_SCHEMA_MISS_TTL_MS),
@@ -238,6 +326,10 @@ fn policy(resolved: Resolved) -> Result<Config, String> {
         n => usize::try_from(n).map_err(|_| format!("config key {key}: too large for this machine")),
     };
     let max_body_bytes = limit("max_body_bytes", resolved.max_body_bytes)?;
+    check_registry(&resolved.registry)?;
+    for (topic, schema) in &resolved.topics {
+        check_topic_schema(topic, schema, &resolved.registry)?;
+    }
 
     // A 200 promises that every in-sync replica has the record, exactly once: these two stay on.
     match kafka.get("enable.idempotence").map(String::as_str) {
@@ -277,8 +369,7 @@ fn policy(resolved: Resolved) -> Result<Config, String> {
         producer: ProducerConfig { kafka, msk_iam },
         aws: resolved.aws,
         backend: BackendConfig {
-            registry_name: resolved.registry_name,
-            glue_endpoint: resolved.glue_endpoint,
+            registry: resolved.registry,
             timeout,
             schema_ttl: positive("schema_ttl_ms", resolved.schema_ttl_ms)?,
             schema_miss_ttl: positive("schema_miss_ttl_ms", resolved.schema_miss_ttl_ms)?,
@@ -293,6 +384,40 @@ fn policy(resolved: Resolved) -> Result<Config, String> {
             },
         },
     })
+}
+
+fn check_registry(registry: &RegistryConfig) -> Result<(), String> {
+    let RegistryConfig::Confluent(c) = registry else { return Ok(()) };
+    if !(c.url.starts_with("http://") || c.url.starts_with("https://")) {
+        return Err(format!("config key confluent_registry.url: an http:// or https:// URL, not {:?}", c.url));
+    }
+    if c.bearer_token.is_some() && (c.username.is_some() || c.password.is_some()) {
+        return Err("config key confluent_registry.bearer_token: set it or username and password, not both".into());
+    }
+    if c.username.is_some() != c.password.is_some() {
+        return Err("config keys confluent_registry.username and password: set both or neither".into());
+    }
+    Ok(())
+}
+
+/// A framed format names the registry's id of the schema: it must be the registry the backend reads.
+fn check_topic_schema(topic: &str, schema: &TopicSchema, registry: &RegistryConfig) -> Result<(), String> {
+    let key = format!("config key topics.{topic}");
+    match (schema.wire_format, registry) {
+        (WireFormat::Glue, RegistryConfig::Confluent(_)) => {
+            return Err(format!(
+                "{key}.wire_format: glue needs a Glue registry (registry_name), not confluent_registry"
+            ))
+        }
+        (WireFormat::Confluent, RegistryConfig::Glue { .. }) => {
+            return Err(format!("{key}.wire_format: confluent needs confluent_registry"))
+        }
+        _ => {}
+    }
+    if schema.glue_compression.is_some() && schema.wire_format != WireFormat::Glue {
+        return Err(format!("{key}.glue_compression: only with wire_format glue"));
+    }
+    Ok(())
 }
 
 /// Whether a librdkafka property holds a secret that must never be printed.
@@ -371,7 +496,7 @@ mod tests {
         ]);
         let r = resolve(Raw::default(), env).unwrap();
         assert_eq!(r.kafka["bootstrap.servers"], "seed:9092");
-        assert_eq!(r.registry_name, "reg");
+        assert_eq!(r.registry, RegistryConfig::Glue { name: "reg".into(), endpoint: None });
         assert_eq!(r.aws.region.as_deref(), Some("eu-central-1"));
     }
 
@@ -387,7 +512,8 @@ mod tests {
         assert_eq!(r.kafka["bootstrap.servers"], "right:2");
         assert_eq!(r.aws.region.as_deref(), Some("us-east-1"));
         let r = resolve(parse(FULL.as_bytes()).unwrap(), &env).unwrap();
-        assert_eq!((r.kafka["bootstrap.servers"].as_str(), r.registry_name.as_str()), ("b:9092", "r"));
+        assert_eq!(r.kafka["bootstrap.servers"], "b:9092");
+        assert_eq!(r.registry, RegistryConfig::Glue { name: "r".into(), endpoint: None });
     }
 
     #[test]
@@ -408,8 +534,11 @@ mod tests {
         assert_eq!(r.kafka["compression.type"], "lz4");
         assert_eq!(r.kafka["enable.ssl.certificate.verification"], "false");
         let orders = TopicSchema { message_type: Some("shop.Order".into()), ..TopicSchema::default() };
-        let audit =
-            TopicSchema { schema_name: Some("shared-events".into()), schema_version: Some(3), message_type: None };
+        let audit = TopicSchema {
+            schema_name: Some("shared-events".into()),
+            schema_version: Some(3),
+            ..TopicSchema::default()
+        };
         assert_eq!(r.topics["orders"], orders);
         assert_eq!(r.topics["audit"], audit);
         assert_eq!(
@@ -542,10 +671,70 @@ mod tests {
     }
 
     #[test]
+    fn a_confluent_registry_replaces_glue_and_frames_only_its_own_format() {
+        let confluent = |rest: &str| {
+            Config::parse(
+                format!(r#"{{"bootstrap_servers":"b","confluent_registry":{{"url":"https://sr:8081"}}{rest}}}"#)
+                    .as_bytes(),
+                |_| None,
+            )
+        };
+        let c = confluent(r#","topics":{"t":{"wire_format":"confluent"}}"#).unwrap();
+        let RegistryConfig::Confluent(registry) = &c.backend.registry else { panic!("{:?}", c.backend.registry) };
+        assert_eq!(
+            (registry.url.as_str(), registry.subject_name_strategy),
+            ("https://sr:8081", SubjectNameStrategy::TopicName)
+        );
+        assert_eq!(c.backend.topics["t"].wire_format, WireFormat::Confluent);
+        let glue = Config::parse(
+            br#"{"bootstrap_servers":"b","registry_name":"r","topics":{"t":{"wire_format":"glue","glue_compression":"zlib"}}}"#,
+            |_| None,
+        )
+        .unwrap();
+        assert_eq!(glue.backend.topics["t"].glue_compression, Some(GlueCompression::Zlib));
+
+        let cases = [
+            (confluent(r#","registry_name":"r""#), "set only one registry"),
+            (confluent(r#","topics":{"t":{"wire_format":"glue"}}"#), "topics.t.wire_format: glue needs a Glue registry"),
+            (confluent(r#","topics":{"t":{"glue_compression":"zlib"}}"#), "topics.t.glue_compression: only with wire_format glue"),
+            (confluent(r#","topics":{"t":{"wire_format":"avro"}}"#), "topics.t.wire_format: unknown variant `avro`"),
+            (
+                Config::parse(br#"{"bootstrap_servers":"b","registry_name":"r","topics":{"t":{"wire_format":"confluent"}}}"#, |_| None),
+                "topics.t.wire_format: confluent needs confluent_registry",
+            ),
+            (
+                Config::parse(br#"{"bootstrap_servers":"b","confluent_registry":{"url":"sr:8081"}}"#, |_| None),
+                "confluent_registry.url: an http:// or https:// URL",
+            ),
+            (
+                Config::parse(br#"{"bootstrap_servers":"b","confluent_registry":{"url":"http://sr","username":"u"}}"#, |_| None),
+                "username and password: set both or neither",
+            ),
+            (
+                Config::parse(
+                    br#"{"bootstrap_servers":"b","confluent_registry":{"url":"http://sr","username":"u","password":"p","bearer_token":"t"}}"#,
+                    |_| None,
+                ),
+                "bearer_token: set it or username and password, not both",
+            ),
+        ];
+        for (result, expected) in cases {
+            let err = result.unwrap_err();
+            assert!(err.contains(expected), "{err:?} should contain {expected:?}");
+        }
+    }
+
+    #[test]
     fn debug_redacts_secrets() {
         let json = r#"{"bootstrap_servers":"b","registry_name":"r","kafka":{"sasl.password":"hunter2","ssl.key.password":"k","sasl.username":"u"}}"#;
         let dump = format!("{:?}", Config::parse(json.as_bytes(), |_| None).unwrap());
         assert!(!dump.contains("hunter2") && !dump.contains("\"k\""), "{dump}");
         assert!(dump.contains("sasl.username") && dump.contains("\"u\""), "{dump}");
+        let json =
+            r#"{"bootstrap_servers":"b","confluent_registry":{"url":"http://sr","username":"u","password":"hunter2"}}"#;
+        let dump = format!("{:?}", Config::parse(json.as_bytes(), |_| None).unwrap());
+        assert!(!dump.contains("hunter2") && dump.contains("<redacted>"), "{dump}");
+        let json = r#"{"bootstrap_servers":"b","confluent_registry":{"url":"http://sr","bearer_token":"hunter2"}}"#;
+        assert!(!format!("{:?}", Config::parse(json.as_bytes(), |_| None).unwrap()).contains("hunter2"));
     }
 }

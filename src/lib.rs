@@ -11,6 +11,7 @@ mod backend;
 mod cluster;
 mod codec;
 mod config;
+mod confluent;
 mod deadline;
 pub mod ffi;
 mod log;
@@ -22,6 +23,7 @@ mod registry;
 mod request;
 mod runtime;
 mod strict;
+mod wire;
 
 pub use codec::Codec;
 pub use config::Config;

@@ -10,19 +10,20 @@ use aws_config::{BehaviorVersion, Region};
 use aws_credential_types::provider::SharedCredentialsProvider;
 
 use crate::codec::Codec;
-use crate::config::{AwsConfig, Config};
+use crate::config::{AwsConfig, Config, RegistryConfig};
+use crate::confluent::Confluent;
 use crate::deadline::Deadlines;
 use crate::log::log;
 use crate::outcome::{Answer, Failure, Outcome};
 use crate::producer::{MskIam, Producer};
-use crate::registry::{CallBudget, Glue, SchemaCache};
+use crate::registry::{CallBudget, Glue, Registry, SchemaCache};
 use crate::request::{Request, Rules};
 use crate::runtime;
 
 pub struct Publisher {
     producer: Arc<Producer>,
     deadlines: Arc<Deadlines>,
-    schemas: Arc<SchemaCache<Glue>>,
+    schemas: Arc<SchemaCache<Registry>>,
     timeout: Duration,
     rules: Rules,
     /// Whether a caller's wait shorter than the budget was logged.
@@ -44,23 +45,43 @@ impl Publisher {
     pub fn open(config: Config) -> Result<Publisher, Unopened> {
         let Config { producer, aws: aws_settings, backend } = config;
         runtime::with_signals_blocked(|| {
-            let aws =
-                runtime::runtime().block_on(aws_config(&aws_settings, backend.timeout)).map_err(Unopened::NotYet)?;
-            let mut glue = aws_sdk_glue::config::Builder::from(&aws);
-            if let Some(endpoint) = &backend.glue_endpoint {
-                glue = glue.endpoint_url(endpoint);
-            }
-            let glue = aws_sdk_glue::Client::from_conf(glue.build());
-            let msk_iam = match (producer.msk_iam, aws.credentials_provider(), aws.region()) {
-                (false, _, _) => None,
-                (true, Some(credentials), Some(region)) => Some(MskIam { credentials, region: region.to_string() }),
-                (true, _, _) => return Err(Unopened::NotYet("AWS_MSK_IAM: no AWS credential chain or region".into())),
+            // Glue and MSK IAM need the AWS settings; a backend with neither needs no AWS at all.
+            let glue = matches!(backend.registry, RegistryConfig::Glue { .. });
+            let aws = match glue || producer.msk_iam {
+                true => Some(
+                    runtime::runtime()
+                        .block_on(aws_config(&aws_settings, backend.timeout))
+                        .map_err(Unopened::NotYet)?,
+                ),
+                false => None,
             };
+            let registry = match (backend.registry, &aws) {
+                (RegistryConfig::Glue { name, endpoint }, Some(aws)) => {
+                    let mut glue = aws_sdk_glue::config::Builder::from(aws);
+                    if let Some(endpoint) = endpoint {
+                        glue = glue.endpoint_url(endpoint);
+                    }
+                    Registry::Glue(Glue::new(aws_sdk_glue::Client::from_conf(glue.build()), name))
+                }
+                (RegistryConfig::Glue { .. }, None) => unreachable!("the AWS settings are loaded for Glue"),
+                // As for Glue's client: a second behind the caller's own timer (see aws_config).
+                (RegistryConfig::Confluent(c), _) => Registry::Confluent(
+                    Confluent::new(&c, backend.timeout + Duration::from_secs(1)).map_err(Unopened::Refused)?,
+                ),
+            };
+            let msk_iam =
+                match (producer.msk_iam, aws.as_ref().and_then(|a| Some((a.credentials_provider()?, a.region()?)))) {
+                    (false, _) => None,
+                    (true, Some((credentials, region))) => Some(MskIam { credentials, region: region.to_string() }),
+                    (true, None) => {
+                        return Err(Unopened::NotYet("AWS_MSK_IAM: no AWS credential chain or region".into()))
+                    }
+                };
             // The AWS settings sign an MSK IAM producer's tokens, so they are part of what it is.
             let key = (producer.clone(), msk_iam.is_some().then_some(aws_settings));
             let producer = Producer::shared(key, || Producer::new(&producer, msk_iam)).map_err(Unopened::Refused)?;
             let schemas = Arc::new(SchemaCache::new(
-                Glue::new(glue, backend.registry_name),
+                registry,
                 backend.topics,
                 backend.schema_ttl,
                 backend.schema_miss_ttl,

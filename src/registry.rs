@@ -1,9 +1,10 @@
-//! Topic schemas from the AWS Glue Schema Registry, compiled once and cached per topic.
+//! Topic schemas from a schema registry (AWS Glue, or one with Confluent's API: src/confluent.rs),
+//! compiled once and cached per topic.
 //!
-//! Reads take no lock. A miss takes the topic's own async mutex, so concurrent requests for a cold topic
-//! make ONE Glue call (`GetSchemaVersion`, latest version) and share its result. A topic seen before never
-//! waits for Glue: its last schema is used while the next one is fetched in the background, and is kept
-//! while Glue cannot be read.
+//! Reads take a read lock. A miss takes the topic's own async mutex, so concurrent requests for a cold
+//! topic make ONE registry call (its latest or pinned version) and share its result. A topic seen before
+//! never waits for the registry: its last schema is used while the next one is fetched in the background,
+//! and is kept while the registry cannot be read.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -19,15 +20,21 @@ use aws_sdk_glue::types::{DataFormat, SchemaId, SchemaVersionNumber};
 
 use crate::codec::Codec;
 use crate::config::TopicSchema;
+use crate::confluent::Confluent;
 use crate::log;
 use crate::outcome::Failure;
 use crate::runtime;
+use crate::wire::VersionId;
 
 /// A schema version as the registry holds it.
 #[derive(Debug, Clone)]
 pub struct SchemaText {
     pub definition: String,
     pub data_format: String,
+    /// The registry's id of this version, which the framed wire formats name.
+    pub id: Option<VersionId>,
+    /// The files it imports that the registry holds: the name it imports each by, and its text.
+    pub imports: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -38,10 +45,38 @@ pub enum FetchError {
     Unavailable(String),
 }
 
-/// Where schemas come from: Glue in production, a fake in the cache's unit tests. `version`: a pinned
-/// version number, or `None` for the latest.
+/// Where schemas come from: a registry in production, a fake in the cache's unit tests.
 pub trait SchemaSource: Send + Sync + 'static {
+    /// The schema `topic`'s records are written with: `topics.T.schema_name`, else the topic's name; an
+    /// error when the configuration cannot name one.
+    fn schema_name(&self, topic: &str, wanted: Option<&TopicSchema>) -> Result<String, String> {
+        Ok(wanted.and_then(|t| t.schema_name.clone()).unwrap_or_else(|| topic.to_owned()))
+    }
+
+    /// The schema's `version`: a pinned version number, or `None` for the latest.
     fn fetch(&self, schema: &str, version: Option<i64>) -> impl Future<Output = Result<SchemaText, FetchError>> + Send;
+}
+
+/// The registry a backend reads.
+pub enum Registry {
+    Glue(Glue),
+    Confluent(Confluent),
+}
+
+impl SchemaSource for Registry {
+    fn schema_name(&self, topic: &str, wanted: Option<&TopicSchema>) -> Result<String, String> {
+        match self {
+            Registry::Glue(glue) => glue.schema_name(topic, wanted),
+            Registry::Confluent(confluent) => confluent.schema_name(topic, wanted),
+        }
+    }
+
+    async fn fetch(&self, schema: &str, version: Option<i64>) -> Result<SchemaText, FetchError> {
+        match self {
+            Registry::Glue(glue) => glue.fetch(schema, version).await,
+            Registry::Confluent(confluent) => confluent.fetch(schema, version).await,
+        }
+    }
 }
 
 pub struct Glue {
@@ -67,6 +102,11 @@ impl SchemaSource for Glue {
             Ok(out) => Ok(SchemaText {
                 definition: out.schema_definition().unwrap_or_default().to_owned(),
                 data_format: out.data_format().map_or("unknown", DataFormat::as_str).to_owned(),
+                id: out
+                    .schema_version_id()
+                    .and_then(|id| uuid::Uuid::parse_str(id).ok())
+                    .map(|id| VersionId::Glue(id.into_bytes())),
+                imports: Vec::new(),
             }),
             Err(SdkError::ServiceError(e)) if matches!(e.err(), GetSchemaVersionError::EntityNotFoundException(_)) => {
                 Err(FetchError::NotFound(match version {
@@ -233,7 +273,15 @@ impl<S: SchemaSource> SchemaCache<S> {
             return e.value.clone();
         }
         let wanted = self.topics.get(topic);
-        let schema = wanted.and_then(|t| t.schema_name.as_deref()).unwrap_or(topic);
+        let schema = match self.source.schema_name(topic, wanted) {
+            Ok(schema) => schema,
+            Err(e) => {
+                let value = Err(Failure::internal(e));
+                slot.entry.store(Some(Arc::new(Entry { value: value.clone(), expires: Instant::now() + FOREVER })));
+                return value;
+            }
+        };
+        let schema = schema.as_str();
         let pinned = wanted.and_then(|t| t.schema_version);
         let fetched = match self.calls.take() {
             true => self.source.fetch(schema, pinned).await,
@@ -250,7 +298,17 @@ impl<S: SchemaSource> SchemaCache<S> {
                 ttl,
             ),
             Ok(text) => {
-                let codec = Codec::compile(schema, &text.definition, wanted.and_then(|t| t.message_type.as_deref()));
+                let codec = Codec::compile(
+                    schema,
+                    &text.definition,
+                    &text.imports,
+                    wanted.and_then(|t| t.message_type.as_deref()),
+                )
+                .and_then(|codec| {
+                    let format = wanted.map(|t| (t.wire_format, t.glue_compression.unwrap_or_default()));
+                    let (format, compression) = format.unwrap_or_default();
+                    codec.framed(format, compression, text.id.as_ref())
+                });
                 (codec.map(Arc::new), ttl)
             }
             Err(FetchError::NotFound(message)) => (Err(Failure::not_found(message)), self.miss_ttl),
@@ -301,7 +359,12 @@ mod tests {
 
     impl FakeRegistry {
         fn answer(&self, a: Result<(&str, &str), FetchError>) {
-            let a = a.map(|(format, text)| SchemaText { definition: text.into(), data_format: format.into() });
+            let a = a.map(|(format, text)| SchemaText {
+                definition: text.into(),
+                data_format: format.into(),
+                id: None,
+                imports: Vec::new(),
+            });
             *self.answer.lock().unwrap() = Some(a);
         }
         fn calls(&self) -> usize {

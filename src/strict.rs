@@ -250,7 +250,7 @@ mod tests {
         }"#;
 
     fn check_rich(body: &str) -> Result<(), String> {
-        check(&Codec::compile("t", RICH, Some("t.E")).unwrap().descriptor(), body)
+        check(&Codec::compile("t", RICH, &[], Some("t.E")).unwrap().descriptor(), body)
     }
 
     #[test]
@@ -306,7 +306,7 @@ mod tests {
         let closed = r#"syntax = "proto2"; package t;
             enum Closed { A = 1; B = 2; }
             message M { optional Closed e = 1; repeated Closed es = 2; map<string, Closed> em = 3; }"#;
-        let closed = Codec::compile("t", closed, Some("t.M")).unwrap().descriptor();
+        let closed = Codec::compile("t", closed, &[], Some("t.M")).unwrap().descriptor();
         assert_eq!(check(&closed, r#"{"e":1,"es":["A",2],"em":{"k":"B"}}"#), Ok(()));
         for (body, expected) in [
             (r#"{"e":7}"#, "body.e: 7 is not a value of the closed enum t.Closed"),
@@ -316,7 +316,7 @@ mod tests {
             assert_eq!(check(&closed, body), Err(expected.to_owned()), "{body}");
         }
         let open = r#"syntax = "proto3"; package t; enum Open { Z = 0; } message M { Open e = 1; }"#;
-        let open = Codec::compile("t", open, Some("t.M")).unwrap().descriptor();
+        let open = Codec::compile("t", open, &[], Some("t.M")).unwrap().descriptor();
         assert_eq!(check(&open, r#"{"e":7}"#), Ok(()), "proto3 keeps unknown numbers, as protobuf-java does");
     }
 

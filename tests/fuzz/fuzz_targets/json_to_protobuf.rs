@@ -25,7 +25,7 @@ impl Schema {
     fn compile(name: &str, message: &str) -> Schema {
         let file = format!("{name}.proto");
         let text = std::fs::read_to_string(format!("{SCHEMAS}/{file}")).expect("the schema is readable");
-        let codec = Codec::compile(name, &text, Some(message)).expect("the schema compiles in the codec");
+        let codec = Codec::compile(name, &text, &[], Some(message)).expect("the schema compiles in the codec");
         let mut compiler = protox::Compiler::new([SCHEMAS]).expect("the schemas' folder exists");
         compiler.open_file(&file).expect("the schema compiles in protox");
         let message = compiler.descriptor_pool().get_message_by_name(message).expect("the schema has the message");

@@ -1,0 +1,193 @@
+// AWS's own Glue Schema Registry serde (software.amazon.glue:schema-registry-serde) on the command line, the
+// reference the tests hold krakend-kafka's `glue` wire format to.
+//
+//   GlueHarness serialize --registry R --schema NAME --type TYPE --json JSON --uuid UUID [--compression none|zlib]
+//       the record AWS's serializer writes for the message (JSON, by protobuf-java's JsonFormat) of TYPE in the
+//       schema's latest version, naming schema version UUID; as hex on stdout
+//   GlueHarness deserialize
+//       reads records (hex, one per line) from stdin and deserializes each with GlueSchemaRegistryKafkaDeserializer
+//       as a DynamicMessage: prints its full type name, a tab, and the message as JSON
+//
+// Environment: AWS_REGION, KK_GLUE_ENDPOINT (the Glue emulator), AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.
+package krakendkafka.test;
+
+import com.amazonaws.services.schemaregistry.deserializers.GlueSchemaRegistryKafkaDeserializer;
+import com.amazonaws.services.schemaregistry.deserializers.protobuf.ProtobufSchemaParser;
+import com.amazonaws.services.schemaregistry.serializers.GlueSchemaRegistrySerializationFacade;
+import com.amazonaws.services.schemaregistry.serializers.protobuf.MessageIndexFinder;
+import com.amazonaws.services.schemaregistry.utils.AWSSchemaRegistryConstants;
+import com.amazonaws.services.schemaregistry.utils.ProtobufMessageType;
+import com.google.protobuf.Descriptors;
+import com.google.protobuf.DynamicMessage;
+import com.google.protobuf.Message;
+import com.google.protobuf.util.JsonFormat;
+import software.amazon.awssdk.auth.credentials.DefaultCredentialsProvider;
+import software.amazon.awssdk.regions.Region;
+import software.amazon.awssdk.services.glue.GlueClient;
+import software.amazon.awssdk.services.glue.model.DataFormat;
+import software.amazon.awssdk.services.glue.model.GetSchemaVersionResponse;
+import software.amazon.awssdk.services.glue.model.SchemaId;
+import software.amazon.awssdk.services.glue.model.SchemaVersionNumber;
+
+import java.net.URI;
+import java.nio.charset.StandardCharsets;
+import java.util.HashMap;
+import java.util.HexFormat;
+import java.util.List;
+import java.util.Map;
+import java.util.UUID;
+
+public final class GlueHarness {
+    private static final HexFormat HEX = HexFormat.of();
+
+    public static void main(String[] argv) throws Exception {
+        System.setProperty("org.slf4j.simpleLogger.defaultLogLevel",
+            System.getProperty("org.slf4j.simpleLogger.defaultLogLevel", "warn"));
+        System.setProperty("org.slf4j.simpleLogger.logFile", "System.err");
+        if (argv.length == 0) {
+            usage();
+        }
+        Args a = new Args(argv);
+        try {
+            switch (argv[0]) {
+                case "serialize": serialize(a); break;
+                case "deserialize": deserialize(a); break;
+                default: usage();
+            }
+        } catch (Exception e) {
+            System.err.println("glue-harness: " + e);
+            for (Throwable c = e.getCause(); c != null; c = c.getCause()) {
+                System.err.println("  caused by: " + c);
+            }
+            System.exit(1);
+        }
+    }
+
+    private static void usage() {
+        System.err.println("usage: GlueHarness serialize --registry R --schema N --type T --json J --uuid U"
+            + " [--compression none|zlib] | deserialize");
+        System.exit(2);
+    }
+
+    // ---- configuration -------------------------------------------------------------------------
+
+    private static String region(Args a) {
+        return a.opt("--region", envOr("AWS_REGION", envOr("AWS_DEFAULT_REGION", "eu-central-1")));
+    }
+
+    private static String endpoint(Args a) {
+        return a.opt("--endpoint", envOr("KK_GLUE_ENDPOINT", System.getenv("AWS_ENDPOINT_URL_GLUE")));
+    }
+
+    private static String envOr(String name, String dflt) {
+        String v = System.getenv(name);
+        return v == null || v.isEmpty() ? dflt : v;
+    }
+
+    /** The serde's configuration map; the keys are AWSSchemaRegistryConstants'. */
+    private static Map<String, Object> serdeConfig(Args a) {
+        Map<String, Object> c = new HashMap<>();
+        c.put(AWSSchemaRegistryConstants.AWS_REGION, region(a));                       // "region"
+        String ep = endpoint(a);
+        if (ep != null) {
+            c.put(AWSSchemaRegistryConstants.AWS_ENDPOINT, ep);                        // "endpoint"
+        }
+        if (a.opt("--registry", null) != null) {
+            c.put(AWSSchemaRegistryConstants.REGISTRY_NAME, a.opt("--registry", null)); // "registry.name"
+        }
+        if (a.opt("--schema", null) != null) {
+            c.put(AWSSchemaRegistryConstants.SCHEMA_NAME, a.opt("--schema", null));    // "schemaName"
+        }
+        c.put(AWSSchemaRegistryConstants.DATA_FORMAT, DataFormat.PROTOBUF.name());     // "dataFormat"
+        c.put(AWSSchemaRegistryConstants.COMPRESSION_TYPE,                            // "compression": NONE|ZLIB
+            a.opt("--compression", "none").toUpperCase());
+        c.put(AWSSchemaRegistryConstants.PROTOBUF_MESSAGE_TYPE,                       // "protobufMessageType"
+            ProtobufMessageType.DYNAMIC_MESSAGE.getName());
+        return c;
+    }
+
+    private static GlueClient glue(Args a) {
+        var b = GlueClient.builder().region(Region.of(region(a)))
+            .credentialsProvider(DefaultCredentialsProvider.create());
+        String ep = endpoint(a);
+        if (ep != null) {
+            b.endpointOverride(URI.create(ep));
+        }
+        return b.build();
+    }
+
+    // ---- serialize -----------------------------------------------------------------------------
+
+    private static void serialize(Args a) throws Exception {
+        String registry = a.req("--registry");
+        String schemaName = a.req("--schema");
+        String definition;
+        try (GlueClient g = glue(a)) {
+            GetSchemaVersionResponse v = g.getSchemaVersion(r -> r
+                .schemaId(SchemaId.builder().registryName(registry).schemaName(schemaName).build())
+                .schemaVersionNumber(SchemaVersionNumber.builder().latestVersion(true).build()));
+            definition = v.schemaDefinition();
+        }
+        // The parser AWS's deserializer uses, so the descriptors (map entries included) are the ones it sees.
+        Descriptors.FileDescriptor file = ProtobufSchemaParser.parse(definition, schemaName + ".proto");
+        Descriptors.Descriptor type = null;
+        for (Descriptors.Descriptor d : new MessageIndexFinder().getAll(file).keySet()) {
+            if (d.getFullName().equals(a.req("--type"))) {
+                type = d;
+            }
+        }
+        if (type == null) {
+            throw new IllegalArgumentException("no message type " + a.req("--type") + " in the schema");
+        }
+        DynamicMessage.Builder builder = DynamicMessage.newBuilder(type);
+        JsonFormat.parser().merge(a.req("--json"), builder);
+        GlueSchemaRegistrySerializationFacade facade = GlueSchemaRegistrySerializationFacade.builder()
+            .configs(serdeConfig(a)).credentialProvider(DefaultCredentialsProvider.create()).build();
+        byte[] record = facade.serialize(DataFormat.PROTOBUF, builder.build(), UUID.fromString(a.req("--uuid")));
+        System.out.println(HEX.formatHex(record));
+    }
+
+    // ---- deserialize ---------------------------------------------------------------------------
+
+    private static void deserialize(Args a) throws Exception {
+        String text = new String(System.in.readAllBytes(), StandardCharsets.US_ASCII);
+        JsonFormat.Printer printer = JsonFormat.printer().omittingInsignificantWhitespace();
+        try (var de = new GlueSchemaRegistryKafkaDeserializer(DefaultCredentialsProvider.create(), serdeConfig(a))) {
+            for (String line : text.split("\n")) {
+                if (line.isBlank()) {
+                    continue;
+                }
+                Message m = (Message) de.deserialize("krakend-kafka", HEX.parseHex(line.strip()));
+                System.out.println(m.getDescriptorForType().getFullName() + "\t" + printer.print(m));
+            }
+        }
+    }
+
+    // ---- arguments -----------------------------------------------------------------------------
+
+    private static final class Args {
+        private final Map<String, String> opts = new HashMap<>();
+
+        Args(String[] argv) {
+            for (int i = 1; i < argv.length; i++) {
+                String s = argv[i];
+                if (s.startsWith("--") && s.length() > 2) {
+                    if (i + 1 < argv.length) {
+                        opts.put(s, argv[++i]);
+                    } else {
+                        throw new IllegalArgumentException(s + " needs a value");
+                    }
+                } else {
+                    throw new IllegalArgumentException("unexpected argument " + s);
+                }
+            }
+        }
+
+        String opt(String k, String dflt) { return opts.getOrDefault(k, dflt); }
+        String req(String k) {
+            String v = opts.get(k);
+            if (v == null) throw new IllegalArgumentException(k + " is required");
+            return v;
+        }
+    }
+}

@@ -35,7 +35,7 @@ python3 - "$work/rootfs/etc/krakend/krakend.json" <<'PY'
 import json, sys
 path = sys.argv[1]
 cfg = json.load(open(path))
-cfg.update(listen_ip="127.0.0.1", port=18081)
+cfg.update(listen_ip="127.0.0.1", port=18180)
 json.dump(cfg, open(path, "w"))
 PY
 "$root/tests/services/services.sh" example test
@@ -46,12 +46,12 @@ env -i SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt KAFKA_BOOTSTRAP_SERVERS=
   AWS_ACCESS_KEY_ID="$AWS_ACCESS_KEY_ID" AWS_SECRET_ACCESS_KEY="$AWS_SECRET_ACCESS_KEY" \
   "$(command -v chroot)" --userspec="$user" "$work/rootfs" $entrypoint /etc/krakend/krakend.json >"$log" 2>&1 &
 gateway=$!
-for ((i = 0; i < 120; i++)); do curl -sf http://127.0.0.1:18081/__health >/dev/null && break; sleep 0.25; done
+for ((i = 0; i < 120; i++)); do curl -sf http://127.0.0.1:18180/__health >/dev/null && break; sleep 0.25; done
 grep -q "Total plugins loaded: 1" "$log" || { echo "the image's krakend did not load the plugin" >&2; cat "$log" >&2; exit 1; }
 [[ $(ps -o uid= -p "$(pgrep -P $gateway || echo $gateway)" | tr -d ' ') == 1000 ]] || { echo "not running as uid 1000" >&2; exit 1; }
 
 message="from the image $(date +%s%N)"
-answer=$(curl -s -w ' %{http_code}' http://127.0.0.1:18081/v1/event/example-events -H 'Message-Key: image-test' \
+answer=$(curl -s -w ' %{http_code}' http://127.0.0.1:18180/v1/event/example-events -H 'Message-Key: image-test' \
   -H 'Message-Headers: origin=image' -d "{\"some_message\":\"$message\"}")
 echo "answer: $answer"
 [[ $answer == *'"statusCode":"200"'*' 200' ]] || { cat "$log" >&2; exit 1; }

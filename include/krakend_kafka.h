@@ -56,6 +56,12 @@ typedef struct {
    */
   kk_bytes headers;
   /*
+   The W3C trace context headers `traceparent` and `tracestate` (repeated ones joined with `,`); empty:
+   none.
+   */
+  kk_bytes traceparent;
+  kk_bytes tracestate;
+  /*
    The body, a JSON object, as far as it was read.
    */
   kk_bytes body;

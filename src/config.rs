@@ -194,6 +194,7 @@ struct Raw {
     max_headers: Option<u64>,
     max_headers_bytes: Option<u64>,
     allowed_topics: Option<Vec<String>>,
+    propagate_trace: Option<bool>,
     confluent_registry: Option<ConfluentRegistry>,
     #[serde(default)]
     kafka: BTreeMap<String, Value>,
@@ -216,6 +217,7 @@ struct Resolved {
     max_headers: u64,
     max_headers_bytes: u64,
     allowed_topics: Option<Vec<String>>,
+    propagate_trace: bool,
     topics: HashMap<String, TopicSchema>,
 }
 
@@ -305,6 +307,7 @@ fn resolve(raw: Raw, env: impl Fn(&str) -> Option<String>) -> Result<Resolved, S
         max_key_bytes: raw.max_key_bytes.unwrap_or(DEFAULT_MAX_KEY_BYTES),
         max_headers: raw.max_headers.unwrap_or(DEFAULT_MAX_HEADERS),
         max_headers_bytes: raw.max_headers_bytes.unwrap_or(DEFAULT_MAX_HEADERS_BYTES),
+        propagate_trace: raw.propagate_trace.unwrap_or(true),
         allowed_topics: raw.allowed_topics,
         topics: raw.topics,
     })
@@ -381,6 +384,7 @@ fn policy(resolved: Resolved) -> Result<Config, String> {
                 max_headers: limit("max_headers", resolved.max_headers)?,
                 max_headers_bytes: limit("max_headers_bytes", resolved.max_headers_bytes)?,
                 allowed: resolved.allowed_topics.map(AllowList::new).transpose()?,
+                propagate_trace: resolved.propagate_trace,
             },
         },
     })
@@ -583,7 +587,8 @@ mod tests {
                 max_key_bytes: 4096,
                 max_headers: 64,
                 max_headers_bytes: 16384,
-                allowed: None
+                allowed: None,
+                propagate_trace: true,
             }
         );
 

@@ -52,6 +52,10 @@ pub struct kk_message {
     pub key: kk_bytes,
     /// The `Message-Headers` list `k1=v1,k2=v2`, percent-encoded; empty: no headers.
     pub headers: kk_bytes,
+    /// The W3C trace context headers `traceparent` and `tracestate` (repeated ones joined with `,`); empty:
+    /// none.
+    pub traceparent: kk_bytes,
+    pub tracestate: kk_bytes,
     /// The body, a JSON object, as far as it was read.
     pub body: kk_bytes,
     /// `KK_BODY_COMPLETE`, `KK_BODY_OVER_LIMIT` or `KK_BODY_BROKEN`.
@@ -388,6 +392,8 @@ impl kk_message {
                 path: self.path.as_slice(),
                 key: self.key.as_slice(),
                 headers: self.headers.as_slice(),
+                traceparent: self.traceparent.as_slice(),
+                tracestate: self.tracestate.as_slice(),
                 body: self.body.as_slice(),
                 body_read,
             }
@@ -527,6 +533,8 @@ mod tests {
                 path: bytes(path),
                 key: kk_bytes::EMPTY,
                 headers: bytes(b"a=1,a=2"),
+                traceparent: kk_bytes::EMPTY,
+                tracestate: kk_bytes::EMPTY,
                 body: bytes(body),
                 body_read,
                 wait_ms: 0,
@@ -577,6 +585,8 @@ mod tests {
                 path: bytes(b"/v1/t"),
                 key: kk_bytes::EMPTY,
                 headers: kk_bytes::EMPTY,
+                traceparent: kk_bytes::EMPTY,
+                tracestate: kk_bytes::EMPTY,
                 body: bytes(body),
                 body_read: KK_BODY_COMPLETE,
                 wait_ms: 0,

@@ -46,6 +46,9 @@ pub struct HttpParts<'a> {
     pub key: &'a [u8],
     /// `Message-Headers`: `k1=v1,k2=v2`, percent-encoded; empty means no headers.
     pub headers: &'a [u8],
+    /// The W3C trace context's `traceparent` and `tracestate`; empty means none.
+    pub traceparent: &'a [u8],
+    pub tracestate: &'a [u8],
     pub body: &'a [u8],
     pub body_read: BodyRead,
 }
@@ -65,6 +68,8 @@ pub struct Rules {
     pub max_headers_bytes: usize,
     /// The topics served; `None`: every topic.
     pub allowed: Option<AllowList>,
+    /// Whether a request's W3C trace context becomes record headers.
+    pub propagate_trace: bool,
 }
 
 impl<'a> Request<'a> {
@@ -120,8 +125,16 @@ impl<'a> Request<'a> {
         let body: &RawValue = serde_json::from_str(text("body", parts.body)?)
             .map_err(|e| Failure::bad_request(format!("body: not valid JSON: {e}")))?;
         let key = Some(text("key", parts.key)?).filter(|k| !k.is_empty()).map(str::to_owned);
-        let headers = header_list(text("message-headers", parts.headers)?)
+        let mut headers = header_list(text("message-headers", parts.headers)?)
             .map_err(|e| Failure::bad_request(format!("message-headers: {e}")))?;
+        if rules.propagate_trace {
+            for (name, value) in trace_context(parts.traceparent, parts.tracestate) {
+                // a trace context the caller put in Message-Headers is the caller's choice
+                if !headers.iter().any(|(n, _)| n == name) {
+                    headers.push((name.to_owned(), value.to_owned()));
+                }
+            }
+        }
         Request::new(topic, body, key, headers)
     }
 
@@ -165,6 +178,42 @@ impl<'a> Request<'a> {
     pub fn into_owned(self) -> Request<'static> {
         Request { topic: self.topic, body: Cow::Owned(self.body.into_owned()), key: self.key, headers: self.headers }
     }
+}
+
+/// The longest `tracestate` carried: W3C's 32 list members of at most 256 bytes each could be far longer,
+/// but its propagators may cut it at 512, and a record header is paid for by every consumer.
+const MAX_TRACESTATE: usize = 512;
+
+/// The record headers a W3C trace context becomes, so a consumer can continue the trace: `traceparent`
+/// when it is valid (W3C's rules: version, trace id and parent id in lowercase hex, neither id all
+/// zeros, version ff refused), and with it `tracestate` when it is printable and at most 512 bytes.
+/// An invalid context is dropped, as W3C asks of a propagator, not refused: tracing never fails a publish.
+fn trace_context<'b>(traceparent: &'b [u8], tracestate: &'b [u8]) -> Vec<(&'static str, &'b str)> {
+    let Ok(parent) = std::str::from_utf8(traceparent.trim_ascii()) else { return Vec::new() };
+    let fields: Vec<&str> = parent.split('-').collect();
+    let hex =
+        |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    let valid = match fields[..] {
+        [version, trace, parent, flags] => {
+            hex(version, 2)
+                && version != "ff"
+                && hex(trace, 32)
+                && hex(parent, 16)
+                && hex(flags, 2)
+                && trace.bytes().any(|b| b != b'0')
+                && parent.bytes().any(|b| b != b'0')
+        }
+        _ => false,
+    };
+    if !valid {
+        return Vec::new();
+    }
+    let mut context = vec![("traceparent", parent)];
+    let state = tracestate.trim_ascii();
+    if !state.is_empty() && state.len() <= MAX_TRACESTATE && state.iter().all(|b| (0x20..0x7f).contains(b)) {
+        context.push(("tracestate", std::str::from_utf8(state).expect("ASCII")));
+    }
+    context
 }
 
 fn text<'b>(field: &str, bytes: &'b [u8]) -> Result<&'b str, Failure> {
@@ -298,11 +347,12 @@ mod tests {
         max_headers: 64,
         max_headers_bytes: 16384,
         allowed: None,
+        propagate_trace: true,
     };
 
     fn http<'a>(path: &'a str, key: &'a str, headers: &'a str, body: &'a [u8]) -> HttpParts<'a> {
         let (path, key, headers) = (path.as_bytes(), key.as_bytes(), headers.as_bytes());
-        HttpParts { path, key, headers, body, body_read: BodyRead::Complete }
+        HttpParts { path, key, headers, traceparent: b"", tracestate: b"", body, body_read: BodyRead::Complete }
     }
 
     #[test]
@@ -463,5 +513,45 @@ mod tests {
         assert!(Request::from_http(http("/t", "", "", b"{\"a\":\"1\"}"), &rules).is_ok(), "9 bytes");
         let f = over(b"{\"a\"", BodyRead::Broken);
         assert_eq!((f.status, f.message.as_str()), (400, "body: the connection ended before the body was complete"));
+    }
+
+    #[test]
+    fn a_valid_trace_context_becomes_record_headers_and_an_invalid_one_is_dropped() {
+        const PARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let with = |traceparent: &'static str, tracestate: &'static str, rules: &Rules| {
+            let parts = HttpParts {
+                traceparent: traceparent.as_bytes(),
+                tracestate: tracestate.as_bytes(),
+                ..http("/t", "", "source=web", b"{\"a\":1}")
+            };
+            Request::from_http(parts, rules).unwrap().headers
+        };
+        assert_eq!(
+            with(PARENT, " rojo=00f067aa0ba902b7,congo=t61rcWkgMzE ", &RULES),
+            pairs(&[
+                ("source", "web"),
+                ("traceparent", PARENT),
+                ("tracestate", "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE")
+            ])
+        );
+        assert_eq!(with(PARENT, "", &RULES), pairs(&[("source", "web"), ("traceparent", PARENT)]));
+        let long_state: &'static str = Box::leak("k=v,".repeat(129).into_boxed_str());
+        assert_eq!(with(PARENT, long_state, &RULES), pairs(&[("source", "web"), ("traceparent", PARENT)]));
+        for invalid in [
+            "",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01", // uppercase
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01", // trace id all zeros
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01", // parent id all zeros
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", // version ff
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",    // no flags
+            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",  // short trace id
+        ] {
+            assert_eq!(with(invalid, "rojo=1", &RULES), pairs(&[("source", "web")]), "{invalid:?}");
+        }
+        let off = Rules { propagate_trace: false, ..RULES };
+        assert_eq!(with(PARENT, "rojo=1", &off), pairs(&[("source", "web")]));
+        // the caller's own traceparent in Message-Headers stays, once
+        let parts = HttpParts { traceparent: PARENT.as_bytes(), ..http("/t", "", "traceparent=mine", b"{\"a\":1}") };
+        assert_eq!(Request::from_http(parts, &RULES).unwrap().headers, pairs(&[("traceparent", "mine")]));
     }
 }

@@ -63,6 +63,35 @@ fn publishes_body_key_and_headers_and_answers_where_the_record_is() {
 
 #[test]
 #[ignore = "needs the gateway, Kafka and the Glue emulator: run `make e2e`"]
+fn a_w3c_trace_context_is_carried_into_the_records_headers() {
+    let topic = topic_with_schema("e2e-trace", 1, SCHEMA);
+    let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let traced = [
+        ("Message-Headers", "source=web"),
+        ("Traceparent", parent),
+        ("Tracestate", "rojo=00f067aa0ba902b7"),
+        ("Tracestate", "congo=t61rcWkgMzE"),
+    ];
+    let invalid = [("Traceparent", "00-00000000000000000000000000000000-00f067aa0ba902b7-01"), ("Tracestate", "a=1")];
+    let mut records = Vec::new();
+    for headers in [&traced[..], &invalid[..]] {
+        let (status, answer) = post_json(&format!("/v1/event/{topic}"), headers, &json!({"id": "t"}));
+        assert_eq!(status, 200, "{answer}");
+        records.push(record_at(&topic, 0, answer["offset"].as_i64().unwrap()));
+    }
+    assert_eq!(
+        headers_of(&records[0]),
+        vec![
+            ("source".into(), b"web".to_vec()),
+            ("traceparent".into(), parent.as_bytes().to_vec()),
+            ("tracestate".into(), b"rojo=00f067aa0ba902b7,congo=t61rcWkgMzE".to_vec()),
+        ]
+    );
+    assert!(headers_of(&records[1]).is_empty(), "an invalid trace context is dropped, the record published");
+}
+
+#[test]
+#[ignore = "needs the gateway, Kafka and the Glue emulator: run `make e2e`"]
 fn invalid_requests_answer_400_and_publish_nothing() {
     let topic = topic_with_schema("e2e-invalid", 3, SCHEMA);
     let path = format!("/v1/event/{topic}");

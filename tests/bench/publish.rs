@@ -48,6 +48,8 @@ fn main() {
         path: path.as_bytes(),
         key: b"bench",
         headers: b"source=bench,trace-id=abc-123",
+        traceparent: b"",
+        tracestate: b"",
         body: body.as_bytes(),
         body_read: BodyRead::Complete,
     };

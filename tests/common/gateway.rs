@@ -33,7 +33,7 @@ pub fn gateway_config(timeout: &str, endpoints: &[(&str, Value)]) -> Value {
         .map(|(path, plugin)| {
             json!({
                 "endpoint": path, "method": "POST", "timeout": timeout, "output_encoding": "no-op",
-                "input_headers": ["Message-Key", "Message-Headers", "Content-Type"],
+                "input_headers": ["Message-Key", "Message-Headers", "Content-Type", "Traceparent", "Tracestate"],
                 "backend": [{
                     "host": ["http://krakend-kafka-plugin-not-loaded.invalid"], "url_pattern": "/{topic}",
                     "method": "POST", "encoding": "no-op",

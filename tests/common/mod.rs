@@ -349,6 +349,8 @@ impl Backend {
             path: span(path),
             key: span(key),
             headers: span(headers),
+            traceparent: span(""),
+            tracestate: span(""),
             body: span(body),
             body_read: KK_BODY_COMPLETE,
             wait_ms: 0,

@@ -12,11 +12,17 @@ import (
 )
 
 // Read takes the message from r: its path, Message-Key, the Message-Headers list (repeated headers
-// joined, as HTTP defines), the body, read up to one byte past limit so the core can tell it is over,
+// joined, as HTTP defines), the W3C trace context (traceparent, tracestate), the body, read up to one byte past limit so the core can tell it is over,
 // and how long the gateway waits for the answer (the endpoint's timeout, which the plugin's config
 // does not hold).
 func Read(r *http.Request, limit int64) core.Message {
-	m := core.Message{Path: r.URL.Path, Key: r.Header.Get("Message-Key"), Headers: strings.Join(r.Header.Values("Message-Headers"), ",")}
+	m := core.Message{
+		Path:        r.URL.Path,
+		Key:         r.Header.Get("Message-Key"),
+		Headers:     strings.Join(r.Header.Values("Message-Headers"), ","),
+		Traceparent: r.Header.Get("Traceparent"),
+		Tracestate:  strings.Join(r.Header.Values("Tracestate"), ","),
+	}
 	m.Body, m.BodyRead = readBody(r, limit)
 	if deadline, ok := r.Context().Deadline(); ok {
 		m.Wait = max(time.Until(deadline), time.Millisecond)

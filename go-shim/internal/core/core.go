@@ -32,12 +32,15 @@ const (
 
 // Message is what the core publishes from an HTTP request.
 type Message struct {
-	Path     string // the topic is its last segment unless the backend fixes one
-	Key      string // Message-Key; empty: no key
-	Headers  string // the Message-Headers list, for the core to parse
-	Body     []byte
-	BodyRead int           // BodyComplete, BodyOverLimit or BodyBroken
-	Wait     time.Duration // how long the caller waits for the answer; 0: not known
+	Path    string // the topic is its last segment unless the backend fixes one
+	Key     string // Message-Key; empty: no key
+	Headers string // the Message-Headers list, for the core to parse
+	// The W3C trace context; empty: none (the core checks it)
+	Traceparent string
+	Tracestate  string
+	Body        []byte
+	BodyRead    int           // BodyComplete, BodyOverLimit or BodyBroken
+	Wait        time.Duration // how long the caller waits for the answer; 0: not known
 }
 
 // Publisher is one backend's publisher in the core and the queue its answers come back on.
@@ -91,12 +94,14 @@ func (p *Publisher) Publish(ctx context.Context, m Message) (int, []byte) {
 	answered := make(chan answer, 1)
 	context := cgo.NewHandle(answered)
 	message := C.kk_message{
-		path:      span(unsafe.StringData(m.Path), len(m.Path)),
-		key:       span(unsafe.StringData(m.Key), len(m.Key)),
-		headers:   span(unsafe.StringData(m.Headers), len(m.Headers)),
-		body:      span(unsafe.SliceData(m.Body), len(m.Body)),
-		body_read: C.kk_body_read(m.BodyRead),
-		wait_ms:   C.uint64_t(m.Wait.Milliseconds()),
+		path:        span(unsafe.StringData(m.Path), len(m.Path)),
+		key:         span(unsafe.StringData(m.Key), len(m.Key)),
+		headers:     span(unsafe.StringData(m.Headers), len(m.Headers)),
+		traceparent: span(unsafe.StringData(m.Traceparent), len(m.Traceparent)),
+		tracestate:  span(unsafe.StringData(m.Tracestate), len(m.Tracestate)),
+		body:        span(unsafe.SliceData(m.Body), len(m.Body)),
+		body_read:   C.kk_body_read(m.BodyRead),
+		wait_ms:     C.uint64_t(m.Wait.Milliseconds()),
 	}
 	// The core reads the message during the call only and queues the answer: this goroutine waits on a
 	// channel, not inside C, so it holds no Go scheduler slot while Kafka acknowledges.

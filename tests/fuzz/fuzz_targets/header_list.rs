@@ -15,10 +15,11 @@ const UNLIMITED: Rules = Rules {
     max_headers: usize::MAX,
     max_headers_bytes: usize::MAX,
     allowed: None,
+    propagate_trace: true,
 };
 
 fn parts(headers: &[u8]) -> HttpParts<'_> {
-    HttpParts { path: b"/t", key: b"", headers, body: b"{\"a\":1}", body_read: BodyRead::Complete }
+    HttpParts { path: b"/t", key: b"", headers, traceparent: b"", tracestate: b"", body: b"{\"a\":1}", body_read: BodyRead::Complete }
 }
 
 /// `headers` as a list: every byte but letters and digits percent-encoded, so nothing is trimmed or split.

@@ -60,8 +60,7 @@ impl Codec {
                 .and_then(|file| file.messages().next())
                 .ok_or_else(|| Failure::internal(format!("schema {schema}: defines no message")))?,
         };
-        let frame = Frame::new(WireFormat::Plain, GlueCompression::None, None, &message).map_err(Failure::internal)?;
-        Ok(Codec { message, frame })
+        Ok(Codec { message, frame: Frame::default() })
     }
 
     /// This codec writing `format`, naming the schema version `id`.

@@ -7,7 +7,7 @@ use std::time::Duration;
 use reqwest::{StatusCode, Url};
 use serde::Deserialize;
 
-use crate::config::{ConfluentRegistry, SubjectNameStrategy, TopicSchema};
+use crate::config::{ConfluentRegistry, SubjectNameStrategy};
 use crate::log;
 use crate::registry::{FetchError, SchemaSource, SchemaText};
 use crate::wire::VersionId;
@@ -118,12 +118,9 @@ impl Confluent {
 }
 
 impl SchemaSource for Confluent {
-    fn schema_name(&self, topic: &str, wanted: Option<&TopicSchema>) -> Result<String, String> {
-        if let Some(name) = wanted.and_then(|t| t.schema_name.clone()) {
-            return Ok(name);
-        }
+    fn default_name(&self, topic: &str, message_type: Option<&str>) -> Result<String, String> {
         let record = || {
-            wanted.and_then(|t| t.message_type.as_deref()).ok_or_else(|| {
+            message_type.ok_or_else(|| {
                 format!("topic {topic}: the record-name subject_name_strategy needs topics.{topic}.message_type")
             })
         };

@@ -47,10 +47,11 @@ pub enum FetchError {
 
 /// Where schemas come from: a registry in production, a fake in the cache's unit tests.
 pub trait SchemaSource: Send + Sync + 'static {
-    /// The schema `topic`'s records are written with: `topics.T.schema_name`, else the topic's name; an
-    /// error when the configuration cannot name one.
-    fn schema_name(&self, topic: &str, wanted: Option<&TopicSchema>) -> Result<String, String> {
-        Ok(wanted.and_then(|t| t.schema_name.clone()).unwrap_or_else(|| topic.to_owned()))
+    /// The schema `topic`'s records are written with when `topics.T.schema_name` does not name one (the
+    /// message type is `topics.T.message_type`): by default the topic's name; an error when the
+    /// configuration cannot name one.
+    fn default_name(&self, topic: &str, _message_type: Option<&str>) -> Result<String, String> {
+        Ok(topic.to_owned())
     }
 
     /// The schema's `version`: a pinned version number, or `None` for the latest.
@@ -64,10 +65,10 @@ pub enum Registry {
 }
 
 impl SchemaSource for Registry {
-    fn schema_name(&self, topic: &str, wanted: Option<&TopicSchema>) -> Result<String, String> {
+    fn default_name(&self, topic: &str, message_type: Option<&str>) -> Result<String, String> {
         match self {
-            Registry::Glue(glue) => glue.schema_name(topic, wanted),
-            Registry::Confluent(confluent) => confluent.schema_name(topic, wanted),
+            Registry::Glue(glue) => glue.default_name(topic, message_type),
+            Registry::Confluent(confluent) => confluent.default_name(topic, message_type),
         }
     }
 
@@ -273,7 +274,10 @@ impl<S: SchemaSource> SchemaCache<S> {
             return e.value.clone();
         }
         let wanted = self.topics.get(topic);
-        let schema = match self.source.schema_name(topic, wanted) {
+        let named = wanted.and_then(|t| t.schema_name.clone()).map(Ok);
+        let schema = match named
+            .unwrap_or_else(|| self.source.default_name(topic, wanted.and_then(|t| t.message_type.as_deref())))
+        {
             Ok(schema) => schema,
             Err(e) => {
                 let value = Err(Failure::internal(e));

@@ -190,11 +190,11 @@ const MAX_TRACESTATE: usize = 512;
 /// An invalid context is dropped, as W3C asks of a propagator, not refused: tracing never fails a publish.
 fn trace_context<'b>(traceparent: &'b [u8], tracestate: &'b [u8]) -> Vec<(&'static str, &'b str)> {
     let Ok(parent) = std::str::from_utf8(traceparent.trim_ascii()) else { return Vec::new() };
-    let fields: Vec<&str> = parent.split('-').collect();
+    let mut fields = parent.split('-');
     let hex =
         |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-    let valid = match fields[..] {
-        [version, trace, parent, flags] => {
+    let valid = match [fields.next(), fields.next(), fields.next(), fields.next(), fields.next()] {
+        [Some(version), Some(trace), Some(parent), Some(flags), None] => {
             hex(version, 2)
                 && version != "ff"
                 && hex(trace, 32)

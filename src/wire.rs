@@ -17,7 +17,8 @@ pub enum VersionId {
     Confluent(u32),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The default is `plain`'s: nothing around the message.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Frame {
     /// Written before the protobuf bytes.
     header: Vec<u8>,
@@ -36,7 +37,7 @@ impl Frame {
         message: &MessageDescriptor,
     ) -> Result<Frame, String> {
         match (format, id) {
-            (WireFormat::Plain, _) => Ok(Frame { header: Vec::new(), index: Vec::new(), zlib: false }),
+            (WireFormat::Plain, _) => Ok(Frame::default()),
             (WireFormat::Glue, Some(VersionId::Glue(uuid))) => {
                 let zlib = compression == GlueCompression::Zlib;
                 // AWS's serializer: header version 3, compression 0 (none) or 5 (zlib), the version's UUID.

@@ -147,13 +147,7 @@ fn through_the_gateway_a_confluent_topic_keeps_its_schema_while_the_registry_han
     }));
     backend["confluent_registry"]["url"] = json!(format!("http://{}/{path}", proxy.address));
     let gateway = Gateway::start(gateway_config("10s", &[("/v1/event/{topic}", backend)]));
-    let send = |topic: &str| {
-        let (status, body) =
-            http_request(&gateway.address, "POST", &format!("/v1/event/{topic}"), &[], br#"{"a":7}"#).unwrap();
-        let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
-        assert_eq!(answer["statusCode"], status.to_string(), "the plugin answered: {answer}");
-        (status, answer)
-    };
+    let send = |topic: &str| gateway.send(topic, &[], r#"{"a":7}"#);
     let (status, answer) = send(&topic);
     assert_eq!(status, 200, "{answer}");
     let (partition, offset) = position(&answer);

@@ -9,16 +9,6 @@ use common::proxy::Proxy;
 use common::*;
 use serde_json::{json, Value};
 
-/// One request through `gateway`: its status and the plugin's JSON answer.
-fn send(gateway: &Gateway, topic: &str, headers: &[(&str, &str)], body: &str) -> (u16, Value) {
-    let (status, body) =
-        http_request(&gateway.address, "POST", &format!("/v1/event/{topic}"), headers, body.as_bytes()).unwrap();
-    let answer: Value =
-        serde_json::from_str(&body).unwrap_or_else(|_| panic!("{status}: not the plugin's JSON: {body}"));
-    assert_eq!(answer["statusCode"], status.to_string(), "{answer}");
-    (status, answer)
-}
-
 #[test]
 #[ignore = "needs Kafka, the Glue emulator and the built gateway: run `make test`"]
 fn a_secret_in_a_refused_property_reaches_neither_an_answer_nor_the_log() {
@@ -36,7 +26,7 @@ fn a_secret_in_a_refused_property_reaches_neither_an_answer_nor_the_log() {
             "25s",
             &[("/v1/event/{topic}", config_value(REGISTRY, json!({"kafka": {key: value}})))],
         ));
-        let (status, answer) = send(&gateway, "any", &[], r#"{"some_message":"x"}"#);
+        let (status, answer) = gateway.send("any", &[], r#"{"some_message":"x"}"#);
         let message = answer["message"].as_str().unwrap();
         assert_eq!(status, 500, "{answer}");
         assert!(message.contains(&format!("kafka.{key}")), "names the key: {message}");
@@ -117,12 +107,12 @@ fn keys_and_header_lists_past_their_limits_are_431_and_publish_nothing() {
         (vec![("Message-Headers", items_100_000.as_str())], "message-headers: more than the limit of 16384 bytes"),
         (vec![("Message-Headers", long_list.as_str())], "message-headers: more than the limit of 16384 bytes"),
     ] {
-        let (status, answer) = send(&gateway, &topic, &headers, body);
+        let (status, answer) = gateway.send(&topic, &headers, body);
         assert_eq!((status, answer["message"].as_str().unwrap()), (431, expected));
     }
     // At the limits, and the gateway still serving.
     let at = format!("a={}", "x".repeat(16382));
-    let (status, answer) = send(&gateway, &topic, &[("Message-Key", &long_key[1..]), ("Message-Headers", &at)], body);
+    let (status, answer) = gateway.send(&topic, &[("Message-Key", &long_key[1..]), ("Message-Headers", &at)], body);
     assert_eq!(status, 200, "{answer}");
     assert_eq!(record_count(&topic), 1, "only the request within the limits");
 }
@@ -139,17 +129,17 @@ fn a_topic_outside_the_allow_list_is_404_without_asking_the_registry() {
     backend["glue_endpoint"] = json!(format!("http://{}", glue.address));
     let gateway = Gateway::start(gateway_config("45s", &[("/v1/event/{topic}", backend)]));
     let body = r#"{"some_message":"x"}"#;
-    let (status, answer) = send(&gateway, &topic, &[], body);
+    let (status, answer) = gateway.send(&topic, &[], body);
     assert_eq!(status, 200, "{answer}");
     glue.freeze(true);
     for other in ["hostile-allowe", "exact-name-2", "random-topic-1", "payments"] {
         let started = std::time::Instant::now();
-        let (status, answer) = send(&gateway, other, &[], body);
+        let (status, answer) = gateway.send(other, &[], body);
         assert_eq!(status, 404, "{answer}");
         assert_eq!(answer["message"], format!("topic {other}: not served by this endpoint (allowed_topics)"));
         assert!(started.elapsed() < std::time::Duration::from_secs(5), "the registry was asked");
     }
-    let (status, _) = send(&gateway, &topic, &[], body);
+    let (status, _) = gateway.send(&topic, &[], body);
     assert_eq!(status, 200, "the allowed topic is served from its cached schema");
 }
 
@@ -166,7 +156,7 @@ fn a_flood_of_random_topic_names_asks_the_registry_a_bounded_number_of_times() {
     backend["glue_endpoint"] = json!(format!("http://{}", glue.address));
     let gateway = Gateway::start(gateway_config("25s", &[("/v1/event/{topic}", backend)]));
     let body = r#"{"some_message":"x"}"#;
-    let (status, answer) = send(&gateway, &topic, &[], body);
+    let (status, answer) = gateway.send(&topic, &[], body);
     assert_eq!(status, 200, "{answer}");
 
     let started = std::time::Instant::now();
@@ -185,7 +175,7 @@ fn a_flood_of_random_topic_names_asks_the_registry_a_bounded_number_of_times() {
     // 100 at once and 100 per second after (the process's budget), whatever the callers send
     assert!(calls as f64 <= 100.0 + 100.0 * took.as_secs_f64() + 5.0, "{calls} calls in {took:?}");
     assert_eq!(counts.get("404").copied().unwrap_or(0) + counts.get("503").copied().unwrap_or(0), 3000, "{counts:?}");
-    let (status, answer) = send(&gateway, &topic, &[], body);
+    let (status, answer) = gateway.send(&topic, &[], body);
     assert_eq!(status, 200, "a topic served before is not held up by the flood: {answer}");
 }
 
@@ -296,7 +286,7 @@ fn every_bad_input_gets_its_status_and_a_message_naming_it_and_publishes_nothing
     ];
     let mut cases = 0;
     for (body, status, message) in &bodies {
-        let (got, answer) = send(&gateway, &topic, &[], body);
+        let (got, answer) = gateway.send(&topic, &[], body);
         assert_eq!(got, *status, "{body:.80}: {answer}");
         assert!(answer["message"].as_str().unwrap().starts_with(message), "{body:.80}: {answer}, want {message:?}");
         cases += 1;
@@ -312,7 +302,7 @@ fn every_bad_input_gets_its_status_and_a_message_naming_it_and_publishes_nothing
         (r#"{"e":7}"#, "body.e: 7 is not a value of the closed enum t.Closed"),
         (r#"{"e":"C"}"#, "body.e: unrecognized enum value 'C'"),
     ] {
-        let (got, answer) = send(&gateway, &closed, &[], body);
+        let (got, answer) = gateway.send(&closed, &[], body);
         assert_eq!((got, answer["message"].as_str().unwrap()), (400, message), "{body}");
         cases += 1;
     }
@@ -392,7 +382,7 @@ fn every_bad_input_gets_its_status_and_a_message_naming_it_and_publishes_nothing
     // The gateway still serves, and a good request publishes exactly one record.
     let good =
         r#"{"some_message":"ok","f":"NaN","i64":"9223372036854775807","counts":{"a":1},"at":"2024-01-01T00:00:00Z"}"#;
-    let (status, answer) = send(&gateway, &topic, &[("Message-Key", "k")], good);
+    let (status, answer) = gateway.send(&topic, &[("Message-Key", "k")], good);
     assert_eq!(status, 200, "{answer}");
     assert_eq!(record_count(&topic), 1);
     println!("{cases} bad inputs answered with their status and message, none published");

@@ -88,6 +88,17 @@ impl Gateway {
         gateway
     }
 
+    /// One request to the plugin's endpoint for `topic`: its status and the plugin's JSON answer (the
+    /// plugin answered, not the gateway: its statusCode is the HTTP status).
+    pub fn send(&self, topic: &str, headers: &[(&str, &str)], body: &str) -> (u16, Value) {
+        let path = format!("/v1/event/{topic}");
+        let (status, body) = super::http_request(&self.address, "POST", &path, headers, body.as_bytes()).unwrap();
+        let answer: Value =
+            serde_json::from_str(&body).unwrap_or_else(|_| panic!("{status}: not the plugin's JSON: {body}"));
+        assert_eq!(answer["statusCode"], status.to_string(), "{answer}");
+        (status, answer)
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }

@@ -139,10 +139,15 @@ pub fn confluent_config(extra: serde_json::Value) -> serde_json::Value {
             "password": var("KK_CONFLUENT_PASSWORD"),
         },
     });
+    with_keys(&mut config, extra);
+    config
+}
+
+/// `config` with the keys of `extra` set, replacing what it had.
+fn with_keys(config: &mut serde_json::Value, extra: serde_json::Value) {
     for (k, v) in extra.as_object().unwrap() {
         config[k] = v.clone();
     }
-    config
 }
 
 /// Runs `services.sh COMMAND test ARGS` with `input` on its standard input; its standard output.
@@ -180,9 +185,7 @@ pub fn config_value(registry: &str, extra: serde_json::Value) -> serde_json::Val
         "region": "eu-central-1",
         "glue_endpoint": var("KK_GLUE_ENDPOINT"),
     });
-    for (k, v) in extra.as_object().unwrap() {
-        config[k] = v.clone();
-    }
+    with_keys(&mut config, extra);
     config
 }
 

@@ -76,8 +76,7 @@ func newHandler(ctx context.Context, extra map[string]interface{}) (http.Handler
 type handler struct{ p *core.Publisher }
 
 func (h handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	status, response := h.p.Publish(r.Context(), bridge.Read(r, h.p.BodyLimit()))
-	bridge.Write(w, status, response)
+	bridge.Write(w, h.p.Publish(r.Context(), bridge.Read(r, h.p.BodyLimit())))
 }
 
 // main is required of a plugin's package and never runs.

@@ -62,6 +62,10 @@ typedef struct {
   kk_bytes traceparent;
   kk_bytes tracestate;
   /*
+   The `Idempotency-Key` header; empty: none.
+   */
+  kk_bytes idempotency_key;
+  /*
    The body, a JSON object, as far as it was read.
    */
   kk_bytes body;
@@ -77,12 +81,14 @@ typedef struct {
 } kk_message;
 
 /*
- One answer: the `context` given to `kk_publish_message`, the HTTP status to answer (200, 400, 404,
- 413, 500, 503 or 504) and the response JSON (not NUL-terminated), valid as the call that gave it says.
+ One answer: the `context` given to `kk_publish_message`, the HTTP status to answer (200, 202, 400,
+ 404, 409, 413, 422, 429, 431, 500, 503 or 504), the response JSON (not NUL-terminated, valid as the
+ call that gave it says) and, when not 0, the seconds to answer as `Retry-After` (with a 429).
  */
 typedef struct {
   uintptr_t context;
   uint16_t status;
+  uint32_t retry_after_s;
   kk_bytes response;
 } kk_answer;
 

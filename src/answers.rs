@@ -22,6 +22,8 @@ pub struct Ready {
     pub context: usize,
     pub status: u16,
     pub response: String,
+    /// `Retry-After`, in seconds; 0: none.
+    pub retry_after_s: u32,
 }
 
 pub struct AnswerQueue {
@@ -83,7 +85,9 @@ impl AnswerQueue {
     /// Queues `context`'s outcome, and logs it when its caller stopped waiting. Still queued then: the
     /// collector releases what it keeps per context when it takes the answer.
     fn push(&self, context: usize, topic: &str, outcome: Outcome) {
-        let ready = Ready { context, status: outcome::status(&outcome), response: outcome::to_json(&outcome) };
+        let retry_after_s = outcome.as_ref().err().map_or(0, |f| f.retry_after_s);
+        let ready =
+            Ready { context, status: outcome::status(&outcome), response: outcome::to_json(&outcome), retry_after_s };
         let mut state = self.state();
         let waited_for = state.waited_for.remove(&context);
         let was_empty = state.ready.is_empty();
@@ -147,10 +151,10 @@ mod tests {
     use std::time::Instant;
 
     #[test]
-    fn answers_arrive_in_batches_with_their_context_and_status() {
+    fn answers_arrive_in_batches_with_their_context_status_and_retry_after() {
         let queue = Arc::new(AnswerQueue::new().unwrap());
-        queue.slot(1).answer("t").send(Ok(Delivery { partition: 0, offset: 5 }));
-        queue.slot(2).answer_now(Err(Failure::bad_request("body: missing")));
+        queue.slot(1).answer("t").send(Ok(Delivery::Stored { partition: 0, offset: 5 }));
+        queue.slot(2).answer_now(Err(Failure::overloaded("full", 3)));
         drop(queue.slot(3).answer("t")); // never answered: 503
         let mut batch = Vec::new();
         queue.take(&mut batch, 2, Duration::ZERO);
@@ -160,9 +164,15 @@ mod tests {
                 Ready {
                     context: 1,
                     status: 200,
-                    response: r#"{"statusCode":"200","message":"ok","partition":0,"offset":5}"#.into()
+                    response: r#"{"statusCode":"200","message":"ok","partition":0,"offset":5}"#.into(),
+                    retry_after_s: 0
                 },
-                Ready { context: 2, status: 400, response: r#"{"statusCode":"400","message":"body: missing"}"#.into() },
+                Ready {
+                    context: 2,
+                    status: 429,
+                    response: r#"{"statusCode":"429","message":"full"}"#.into(),
+                    retry_after_s: 3
+                },
             ]
         );
         queue.take(&mut batch, 2, Duration::ZERO);
@@ -172,7 +182,7 @@ mod tests {
     #[test]
     fn a_waiting_collector_wakes_for_an_answer_from_another_thread_and_times_out_without_one() {
         let queue = Arc::new(AnswerQueue::new().unwrap());
-        let mut batch = vec![Ready { context: 9, status: 200, response: String::new() }];
+        let mut batch = vec![Ready { context: 9, status: 200, response: String::new(), retry_after_s: 0 }];
         let started = Instant::now();
         queue.take(&mut batch, 8, Duration::from_millis(50));
         assert!(batch.is_empty() && started.elapsed() >= Duration::from_millis(50));
@@ -180,7 +190,7 @@ mod tests {
         let answer = queue.slot(7).answer("t");
         let sender = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(20));
-            answer.send(Ok(Delivery { partition: 1, offset: 2 }));
+            answer.send(Ok(Delivery::Stored { partition: 1, offset: 2 }));
         });
         queue.take(&mut batch, 8, Duration::from_secs(10));
         assert_eq!((batch.len(), batch[0].context), (1, 7));
@@ -202,13 +212,13 @@ mod tests {
     fn the_descriptor_turns_readable_when_an_empty_queue_gets_an_answer() {
         let queue = Arc::new(AnswerQueue::new().unwrap());
         assert_eq!(wake_ups(&queue), 0, "nothing yet (and the read does not block)");
-        queue.slot(1).answer("t").send(Ok(Delivery { partition: 0, offset: 0 }));
-        queue.slot(2).answer("t").send(Ok(Delivery { partition: 0, offset: 1 }));
+        queue.slot(1).answer("t").send(Ok(Delivery::Stored { partition: 0, offset: 0 }));
+        queue.slot(2).answer("t").send(Ok(Delivery::Stored { partition: 0, offset: 1 }));
         assert_eq!(wake_ups(&queue), 1, "once for the first answer on an empty queue");
         let mut batch = Vec::new();
         queue.take(&mut batch, 8, Duration::ZERO);
         assert_eq!(batch.len(), 2);
-        queue.slot(3).answer("t").send(Ok(Delivery { partition: 0, offset: 2 }));
+        queue.slot(3).answer("t").send(Ok(Delivery::Stored { partition: 0, offset: 2 }));
         assert_eq!(wake_ups(&queue), 1);
     }
 
@@ -217,11 +227,11 @@ mod tests {
         let queue = Arc::new(AnswerQueue::new().unwrap());
         let early = queue.slot(1).answer("t");
         let late = queue.slot(2).answer("t");
-        late.send(Ok(Delivery { partition: 0, offset: 0 }));
+        late.send(Ok(Delivery::Stored { partition: 0, offset: 0 }));
         assert!(queue.abandon(1), "still on its way: the caller gets the 504");
         assert!(!queue.abandon(2), "already queued: the caller takes it");
         assert!(!queue.abandon(1), "once");
-        early.send(Ok(Delivery { partition: 0, offset: 1 })); // logged
+        early.send(Ok(Delivery::Stored { partition: 0, offset: 1 })); // logged
         let mut batch = Vec::new();
         queue.take(&mut batch, 8, Duration::ZERO);
         assert_eq!(batch.iter().map(|r| r.context).collect::<Vec<_>>(), [2, 1]);

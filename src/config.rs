@@ -8,7 +8,9 @@ use std::time::Duration;
 use serde::Deserialize;
 use serde_json::Value;
 
+use crate::admission;
 use crate::allow::AllowList;
+use crate::idempotency;
 use crate::request::Rules;
 
 const DEFAULT_TIMEOUT_MS: u64 = 10_000;
@@ -18,6 +20,12 @@ const DEFAULT_MAX_BODY_BYTES: u64 = 1 << 20;
 const DEFAULT_MAX_KEY_BYTES: u64 = 4096;
 const DEFAULT_MAX_HEADERS: u64 = 64;
 const DEFAULT_MAX_HEADERS_BYTES: u64 = 16384;
+const DEFAULT_MAX_IN_FLIGHT_RECORDS: u64 = 10_000;
+const DEFAULT_MAX_IN_FLIGHT_BYTES: u64 = 64 << 20;
+const DEFAULT_RETRY_AFTER_S: u64 = 1;
+const DEFAULT_IDEMPOTENCY_WINDOW_S: u64 = 300;
+const DEFAULT_IDEMPOTENCY_MAX_KEYS: u64 = 100_000;
+const DEFAULT_IDEMPOTENCY_MAX_BYTES: u64 = 16 << 20;
 
 /// librdkafka looks for expired records about once a second, so it reports one up to this long after
 /// `message.timeout.ms`.
@@ -68,6 +76,12 @@ pub struct BackendConfig {
     pub topics: HashMap<String, TopicSchema>,
     /// What the backend's requests may be.
     pub rules: Rules,
+    /// How much the backend holds at once before it answers 429.
+    pub admission: admission::Limits,
+    /// How long and how many `Idempotency-Key`s are remembered.
+    pub idempotency: idempotency::Limits,
+    /// Answer 202 once a record is queued, without waiting for the broker.
+    pub fire_and_forget: bool,
 }
 
 #[derive(Clone, PartialEq, Eq, Debug)]
@@ -195,6 +209,13 @@ struct Raw {
     max_headers_bytes: Option<u64>,
     allowed_topics: Option<Vec<String>>,
     propagate_trace: Option<bool>,
+    max_in_flight_records: Option<u64>,
+    max_in_flight_bytes: Option<u64>,
+    retry_after_s: Option<u64>,
+    idempotency_window_s: Option<u64>,
+    idempotency_max_keys: Option<u64>,
+    idempotency_max_bytes: Option<u64>,
+    fire_and_forget: Option<bool>,
     confluent_registry: Option<ConfluentRegistry>,
     #[serde(default)]
     kafka: BTreeMap<String, Value>,
@@ -218,6 +239,13 @@ struct Resolved {
     max_headers_bytes: u64,
     allowed_topics: Option<Vec<String>>,
     propagate_trace: bool,
+    max_in_flight_records: u64,
+    max_in_flight_bytes: u64,
+    retry_after_s: u64,
+    idempotency_window_s: u64,
+    idempotency_max_keys: u64,
+    idempotency_max_bytes: u64,
+    fire_and_forget: bool,
     topics: HashMap<String, TopicSchema>,
 }
 
@@ -308,6 +336,13 @@ fn resolve(raw: Raw, env: impl Fn(&str) -> Option<String>) -> Result<Resolved, S
         max_headers: raw.max_headers.unwrap_or(DEFAULT_MAX_HEADERS),
         max_headers_bytes: raw.max_headers_bytes.unwrap_or(DEFAULT_MAX_HEADERS_BYTES),
         propagate_trace: raw.propagate_trace.unwrap_or(true),
+        max_in_flight_records: raw.max_in_flight_records.unwrap_or(DEFAULT_MAX_IN_FLIGHT_RECORDS),
+        max_in_flight_bytes: raw.max_in_flight_bytes.unwrap_or(DEFAULT_MAX_IN_FLIGHT_BYTES),
+        retry_after_s: raw.retry_after_s.unwrap_or(DEFAULT_RETRY_AFTER_S),
+        idempotency_window_s: raw.idempotency_window_s.unwrap_or(DEFAULT_IDEMPOTENCY_WINDOW_S),
+        idempotency_max_keys: raw.idempotency_max_keys.unwrap_or(DEFAULT_IDEMPOTENCY_MAX_KEYS),
+        idempotency_max_bytes: raw.idempotency_max_bytes.unwrap_or(DEFAULT_IDEMPOTENCY_MAX_BYTES),
+        fire_and_forget: raw.fire_and_forget.unwrap_or(false),
         allowed_topics: raw.allowed_topics,
         topics: raw.topics,
     })
@@ -386,6 +421,23 @@ fn policy(resolved: Resolved) -> Result<Config, String> {
                 allowed: resolved.allowed_topics.map(AllowList::new).transpose()?,
                 propagate_trace: resolved.propagate_trace,
             },
+            admission: admission::Limits {
+                records: limit("max_in_flight_records", resolved.max_in_flight_records)?,
+                bytes: limit("max_in_flight_bytes", resolved.max_in_flight_bytes)?,
+                retry_after_s: match resolved.retry_after_s {
+                    s @ 1..=3600 => s as u32,
+                    _ => return Err("config key retry_after_s: from 1 to 3600".into()),
+                },
+            },
+            idempotency: idempotency::Limits {
+                window: Duration::from_secs(match resolved.idempotency_window_s {
+                    s @ 1..=86_400 => s,
+                    _ => return Err("config key idempotency_window_s: from 1 to 86400 (a day)".into()),
+                }),
+                max_keys: limit("idempotency_max_keys", resolved.idempotency_max_keys)?,
+                max_bytes: limit("idempotency_max_bytes", resolved.idempotency_max_bytes)?,
+            },
+            fire_and_forget: resolved.fire_and_forget,
         },
     })
 }
@@ -660,6 +712,43 @@ mod tests {
         let mut r = resolved(FULL);
         r.kafka.insert("sasl.mechanism".into(), "SCRAM-SHA-512".into());
         assert!(!policy(r).unwrap().producer.msk_iam);
+    }
+
+    #[test]
+    fn flow_control_keys_have_defaults_and_refuse_what_cannot_work() {
+        let parse = |rest: &str| {
+            Config::parse(format!(r#"{{"bootstrap_servers":"b","registry_name":"r"{rest}}}"#).as_bytes(), |_| None)
+        };
+        let backend = parse("").unwrap().backend;
+        assert_eq!(
+            backend.admission,
+            admission::Limits { records: 10_000, bytes: 64 << 20, retry_after_s: 1 },
+            "bounded by default"
+        );
+        assert_eq!(backend.idempotency.window, Duration::from_secs(300));
+        assert!(!backend.fire_and_forget);
+        let backend = parse(
+            r#","max_in_flight_records":5,"max_in_flight_bytes":1000,"retry_after_s":30,"idempotency_window_s":60,
+            "idempotency_max_keys":7,"idempotency_max_bytes":4096,"fire_and_forget":true"#,
+        )
+        .unwrap()
+        .backend;
+        assert_eq!(backend.admission, admission::Limits { records: 5, bytes: 1000, retry_after_s: 30 });
+        assert_eq!(
+            backend.idempotency,
+            idempotency::Limits { window: Duration::from_secs(60), max_keys: 7, max_bytes: 4096 }
+        );
+        assert!(backend.fire_and_forget);
+        for (rest, says) in [
+            (r#","max_in_flight_records":0"#, "max_in_flight_records: must be greater than 0"),
+            (r#","retry_after_s":0"#, "retry_after_s: from 1 to 3600"),
+            (r#","idempotency_window_s":100000"#, "idempotency_window_s: from 1 to 86400"),
+            (r#","idempotency_max_keys":0"#, "idempotency_max_keys: must be greater than 0"),
+            (r#","fire_and_forget":"yes""#, "fire_and_forget: invalid type"),
+        ] {
+            let error = parse(rest).unwrap_err();
+            assert!(error.contains(says), "{rest}: {error}");
+        }
     }
 
     #[test]

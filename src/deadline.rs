@@ -135,8 +135,8 @@ mod tests {
     fn a_verdict_in_time_is_the_answer_and_the_deadline_then_does_nothing() {
         let deadlines = Deadlines::new(Duration::from_millis(50));
         let (a, rx) = answer();
-        deadlines.guard("t", a).send(Ok(Delivery { partition: 1, offset: 2 }));
-        assert_eq!(rx.recv().unwrap(), Ok(Delivery { partition: 1, offset: 2 }));
+        deadlines.guard("t", a).send(Ok(Delivery::Stored { partition: 1, offset: 2 }));
+        assert_eq!(rx.recv().unwrap(), Ok(Delivery::Stored { partition: 1, offset: 2 }));
         assert!(rx.recv_timeout(Duration::from_millis(200)).is_err(), "answered once");
     }
 
@@ -151,7 +151,7 @@ mod tests {
         assert_eq!(f.status, 504);
         assert!(f.message.starts_with("topic orders: no acknowledgement from Kafka within 100 ms"), "{f:?}");
         assert!(f.message.contains("may still be stored"), "{f:?}");
-        late.send(Ok(Delivery { partition: 0, offset: 9 })); // logged, not answered again
+        late.send(Ok(Delivery::Stored { partition: 0, offset: 9 })); // logged, not answered again
         assert!(rx.recv_timeout(Duration::from_millis(100)).is_err());
     }
 
@@ -164,7 +164,7 @@ mod tests {
             let (a, rx) = answer();
             let guarded = deadlines.guard("t", a);
             if i % 2 == 0 {
-                guarded.send(Ok(Delivery { partition: 0, offset: i }));
+                guarded.send(Ok(Delivery::Stored { partition: 0, offset: i }));
             } else {
                 late.push(guarded);
             }
@@ -175,7 +175,7 @@ mod tests {
             let outcome = rx.recv_timeout(Duration::from_secs(5)).unwrap();
             assert_eq!(
                 outcome.map_err(|f| f.status),
-                if i % 2 == 0 { Ok(Delivery { partition: 0, offset: i as i64 }) } else { Err(504) }
+                if i % 2 == 0 { Ok(Delivery::Stored { partition: 0, offset: i as i64 }) } else { Err(504) }
             );
             assert!(rx.recv_timeout(Duration::from_millis(10)).is_err());
         }
@@ -190,7 +190,7 @@ mod tests {
         let weak = Arc::downgrade(&deadlines);
         drop(deadlines);
         assert!(weak.upgrade().is_none(), "the sweeper holds no strong reference");
-        guarded.send(Ok(Delivery { partition: 0, offset: 0 }));
+        guarded.send(Ok(Delivery::Stored { partition: 0, offset: 0 }));
         assert!(rx.recv().unwrap().is_ok());
     }
 }

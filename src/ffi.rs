@@ -56,6 +56,8 @@ pub struct kk_message {
     /// none.
     pub traceparent: kk_bytes,
     pub tracestate: kk_bytes,
+    /// The `Idempotency-Key` header; empty: none.
+    pub idempotency_key: kk_bytes,
     /// The body, a JSON object, as far as it was read.
     pub body: kk_bytes,
     /// `KK_BODY_COMPLETE`, `KK_BODY_OVER_LIMIT` or `KK_BODY_BROKEN`.
@@ -65,12 +67,14 @@ pub struct kk_message {
     pub wait_ms: u64,
 }
 
-/// One answer: the `context` given to `kk_publish_message`, the HTTP status to answer (200, 400, 404,
-/// 413, 500, 503 or 504) and the response JSON (not NUL-terminated), valid as the call that gave it says.
+/// One answer: the `context` given to `kk_publish_message`, the HTTP status to answer (200, 202, 400,
+/// 404, 409, 413, 422, 429, 431, 500, 503 or 504), the response JSON (not NUL-terminated, valid as the
+/// call that gave it says) and, when not 0, the seconds to answer as `Retry-After` (with a 429).
 #[repr(C)]
 pub struct kk_answer {
     pub context: usize,
     pub status: u16,
+    pub retry_after_s: u32,
     pub response: kk_bytes,
 }
 
@@ -245,7 +249,8 @@ pub unsafe extern "C" fn kk_answers_abandon(answers: *const kk_answers, context:
                 )))
             });
             // SAFETY: `out` is not NULL and the caller made it valid for a write.
-            unsafe { out.write(kk_answer { context, status: 504, response: kk_bytes::of(response.as_bytes()) }) };
+            let response = kk_bytes::of(response.as_bytes());
+            unsafe { out.write(kk_answer { context, status: 504, retry_after_s: 0, response }) };
             true
         },
     )
@@ -315,6 +320,7 @@ pub unsafe extern "C" fn kk_answers_wait(
                 let answer = kk_answer {
                     context: ready.context,
                     status: ready.status,
+                    retry_after_s: ready.retry_after_s,
                     response: kk_bytes::of(ready.response.as_bytes()),
                 };
                 // SAFETY: `take` handed out at most `cap` answers, and `out` has room for `cap`.
@@ -394,6 +400,7 @@ impl kk_message {
                 headers: self.headers.as_slice(),
                 traceparent: self.traceparent.as_slice(),
                 tracestate: self.tracestate.as_slice(),
+                idempotency_key: self.idempotency_key.as_slice(),
                 body: self.body.as_slice(),
                 body_read,
             }
@@ -535,6 +542,7 @@ mod tests {
                 headers: bytes(b"a=1,a=2"),
                 traceparent: kk_bytes::EMPTY,
                 tracestate: kk_bytes::EMPTY,
+                idempotency_key: kk_bytes::EMPTY,
                 body: bytes(body),
                 body_read,
                 wait_ms: 0,
@@ -580,13 +588,14 @@ mod tests {
             let config = br#"{"bootstrap_servers":"127.0.0.1:1","registry_name":"r","region":"eu-west-1","glue_endpoint":"http://127.0.0.1:1","timeout_ms":3000}"#;
             assert!(kk_publisher_new(bytes(config), &mut handle).is_null());
             let answers = kk_answers_new();
-            let mut a = kk_answer { context: 0, status: 0, response: kk_bytes::EMPTY };
+            let mut a = kk_answer { context: 0, status: 0, retry_after_s: 0, response: kk_bytes::EMPTY };
             let message = |body: &'static [u8]| kk_message {
                 path: bytes(b"/v1/t"),
                 key: kk_bytes::EMPTY,
                 headers: kk_bytes::EMPTY,
                 traceparent: kk_bytes::EMPTY,
                 tracestate: kk_bytes::EMPTY,
+                idempotency_key: kk_bytes::EMPTY,
                 body: bytes(body),
                 body_read: KK_BODY_COMPLETE,
                 wait_ms: 0,

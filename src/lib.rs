@@ -5,6 +5,7 @@
 
 #![allow(non_camel_case_types)] // C names in the C surface, as rustls-ffi does.
 
+mod admission;
 mod allow;
 mod answers;
 mod backend;
@@ -14,6 +15,7 @@ mod config;
 mod confluent;
 mod deadline;
 pub mod ffi;
+mod idempotency;
 mod log;
 pub mod msk_iam;
 mod outcome;

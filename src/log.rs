@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use crate::outcome::Outcome;
+use crate::outcome::{Delivery, Outcome};
 
 pub fn log(line: impl std::fmt::Display) {
     eprintln!("[krakend-kafka] {line}");
@@ -17,9 +17,10 @@ pub fn log(line: impl std::fmt::Display) {
 /// (`whose caller stopped waiting`, `answered 504 at its deadline`).
 pub fn unwaited(topic: &str, which: &str, outcome: &Outcome) {
     match outcome {
-        Ok(d) => {
-            log(format!("topic {topic}: a record {which} was stored at partition {} offset {}", d.partition, d.offset))
+        Ok(Delivery::Stored { partition, offset }) => {
+            log(format!("topic {topic}: a record {which} was stored at partition {partition} offset {offset}"))
         }
+        Ok(Delivery::Queued) => log(format!("topic {topic}: a record {which} was queued for Kafka")),
         Err(f) => log(format!("topic {topic}: a record {which} failed ({}): {}", f.status, f.message)),
     }
 }

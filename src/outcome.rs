@@ -8,11 +8,17 @@ use serde::Serialize;
 pub struct Failure {
     pub status: u16,
     pub message: String,
+    /// Seconds after which a retry may succeed (the `Retry-After` of an overloaded backend's 429); 0: none.
+    pub retry_after_s: u32,
 }
 
 impl Failure {
     pub fn new(status: u16, message: impl Into<String>) -> Self {
-        Failure { status, message: message.into() }
+        Failure { status, message: message.into(), retry_after_s: 0 }
+    }
+    /// The backend holds as much as it may: nothing was sent, and a retry after `retry_after_s` may pass.
+    pub fn overloaded(message: impl Into<String>, retry_after_s: u32) -> Self {
+        Failure { retry_after_s, ..Self::new(429, message) }
     }
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, message)
@@ -31,11 +37,13 @@ impl Failure {
     }
 }
 
-/// Where the broker acknowledged a record.
+/// What became of an accepted record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Delivery {
-    pub partition: i32,
-    pub offset: i64,
+pub enum Delivery {
+    /// The broker acknowledged it, here.
+    Stored { partition: i32, offset: i64 },
+    /// Queued for the broker and not awaited (a fire-and-forget backend).
+    Queued,
 }
 
 /// The answer to one publish call.
@@ -65,6 +73,9 @@ impl Drop for Answer {
     }
 }
 
+/// A fire-and-forget backend's 202: what the caller can and cannot rely on.
+const QUEUED: &str = "accepted: queued for Kafka; not awaited, so it may still be lost";
+
 #[derive(Serialize)]
 struct Response<'a> {
     #[serde(rename = "statusCode")]
@@ -76,16 +87,23 @@ struct Response<'a> {
     offset: Option<i64>,
 }
 
-/// The HTTP status of `outcome`: 200, or the failure's.
+/// The HTTP status of `outcome`: 200 stored, 202 queued, or the failure's.
 pub fn status(outcome: &Outcome) -> u16 {
-    outcome.as_ref().map_or_else(|f| f.status, |_| 200)
+    match outcome {
+        Ok(Delivery::Stored { .. }) => 200,
+        Ok(Delivery::Queued) => 202,
+        Err(f) => f.status,
+    }
 }
 
 /// The seed's response JSON: `{"statusCode":"200","message":"ok","partition":0,"offset":7}`.
 pub fn to_json(outcome: &Outcome) -> String {
     let status_code = status(outcome).to_string();
     let response = match outcome {
-        Ok(d) => Response { status_code, message: "ok", partition: Some(d.partition), offset: Some(d.offset) },
+        Ok(Delivery::Stored { partition, offset }) => {
+            Response { status_code, message: "ok", partition: Some(*partition), offset: Some(*offset) }
+        }
+        Ok(Delivery::Queued) => Response { status_code, message: QUEUED, partition: None, offset: None },
         Err(f) => Response { status_code, message: &f.message, partition: None, offset: None },
     };
     serde_json::to_string(&response).expect("a struct of strings and integers always serializes")
@@ -99,16 +117,16 @@ mod tests {
     fn an_answer_is_given_once_and_dropping_it_answers_503() {
         let (tx, rx) = std::sync::mpsc::sync_channel(2);
         let answer = |tx: std::sync::mpsc::SyncSender<Outcome>| Answer::new(move |o| tx.send(o).unwrap());
-        answer(tx.clone()).send(Ok(Delivery { partition: 0, offset: 1 }));
+        answer(tx.clone()).send(Ok(Delivery::Stored { partition: 0, offset: 1 }));
         drop(answer(tx));
-        assert_eq!(rx.recv().unwrap(), Ok(Delivery { partition: 0, offset: 1 }));
+        assert_eq!(rx.recv().unwrap(), Ok(Delivery::Stored { partition: 0, offset: 1 }));
         assert_eq!(rx.recv().unwrap().unwrap_err().status, 503);
         assert!(rx.recv().is_err(), "nothing more");
     }
 
     #[test]
     fn success_carries_partition_and_offset() {
-        let json = to_json(&Ok(Delivery { partition: 2, offset: 41 }));
+        let json = to_json(&Ok(Delivery::Stored { partition: 2, offset: 41 }));
         assert_eq!(json, r#"{"statusCode":"200","message":"ok","partition":2,"offset":41}"#);
     }
 

@@ -119,7 +119,7 @@ impl<const MSK_IAM: bool> ProducerContext for Context<MSK_IAM> {
                 if self.last_error.load().is_some() {
                     self.last_error.store(None);
                 }
-                Ok(Delivery { partition: m.partition(), offset: m.offset() })
+                Ok(Delivery::Stored { partition: m.partition(), offset: m.offset() })
             }
             Err((e, m)) => {
                 // SAFETY: `m` is the message librdkafka hands this callback, alive for its length.
@@ -213,8 +213,17 @@ impl Producer {
     }
 
     /// Queues one record (librdkafka copies it) and returns at once; `answer` gets the outcome when the
-    /// broker acknowledged the record, or when librdkafka gave up on it after `message.timeout.ms`.
-    pub fn send(&self, topic: &str, key: Option<&str>, headers: &[(String, String)], value: &[u8], answer: Answer) {
+    /// broker acknowledged the record, or when librdkafka gave up on it after `message.timeout.ms`. When
+    /// librdkafka refuses the record at once (its queue is full: 429), nothing was sent and the failure
+    /// comes back with `answer`.
+    pub fn send(
+        &self,
+        topic: &str,
+        key: Option<&str>,
+        headers: &[(String, String)],
+        value: &[u8],
+        answer: Answer,
+    ) -> Result<(), (Failure, Answer)> {
         let mut record = BaseRecord::<str, [u8], Box<Answer>>::with_opaque_to(topic, Box::new(answer)).payload(value);
         if let Some(key) = key {
             record = record.key(key);
@@ -225,9 +234,9 @@ impl Producer {
             });
             record = record.headers(owned);
         }
-        let refused = with_producer!(&**self.client(), |p| p.send(record).err());
-        if let Some((e, record)) = refused {
-            record.delivery_opaque.send(Err(delivery_failure(topic, &e, false, None)));
+        match with_producer!(&**self.client(), |p| p.send(record).err()) {
+            None => Ok(()),
+            Some((e, record)) => Err((delivery_failure(topic, &e, false, None), *record.delivery_opaque)),
         }
     }
 }
@@ -318,6 +327,13 @@ fn delivery_failure(topic: &str, error: &KafkaError, maybe_stored: bool, cluster
                 Failure::unavailable(format!("topic {topic}: not stored: the broker did not take the record in time"))
             }
         },
+        Some(RDKafkaErrorCode::QueueFull) => Failure::overloaded(
+            format!(
+                "topic {topic}: not stored: the producer's queue is full (queue.buffering.max.messages, \
+                 queue.buffering.max.kbytes)"
+            ),
+            1,
+        ),
         Some(RDKafkaErrorCode::MessageSizeTooLarge) => Failure::new(
             413,
             format!("topic {topic}: the record is larger than the broker accepts (message.max.bytes)"),

@@ -9,12 +9,14 @@ use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region};
 use aws_credential_types::provider::SharedCredentialsProvider;
 
+use crate::admission::{Admission, Permit};
 use crate::codec::Codec;
 use crate::config::{AwsConfig, Config, RegistryConfig};
 use crate::confluent::Confluent;
 use crate::deadline::Deadlines;
-use crate::log::log;
-use crate::outcome::{Answer, Failure, Outcome};
+use crate::idempotency::{Idempotency, Ticket};
+use crate::log::{self, log};
+use crate::outcome::{Answer, Delivery, Failure, Outcome};
 use crate::producer::{MskIam, Producer};
 use crate::registry::{CallBudget, Glue, Registry, SchemaCache};
 use crate::request::{Request, Rules};
@@ -26,8 +28,18 @@ pub struct Publisher {
     schemas: Arc<SchemaCache<Registry>>,
     timeout: Duration,
     rules: Rules,
+    admission: Arc<Admission>,
+    idempotency: Arc<Idempotency>,
+    fire_and_forget: bool,
     /// Whether a caller's wait shorter than the budget was logged.
     short_wait_logged: AtomicBool,
+}
+
+/// What a request holds until librdkafka's verdict on its record (or the failure before it was sent):
+/// its share of the backend's limits, and its idempotency key.
+struct Hold {
+    permit: Permit,
+    ticket: Option<Ticket>,
 }
 
 /// Why a publisher could not be opened.
@@ -94,6 +106,9 @@ impl Publisher {
                 schemas,
                 timeout: backend.timeout,
                 rules: backend.rules,
+                admission: Admission::new(backend.admission),
+                idempotency: Idempotency::new(backend.idempotency),
+                fire_and_forget: backend.fire_and_forget,
                 short_wait_logged: AtomicBool::new(false),
             })
         })
@@ -141,18 +156,41 @@ impl Publisher {
             let served = format!("topic {}: not served by this endpoint (allowed_topics)", request.topic);
             return answer.send(Err(Failure::not_found(served)));
         }
+        // A repeat is answered before it is admitted: a retry of a stored record is never refused 429.
+        let (ticket, answer) = match &request.idempotency_key {
+            None => (None, answer),
+            Some(key) => {
+                let fingerprint = self.idempotency.fingerprint(&request);
+                match self.idempotency.begin(&request.topic, key, fingerprint, answer) {
+                    Some((ticket, answer)) => (Some(ticket), answer),
+                    None => return,
+                }
+            }
+        };
+        let size = request.body.get().len()
+            + request.key.as_ref().map_or(0, String::len)
+            + request.headers.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
+        let hold = match self.admission.admit(&request.topic, size) {
+            Ok(permit) => Hold { permit, ticket },
+            Err(f) => {
+                if let Some(ticket) = ticket {
+                    ticket.settle(&Err(f.clone()));
+                }
+                return answer.send(Err(f));
+            }
+        };
         match self.schemas.usable(&request.topic) {
-            Some(Ok(codec)) => self.send(&codec, &request, answer),
-            Some(Err(f)) => answer.send(Err(f)),
+            Some(Ok(codec)) => self.send(&codec, &request, answer, hold),
+            Some(Err(f)) => hold.around(answer).send(Err(f)),
             None => {
                 let (publisher, request) = (Arc::clone(self), request.into_owned());
                 runtime::runtime().spawn(async move {
                     let budget = publisher.timeout;
                     match tokio::time::timeout(budget, publisher.schemas.get(&request.topic)).await {
-                        Ok(Ok(codec)) => publisher.send(&codec, &request, answer),
-                        Ok(Err(f)) => answer.send(Err(f)),
+                        Ok(Ok(codec)) => publisher.send(&codec, &request, answer, hold),
+                        Ok(Err(f)) => hold.around(answer).send(Err(f)),
                         // Nothing was sent: the record is certainly not stored.
-                        Err(_) => answer.send(Err(Failure::unavailable(format!(
+                        Err(_) => hold.around(answer).send(Err(Failure::unavailable(format!(
                             "topic {}: not stored: the schema registry did not answer within {} ms",
                             request.topic,
                             budget.as_millis()
@@ -163,14 +201,63 @@ impl Publisher {
         }
     }
 
-    fn send(&self, codec: &Codec, request: &Request<'_>, answer: Answer) {
-        match codec.encode(&request.body) {
-            Ok(value) => {
-                let answer = self.deadlines.guard(&request.topic, answer);
-                self.producer.send(&request.topic, request.key.as_deref(), &request.headers, &value, answer)
+    fn send(&self, codec: &Codec, request: &Request<'_>, answer: Answer, hold: Hold) {
+        let value = match codec.encode(&request.body) {
+            Ok(value) => value,
+            Err(f) => return hold.around(answer).send(Err(f)),
+        };
+        let topic = &request.topic;
+        // The caller is answered 202 once librdkafka took the record; its verdict is only counted and logged.
+        let (verdict, queued) = match self.fire_and_forget {
+            false => (self.deadlines.guard(topic, answer), None),
+            true => (Answer::new(unwaited(topic)), Some(answer)),
+        };
+        match self.producer.send(topic, request.key.as_deref(), &request.headers, &value, hold.around(verdict)) {
+            Ok(()) => {
+                if let Some(answer) = queued {
+                    answer.send(Ok(Delivery::Queued))
+                }
             }
-            Err(f) => answer.send(Err(f)),
+            Err((mut f, verdict)) => {
+                if f.status == 429 {
+                    f.retry_after_s = self.admission.retry_after_s();
+                }
+                if let Some(answer) = queued {
+                    answer.send(Err(f.clone()))
+                }
+                verdict.send(Err(f));
+            }
         }
+    }
+}
+
+/// A fire-and-forget record's verdict, which no caller waits for: a failure is logged (once a minute per
+/// topic and status: an outage fails every record). A record librdkafka refused at once is logged too,
+/// though its caller was told.
+fn unwaited(topic: &str) -> impl FnOnce(Outcome) + Send + Sync + 'static {
+    let topic = topic.to_owned();
+    move |outcome| {
+        if let Err(f) = &outcome {
+            log::once(
+                &format!("fire-and-forget {topic} {}", f.status),
+                format_args!("topic {topic}: a fire_and_forget record failed ({}): {}", f.status, f.message),
+            );
+        }
+    }
+}
+
+impl Hold {
+    /// `answer`, which first gives the record's outcome to the idempotency key and then releases the
+    /// request's share of the limits.
+    fn around(self, answer: Answer) -> Answer {
+        let Hold { permit, ticket } = self;
+        Answer::new(move |outcome| {
+            if let Some(ticket) = ticket {
+                ticket.settle(&outcome);
+            }
+            drop(permit);
+            answer.send(outcome)
+        })
     }
 }
 

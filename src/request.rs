@@ -25,6 +25,8 @@ pub struct Request<'a> {
     pub key: Option<String>,
     /// Record headers, in the caller's order, names unique.
     pub headers: Vec<(String, String)>,
+    /// `Idempotency-Key`: a repeat of this request with the same key is answered, not published again.
+    pub idempotency_key: Option<String>,
 }
 
 /// How reading an HTTP body ended: the reader stops at the backend's limit.
@@ -49,6 +51,8 @@ pub struct HttpParts<'a> {
     /// The W3C trace context's `traceparent` and `tracestate`; empty means none.
     pub traceparent: &'a [u8],
     pub tracestate: &'a [u8],
+    /// `Idempotency-Key`; empty means none.
+    pub idempotency_key: &'a [u8],
     pub body: &'a [u8],
     pub body_read: BodyRead,
 }
@@ -91,7 +95,7 @@ impl<'a> Request<'a> {
                 return Err(Failure::bad_request(format!("headers: {name} is given twice")));
             }
         }
-        Ok(Request { topic, body: Cow::Borrowed(body), key, headers })
+        Ok(Request { topic, body: Cow::Borrowed(body), key, headers, idempotency_key: None })
     }
 
     /// The request from the parts of an HTTP request, under `rules`.
@@ -135,7 +139,8 @@ impl<'a> Request<'a> {
                 }
             }
         }
-        Request::new(topic, body, key, headers)
+        let idempotency_key = idempotency_key(parts.idempotency_key)?;
+        Ok(Request { idempotency_key, ..Request::new(topic, body, key, headers)? })
     }
 
     /// The request from the seed's envelope. Its `headers` keep their order; a name given twice is
@@ -176,7 +181,7 @@ impl<'a> Request<'a> {
 
     /// The same request, owning its body: for work that outlives the caller's buffer.
     pub fn into_owned(self) -> Request<'static> {
-        Request { topic: self.topic, body: Cow::Owned(self.body.into_owned()), key: self.key, headers: self.headers }
+        Request { body: Cow::Owned(self.body.into_owned()), ..self }
     }
 }
 
@@ -214,6 +219,25 @@ fn trace_context<'b>(traceparent: &'b [u8], tracestate: &'b [u8]) -> Vec<(&'stat
         context.push(("tracestate", std::str::from_utf8(state).expect("ASCII")));
     }
     context
+}
+
+/// The longest `Idempotency-Key`: a UUID is 36, and a key is kept in memory for the whole window.
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+
+/// `Idempotency-Key`: 1 to 255 visible ASCII characters. The IETF draft sends it as a structured-field
+/// string (`"8e03978e-..."`); its quotes are taken off, so both forms name the same key.
+fn idempotency_key(header: &[u8]) -> Result<Option<String>, Failure> {
+    let key = header.trim_ascii();
+    let key = key.strip_prefix(b"\"").and_then(|k| k.strip_suffix(b"\"")).unwrap_or(key);
+    if header.is_empty() {
+        return Ok(None);
+    }
+    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY || !key.iter().all(u8::is_ascii_graphic) {
+        return Err(Failure::bad_request(format!(
+            "idempotency-key: must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters (a UUID, say)"
+        )));
+    }
+    Ok(Some(std::str::from_utf8(key).expect("ASCII").to_owned()))
 }
 
 fn text<'b>(field: &str, bytes: &'b [u8]) -> Result<&'b str, Failure> {
@@ -352,7 +376,16 @@ mod tests {
 
     fn http<'a>(path: &'a str, key: &'a str, headers: &'a str, body: &'a [u8]) -> HttpParts<'a> {
         let (path, key, headers) = (path.as_bytes(), key.as_bytes(), headers.as_bytes());
-        HttpParts { path, key, headers, traceparent: b"", tracestate: b"", body, body_read: BodyRead::Complete }
+        HttpParts {
+            path,
+            key,
+            headers,
+            traceparent: b"",
+            tracestate: b"",
+            idempotency_key: b"",
+            body,
+            body_read: BodyRead::Complete,
+        }
     }
 
     #[test]
@@ -513,6 +546,22 @@ mod tests {
         assert!(Request::from_http(http("/t", "", "", b"{\"a\":\"1\"}"), &rules).is_ok(), "9 bytes");
         let f = over(b"{\"a\"", BodyRead::Broken);
         assert_eq!((f.status, f.message.as_str()), (400, "body: the connection ended before the body was complete"));
+    }
+
+    #[test]
+    fn an_idempotency_key_is_visible_ascii_up_to_255_bytes_with_or_without_its_quotes() {
+        let key = |header: &str| {
+            let parts = HttpParts { idempotency_key: header.as_bytes(), ..http("/t", "", "", b"{\"a\":1}") };
+            Request::from_http(parts, &RULES).map(|r| r.idempotency_key)
+        };
+        assert_eq!(key(""), Ok(None));
+        assert_eq!(key("8e03978e-40d5"), Ok(Some("8e03978e-40d5".into())));
+        assert_eq!(key(" \"8e03978e-40d5\" "), Ok(Some("8e03978e-40d5".into())), "a structured-field string");
+        assert_eq!(key(&"k".repeat(255)).unwrap().unwrap().len(), 255);
+        for bad in ["k".repeat(256), "a b".into(), "\"\"".into(), "é".into(), " ".into()] {
+            let refused = key(&bad).unwrap_err();
+            assert!(refused.status == 400 && refused.message.starts_with("idempotency-key: "), "{bad:?}: {refused:?}");
+        }
     }
 
     #[test]

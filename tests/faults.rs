@@ -27,11 +27,6 @@ fn publish(backend: &Backend, topic: &str, id: &str) -> (u16, String, Duration) 
     (status, answer["message"].as_str().unwrap_or_default().to_owned(), started.elapsed())
 }
 
-/// How many records of `topic` have key `id`.
-fn stored(topic: &str, id: &str) -> usize {
-    all_records(topic).iter().filter(|r| r.key() == Some(id.as_bytes())).count()
-}
-
 #[test]
 #[ignore = "needs Kafka and the Glue emulator: run `make test`"]
 fn a_broker_down_or_silent_gets_honest_answers_in_time_and_publishing_resumes() {

@@ -50,6 +50,7 @@ fn main() {
         headers: b"source=bench,trace-id=abc-123",
         traceparent: b"",
         tracestate: b"",
+        idempotency_key: b"",
         body: body.as_bytes(),
         body_read: BodyRead::Complete,
     };

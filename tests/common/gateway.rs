@@ -33,7 +33,7 @@ pub fn gateway_config(timeout: &str, endpoints: &[(&str, Value)]) -> Value {
         .map(|(path, plugin)| {
             json!({
                 "endpoint": path, "method": "POST", "timeout": timeout, "output_encoding": "no-op",
-                "input_headers": ["Message-Key", "Message-Headers", "Content-Type", "Traceparent", "Tracestate"],
+                "input_headers": ["Message-Key", "Message-Headers", "Content-Type", "Traceparent", "Tracestate", "Idempotency-Key"],
                 "backend": [{
                     "host": ["http://krakend-kafka-plugin-not-loaded.invalid"], "url_pattern": "/{topic}",
                     "method": "POST", "encoding": "no-op",
@@ -91,12 +91,18 @@ impl Gateway {
     /// One request to the plugin's endpoint for `topic`: its status and the plugin's JSON answer (the
     /// plugin answered, not the gateway: its statusCode is the HTTP status).
     pub fn send(&self, topic: &str, headers: &[(&str, &str)], body: &str) -> (u16, Value) {
+        let (answer, json) = self.answer(topic, headers, body);
+        (answer.status, json)
+    }
+
+    /// `send`, with the answer's HTTP headers.
+    pub fn answer(&self, topic: &str, headers: &[(&str, &str)], body: &str) -> (super::HttpAnswer, Value) {
         let path = format!("/v1/event/{topic}");
-        let (status, body) = super::http_request(&self.address, "POST", &path, headers, body.as_bytes()).unwrap();
-        let answer: Value =
-            serde_json::from_str(&body).unwrap_or_else(|_| panic!("{status}: not the plugin's JSON: {body}"));
-        assert_eq!(answer["statusCode"], status.to_string(), "{answer}");
-        (status, answer)
+        let answer = super::http_answer(&self.address, "POST", &path, headers, body.as_bytes()).unwrap();
+        let json: Value = serde_json::from_str(&answer.body)
+            .unwrap_or_else(|_| panic!("{}: not the plugin's JSON: {}", answer.status, answer.body));
+        assert_eq!(json["statusCode"], answer.status.to_string(), "{json}");
+        (answer, json)
     }
 
     pub fn log(&self) -> String {

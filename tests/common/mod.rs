@@ -17,6 +17,11 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 pub const SEED_SCHEMA: &str = r#"syntax = "proto3"; package events; message SampleEvent { string some_message = 1; }"#;
 
+/// A body of `SEED_SCHEMA`'s message.
+pub fn seed_body(text: &str) -> String {
+    serde_json::json!({ "some_message": text }).to_string()
+}
+
 /// The tests' registry. Glue (and moto) allow only a few registries, so all tests share one; the
 /// schema names in it are topic names, which are unique per test.
 pub const REGISTRY: &str = "krakend-kafka-tests";
@@ -240,6 +245,11 @@ pub fn all_records(topic: &str) -> Vec<OwnedMessage> {
 }
 
 /// How many records the topic holds over all partitions.
+/// How many records of `topic` have key `key`.
+pub fn stored(topic: &str, key: &str) -> usize {
+    all_records(topic).iter().filter(|r| r.key() == Some(key.as_bytes())).count()
+}
+
 pub fn record_count(topic: &str) -> i64 {
     record_count_or_none(topic).unwrap_or_else(|| panic!("no topic {topic}"))
 }
@@ -354,6 +364,7 @@ impl Backend {
             headers: span(headers),
             traceparent: span(""),
             tracestate: span(""),
+            idempotency_key: span(""),
             body: span(body),
             body_read: KK_BODY_COMPLETE,
             wait_ms: 0,
@@ -404,7 +415,32 @@ pub fn http_request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> std::io::Result<(u16, String)> {
-    http_exchange(address, head(method, path, headers, body.len(), true).as_bytes(), body)
+    http_answer(address, method, path, headers, body).map(|a| (a.status, a.body))
+}
+
+/// An HTTP answer with its headers.
+pub struct HttpAnswer {
+    pub status: u16,
+    /// Names in lowercase.
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl HttpAnswer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// `http_request`, with the answer's headers.
+pub fn http_answer(
+    address: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<HttpAnswer> {
+    exchange(address, head(method, path, headers, body.len(), true).as_bytes(), body)
 }
 
 /// The request line and headers of a JSON request with a body of `length` bytes; `close`: the server closes
@@ -424,6 +460,10 @@ fn head(method: &str, path: &str, headers: &[(&str, &str)], length: usize, close
 /// Sends `head` (the request line and headers, as bytes, any bytes) and `body` to `address`, and reads
 /// the answer as `http_request` does.
 pub fn http_exchange(address: &str, head: &[u8], body: &[u8]) -> std::io::Result<(u16, String)> {
+    exchange(address, head, body).map(|a| (a.status, a.body))
+}
+
+fn exchange(address: &str, head: &[u8], body: &[u8]) -> std::io::Result<HttpAnswer> {
     use std::io::Write;
     let mut stream = std::net::TcpStream::connect(address)?;
     stream.write_all(head)?;
@@ -446,12 +486,12 @@ impl Connection {
         let mut request = head("POST", path, headers, body.len(), false).into_bytes();
         request.extend_from_slice(body);
         self.0.get_mut().write_all(&request)?;
-        read_answer(&mut self.0)
+        read_answer(&mut self.0).map(|a| (a.status, a.body))
     }
 }
 
 /// Reads one answer: by its Content-Length, its chunks, or to the end of the connection.
-fn read_answer(reader: &mut impl std::io::BufRead) -> std::io::Result<(u16, String)> {
+fn read_answer(reader: &mut impl std::io::BufRead) -> std::io::Result<HttpAnswer> {
     let mut line = String::new();
     reader.read_line(&mut line)?;
     if line.is_empty() {
@@ -459,7 +499,7 @@ fn read_answer(reader: &mut impl std::io::BufRead) -> std::io::Result<(u16, Stri
         return Err(std::io::ErrorKind::UnexpectedEof.into());
     }
     let status = line.get(9..12).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("not HTTP: {line:?}"));
-    let (mut length, mut chunked) = (None, false);
+    let (mut length, mut chunked, mut headers) = (None, false, Vec::new());
     loop {
         line.clear();
         reader.read_line(&mut line)?;
@@ -471,6 +511,7 @@ fn read_answer(reader: &mut impl std::io::BufRead) -> std::io::Result<(u16, Stri
                 length = Some(value.trim().parse().unwrap());
             }
             chunked |= name.eq_ignore_ascii_case("transfer-encoding") && value.trim() == "chunked";
+            headers.push((name.to_ascii_lowercase(), value.trim().to_string()));
         }
     }
     let mut body = Vec::new();
@@ -494,5 +535,5 @@ fn read_answer(reader: &mut impl std::io::BufRead) -> std::io::Result<(u16, Stri
         // neither: the body ends with the connection (Connection: close)
         None => drop(reader.read_to_end(&mut body)?),
     }
-    Ok((status, String::from_utf8_lossy(&body).into_owned()))
+    Ok(HttpAnswer { status, headers, body: String::from_utf8_lossy(&body).into_owned() })
 }

@@ -317,6 +317,13 @@ producers() {
     describe-producers --topic "$1" --partition "$2" 2>/dev/null
 }
 
+# A broker-side limit on one client id's produce rate, in bytes per second: a broker that takes less than
+# the load offered to it (the broker delays its answers to keep the rate, as a saturated cluster would).
+quota() {
+  kafka_java kafka.admin.ConfigCommand --bootstrap-server "127.0.0.1:$kafka_port" --alter \
+    --add-config "producer_byte_rate=$2" --entity-type clients --entity-name "$1" >/dev/null
+}
+
 case $cmd in
   install) install ;;
   start) install; start_kafka; start_glue; start_registry ;;
@@ -332,6 +339,7 @@ case $cmd in
   glue-serde) shift 2; eval "$(print_env)"
     exec java -XX:TieredStopAtLevel=1 -cp "$glue_serde/libs/*:$glue_serde/classes" krakendkafka.test.GlueHarness "$@" ;;
   confluent-read) eval "$(print_env)"; exec "$venv/bin/python" "$here/confluent_read.py" ;;
+  quota) quota "${3:?services.sh quota NAME CLIENT_ID BYTES_PER_SECOND}" "${4:?services.sh quota NAME CLIENT_ID BYTES_PER_SECOND}" ;;
   producers) producers "${3:?services.sh producers NAME TOPIC PARTITION}" "${4:?services.sh producers NAME TOPIC PARTITION}" ;;
   *) echo "usage: services.sh install | start|stop|status|env [test|run]" >&2; exit 2 ;;
 esac

@@ -5,6 +5,7 @@ package bridge
 import (
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -12,16 +13,18 @@ import (
 )
 
 // Read takes the message from r: its path, Message-Key, the Message-Headers list (repeated headers
-// joined, as HTTP defines), the W3C trace context (traceparent, tracestate), the body, read up to one byte past limit so the core can tell it is over,
+// joined, as HTTP defines), the W3C trace context (traceparent, tracestate), Idempotency-Key, the body,
+// read up to one byte past limit so the core can tell it is over,
 // and how long the gateway waits for the answer (the endpoint's timeout, which the plugin's config
 // does not hold).
 func Read(r *http.Request, limit int64) core.Message {
 	m := core.Message{
-		Path:        r.URL.Path,
-		Key:         r.Header.Get("Message-Key"),
-		Headers:     strings.Join(r.Header.Values("Message-Headers"), ","),
-		Traceparent: r.Header.Get("Traceparent"),
-		Tracestate:  strings.Join(r.Header.Values("Tracestate"), ","),
+		Path:           r.URL.Path,
+		Key:            r.Header.Get("Message-Key"),
+		Headers:        strings.Join(r.Header.Values("Message-Headers"), ","),
+		Traceparent:    r.Header.Get("Traceparent"),
+		Tracestate:     strings.Join(r.Header.Values("Tracestate"), ","),
+		IdempotencyKey: r.Header.Get("Idempotency-Key"),
 	}
 	m.Body, m.BodyRead = readBody(r, limit)
 	if deadline, ok := r.Context().Deadline(); ok {
@@ -56,9 +59,12 @@ func readBody(r *http.Request, limit int64) ([]byte, int) {
 	return body, core.BodyComplete
 }
 
-// Write answers with the core's status and response bytes, as they are.
-func Write(w http.ResponseWriter, status int, response []byte) {
+// Write answers with the core's status and response bytes, as they are, and its Retry-After.
+func Write(w http.ResponseWriter, a core.Answer) {
 	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	_, _ = w.Write(response)
+	if a.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(a.RetryAfter))
+	}
+	w.WriteHeader(a.Status)
+	_, _ = w.Write(a.Response)
 }

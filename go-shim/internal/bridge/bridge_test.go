@@ -23,10 +23,15 @@ func request(path, body string, headers map[string]string) *http.Request {
 
 func TestReadTakesThePartsAsSent(t *testing.T) {
 	body := `{"some_message":"a \"quoted\" </script> text","n":[1,2]}`
-	r := request("/v1/event/MyTopic", body, map[string]string{"Message-Key": `key "1"`})
+	r := request("/v1/event/MyTopic", body, map[string]string{"Message-Key": `key "1"`, "Idempotency-Key": `"k-1"`})
 	r.Header.Add("Message-Headers", "my_key=x-y_z")
 	r.Header.Add("Message-Headers", "k=hello%2C%20world")
-	want := core.Message{Path: "/v1/event/MyTopic", Key: `key "1"`, Headers: "my_key=x-y_z,k=hello%2C%20world", Body: []byte(body)}
+	r.Header.Add("Tracestate", "a=1")
+	r.Header.Add("Tracestate", "b=2")
+	want := core.Message{
+		Path: "/v1/event/MyTopic", Key: `key "1"`, Headers: "my_key=x-y_z,k=hello%2C%20world",
+		Tracestate: "a=1,b=2", IdempotencyKey: `"k-1"`, Body: []byte(body),
+	}
 	if m := Read(r, 1<<20); !reflect.DeepEqual(m, want) {
 		t.Errorf("%+v\nwant %+v", m, want)
 	}
@@ -95,8 +100,13 @@ func TestReadStopsAtTheLimitAndSaysHowTheBodyEnded(t *testing.T) {
 
 func TestWriteCopiesTheCoreAnswer(t *testing.T) {
 	w := httptest.NewRecorder()
-	Write(w, 404, []byte(`{"statusCode":"404","message":"no schema"}`))
-	if w.Code != 404 || w.Header().Get("Content-Type") != "application/json" || w.Body.String() != `{"statusCode":"404","message":"no schema"}` {
+	Write(w, core.Answer{Status: 404, Response: []byte(`{"statusCode":"404","message":"no schema"}`)})
+	if w.Code != 404 || w.Header().Get("Content-Type") != "application/json" || w.Body.String() != `{"statusCode":"404","message":"no schema"}` || w.Header().Get("Retry-After") != "" {
 		t.Errorf("%d %v %s", w.Code, w.Header(), w.Body.String())
+	}
+	w = httptest.NewRecorder()
+	Write(w, core.Answer{Status: 429, Response: []byte(`{}`), RetryAfter: 2})
+	if w.Code != 429 || w.Header().Get("Retry-After") != "2" {
+		t.Errorf("%d %v", w.Code, w.Header())
 	}
 }

@@ -38,9 +38,11 @@ type Message struct {
 	// The W3C trace context; empty: none (the core checks it)
 	Traceparent string
 	Tracestate  string
-	Body        []byte
-	BodyRead    int           // BodyComplete, BodyOverLimit or BodyBroken
-	Wait        time.Duration // how long the caller waits for the answer; 0: not known
+	// Idempotency-Key; empty: none
+	IdempotencyKey string
+	Body           []byte
+	BodyRead       int           // BodyComplete, BodyOverLimit or BodyBroken
+	Wait           time.Duration // how long the caller waits for the answer; 0: not known
 }
 
 // Publisher is one backend's publisher in the core and the queue its answers come back on.
@@ -54,9 +56,12 @@ type Publisher struct {
 	wake    *os.File // readable when answers arrive on an empty queue
 }
 
-type answer struct {
-	status   int
-	response []byte
+// Answer is the core's answer to a request: the HTTP status, the response bytes, and when not 0 the
+// seconds of its Retry-After.
+type Answer struct {
+	Status     int
+	Response   []byte
+	RetryAfter int
 }
 
 // Open opens a publisher with config (the plugin's JSON block). A config the core refuses returns its
@@ -87,21 +92,22 @@ func Open(config []byte) (*Publisher, error) {
 // BodyLimit is the largest body the backend takes: read one byte more to tell that a body is over it.
 func (p *Publisher) BodyLimit() int64 { return p.limit }
 
-// Publish hands m to the core and waits for its answer: the HTTP status and the response bytes. When
-// ctx ends first, it returns the core's answer for an abandoned request, and the core logs the real
-// outcome when it comes (it still comes here, to a channel nobody reads).
-func (p *Publisher) Publish(ctx context.Context, m Message) (int, []byte) {
-	answered := make(chan answer, 1)
+// Publish hands m to the core and waits for its answer. When ctx ends first, it returns the core's
+// answer for an abandoned request, and the core logs the real outcome when it comes (it still comes
+// here, to a channel nobody reads).
+func (p *Publisher) Publish(ctx context.Context, m Message) Answer {
+	answered := make(chan Answer, 1)
 	context := cgo.NewHandle(answered)
 	message := C.kk_message{
-		path:        span(unsafe.StringData(m.Path), len(m.Path)),
-		key:         span(unsafe.StringData(m.Key), len(m.Key)),
-		headers:     span(unsafe.StringData(m.Headers), len(m.Headers)),
-		traceparent: span(unsafe.StringData(m.Traceparent), len(m.Traceparent)),
-		tracestate:  span(unsafe.StringData(m.Tracestate), len(m.Tracestate)),
-		body:        span(unsafe.SliceData(m.Body), len(m.Body)),
-		body_read:   C.kk_body_read(m.BodyRead),
-		wait_ms:     C.uint64_t(m.Wait.Milliseconds()),
+		path:            span(unsafe.StringData(m.Path), len(m.Path)),
+		key:             span(unsafe.StringData(m.Key), len(m.Key)),
+		headers:         span(unsafe.StringData(m.Headers), len(m.Headers)),
+		traceparent:     span(unsafe.StringData(m.Traceparent), len(m.Traceparent)),
+		tracestate:      span(unsafe.StringData(m.Tracestate), len(m.Tracestate)),
+		idempotency_key: span(unsafe.StringData(m.IdempotencyKey), len(m.IdempotencyKey)),
+		body:            span(unsafe.SliceData(m.Body), len(m.Body)),
+		body_read:       C.kk_body_read(m.BodyRead),
+		wait_ms:         C.uint64_t(m.Wait.Milliseconds()),
 	}
 	// The core reads the message during the call only and queues the answer: this goroutine waits on a
 	// channel, not inside C, so it holds no Go scheduler slot while Kafka acknowledges.
@@ -110,14 +116,13 @@ func (p *Publisher) Publish(ctx context.Context, m Message) (int, []byte) {
 	p.mu.RUnlock()
 	select {
 	case a := <-answered:
-		return a.status, a.response
+		return a
 	case <-ctx.Done():
 		var a C.kk_answer
 		if !C.kk_answers_abandon(p.answers, C.uintptr_t(context), &a) {
-			real := <-answered // it came meanwhile and is on its way here
-			return real.status, real.response
+			return <-answered // it came meanwhile and is on its way here
 		}
-		return int(a.status), C.GoBytes(unsafe.Pointer(a.response.data), C.int(a.response.len))
+		return answerOf(&a)
 	}
 }
 
@@ -141,8 +146,7 @@ func (p *Publisher) collect() {
 			n = int(C.kk_answers_wait(p.answers, &batch[0], C.uintptr_t(len(batch)), timeout))
 			for _, a := range batch[:n] {
 				handle := cgo.Handle(a.context)
-				response := C.GoBytes(unsafe.Pointer(a.response.data), C.int(a.response.len))
-				handle.Value().(chan answer) <- answer{int(a.status), response}
+				handle.Value().(chan Answer) <- answerOf(&a)
 				handle.Delete()
 			}
 		}
@@ -151,6 +155,12 @@ func (p *Publisher) collect() {
 			timeout = 100
 		}
 	}
+}
+
+// answerOf copies the core's answer out of memory the core keeps only until its next call.
+func answerOf(a *C.kk_answer) Answer {
+	response := C.GoBytes(unsafe.Pointer(a.response.data), C.int(a.response.len))
+	return Answer{Status: int(a.status), Response: response, RetryAfter: int(a.retry_after_s)}
 }
 
 func span(p *byte, n int) C.kk_bytes {

@@ -43,7 +43,8 @@ type reply struct {
 }
 
 func publish(t *testing.T, ctx context.Context, p *Publisher, m Message) (int, reply) {
-	status, response := p.Publish(ctx, m)
+	a := p.Publish(ctx, m)
+	status, response := a.Status, a.Response
 	var r reply
 	if err := json.Unmarshal(response, &r); err != nil {
 		t.Errorf("%d %q: %v", status, response, err)

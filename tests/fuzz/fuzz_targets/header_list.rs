@@ -19,7 +19,7 @@ const UNLIMITED: Rules = Rules {
 };
 
 fn parts(headers: &[u8]) -> HttpParts<'_> {
-    HttpParts { path: b"/t", key: b"", headers, traceparent: b"", tracestate: b"", body: b"{\"a\":1}", body_read: BodyRead::Complete }
+    HttpParts { path: b"/t", key: b"", headers, traceparent: b"", tracestate: b"", idempotency_key: b"", body: b"{\"a\":1}", body_read: BodyRead::Complete }
 }
 
 /// `headers` as a list: every byte but letters and digits percent-encoded, so nothing is trimmed or split.

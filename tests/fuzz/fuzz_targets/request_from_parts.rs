@@ -50,7 +50,7 @@ fn topic_in(path: &[u8]) -> &[u8] {
 
 fuzz_target!(|input: Input| {
     let body_read = [BodyRead::Complete, BodyRead::OverLimit, BodyRead::Broken][usize::from(input.body_read % 3)];
-    let parts = HttpParts { path: input.path, key: input.key, headers: input.headers, traceparent: b"", tracestate: b"", body: input.body, body_read };
+    let parts = HttpParts { path: input.path, key: input.key, headers: input.headers, traceparent: b"", tracestate: b"", idempotency_key: b"", body: input.body, body_read };
     let rules = Rules {
         topic: input.topic.clone(),
         max_body_bytes: limit(input.max_body_bytes, 1 << 20),

@@ -1,0 +1,109 @@
+//! Backpressure: how much one backend holds at once. A record is held from the moment it is admitted
+//! until librdkafka's verdict on it (or the failure before it was sent); past the backend's limits a
+//! request is refused at once with 429 and `Retry-After`, publishing nothing. Without the limits a
+//! broker slower than the offered load grows librdkafka's queue, and every caller's wait with it, until
+//! requests time out with 504s that say nothing certain.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use crate::outcome::Failure;
+
+/// A backend's limits (`max_in_flight_records`, `max_in_flight_bytes`) and what it holds.
+pub struct Admission {
+    limits: Limits,
+    records: AtomicUsize,
+    bytes: AtomicUsize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub records: usize,
+    /// A request's bytes: its body, key and headers as received.
+    pub bytes: usize,
+    /// What a refused caller is told to wait before it retries.
+    pub retry_after_s: u32,
+}
+
+/// One admitted request's share; released when dropped.
+pub struct Permit {
+    admission: Arc<Admission>,
+    bytes: usize,
+}
+
+impl Admission {
+    pub fn new(limits: Limits) -> Arc<Admission> {
+        Arc::new(Admission { limits, records: AtomicUsize::new(0), bytes: AtomicUsize::new(0) })
+    }
+
+    pub fn retry_after_s(&self) -> u32 {
+        self.limits.retry_after_s
+    }
+
+    /// Admits a request of `bytes`, or refuses it when the backend holds its limit of records or bytes.
+    /// A request larger than the byte limit alone is admitted when nothing else is held, so that a body
+    /// within `max_body_bytes` is never refused forever.
+    pub fn admit(self: &Arc<Self>, topic: &str, bytes: usize) -> Result<Permit, Failure> {
+        let records = self.records.fetch_add(1, Ordering::AcqRel);
+        let held = self.bytes.fetch_add(bytes, Ordering::AcqRel);
+        // Taken first, then checked: two callers racing for the last place cannot both get it.
+        let permit = Permit { admission: Arc::clone(self), bytes };
+        let limits = &self.limits;
+        let what = if records >= limits.records {
+            format!("records waiting for Kafka (max_in_flight_records: {})", limits.records)
+        } else if held > 0 && held + bytes > limits.bytes {
+            format!("bytes waiting for Kafka (max_in_flight_bytes: {})", limits.bytes)
+        } else {
+            return Ok(permit);
+        };
+        Err(Failure::overloaded(
+            format!(
+                "topic {topic}: not stored: the gateway already holds its limit of {what}; retry after {} s",
+                limits.retry_after_s
+            ),
+            limits.retry_after_s,
+        ))
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.admission.records.fetch_sub(1, Ordering::AcqRel);
+        self.admission.bytes.fetch_sub(self.bytes, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn held(a: &Admission) -> (usize, usize) {
+        (a.records.load(Ordering::Acquire), a.bytes.load(Ordering::Acquire))
+    }
+
+    #[test]
+    fn past_either_limit_a_request_is_refused_429_with_retry_after_and_a_release_makes_room() {
+        let admission = Admission::new(Limits { records: 2, bytes: 100, retry_after_s: 3 });
+        let a = admission.admit("t", 40).unwrap();
+        let b = admission.admit("t", 40).unwrap();
+        let refused = admission.admit("t", 1).err().unwrap();
+        assert_eq!((refused.status, refused.retry_after_s), (429, 3));
+        assert!(refused.message.contains("max_in_flight_records: 2") && refused.message.contains("retry after 3 s"));
+        drop(a);
+        let refused = admission.admit("t", 61).err().unwrap();
+        assert!(refused.message.contains("max_in_flight_bytes: 100"), "{}", refused.message);
+        let c = admission.admit("t", 60).unwrap();
+        assert_eq!(held(&admission), (2, 100));
+        drop((b, c));
+        assert_eq!(held(&admission), (0, 0), "refusals hold nothing");
+    }
+
+    #[test]
+    fn a_request_larger_than_the_byte_limit_passes_alone() {
+        let admission = Admission::new(Limits { records: 10, bytes: 100, retry_after_s: 1 });
+        let alone = admission.admit("t", 500).unwrap();
+        assert!(admission.admit("t", 1).is_err());
+        drop(alone);
+        assert_eq!(held(&admission), (0, 0));
+    }
+}

@@ -14,14 +14,18 @@ mod config;
 mod confluent;
 mod deadline;
 pub mod ffi;
+mod listener;
 mod log;
+mod metrics;
 pub mod msk_iam;
 mod outcome;
 mod producer;
 mod publisher;
+mod readiness;
 mod registry;
 mod request;
 mod runtime;
+mod statistics;
 mod strict;
 mod wire;
 

@@ -13,7 +13,9 @@ use crate::codec::Codec;
 use crate::config::{AwsConfig, Config, RegistryConfig};
 use crate::confluent::Confluent;
 use crate::deadline::Deadlines;
+use crate::listener;
 use crate::log::log;
+use crate::metrics::{self, SchemaLookup};
 use crate::outcome::{Answer, Failure, Outcome};
 use crate::producer::{MskIam, Producer};
 use crate::registry::{CallBudget, Glue, Registry, SchemaCache};
@@ -43,7 +45,10 @@ impl Publisher {
     /// Needs no broker or registry to be up: the producer connects in the background. Every thread it
     /// starts (librdkafka's, tokio's blocking pool) starts with signals blocked.
     pub fn open(config: Config) -> Result<Publisher, Unopened> {
-        let Config { producer, aws: aws_settings, backend } = config;
+        let Config { producer, aws: aws_settings, backend, metrics_address } = config;
+        if let Some(address) = metrics_address {
+            listener::serve(address);
+        }
         runtime::with_signals_blocked(|| {
             // Glue and MSK IAM need the AWS settings; a backend with neither needs no AWS at all.
             let glue = matches!(backend.registry, RegistryConfig::Glue { .. });
@@ -136,12 +141,15 @@ impl Publisher {
     /// producer's thread), else once the schema is fetched on the runtime. Keeps what it needs of the
     /// request and of `self`.
     pub fn submit(self: &Arc<Self>, request: Request<'_>, answer: Answer) {
+        let answer = metrics::measured(&request.topic, answer);
         if self.rules.allowed.as_ref().is_some_and(|allowed| !allowed.allows(&request.topic)) {
             // before the registry is asked: a caller cannot make the gateway look up names at will
             let served = format!("topic {}: not served by this endpoint (allowed_topics)", request.topic);
             return answer.send(Err(Failure::not_found(served)));
         }
-        match self.schemas.usable(&request.topic) {
+        let usable = self.schemas.usable(&request.topic);
+        metrics::schema_cache(if usable.is_some() { SchemaLookup::Hit } else { SchemaLookup::Miss });
+        match usable {
             Some(Ok(codec)) => self.send(&codec, &request, answer),
             Some(Err(f)) => answer.send(Err(f)),
             None => {

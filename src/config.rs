@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -26,6 +27,7 @@ const DEFAULT_RETRY_AFTER_S: u64 = 1;
 const DEFAULT_IDEMPOTENCY_WINDOW_S: u64 = 300;
 const DEFAULT_IDEMPOTENCY_MAX_KEYS: u64 = 100_000;
 const DEFAULT_IDEMPOTENCY_MAX_BYTES: u64 = 16 << 20;
+const DEFAULT_STATISTICS_INTERVAL_MS: &str = "5000";
 
 /// librdkafka looks for expired records about once a second, so it reports one up to this long after
 /// `message.timeout.ms`.
@@ -42,6 +44,8 @@ pub struct Config {
     pub producer: ProducerConfig,
     pub aws: AwsConfig,
     pub backend: BackendConfig,
+    /// Where the process serves its metrics and readiness (`metrics_address`); one address per process.
+    pub metrics_address: Option<SocketAddr>,
 }
 
 /// librdkafka properties, `bootstrap.servers` included, with this crate's defaults filled in.
@@ -216,6 +220,7 @@ struct Raw {
     idempotency_max_keys: Option<u64>,
     idempotency_max_bytes: Option<u64>,
     fire_and_forget: Option<bool>,
+    metrics_address: Option<String>,
     confluent_registry: Option<ConfluentRegistry>,
     #[serde(default)]
     kafka: BTreeMap<String, Value>,
@@ -246,6 +251,7 @@ struct Resolved {
     idempotency_max_keys: u64,
     idempotency_max_bytes: u64,
     fire_and_forget: bool,
+    metrics_address: Option<String>,
     topics: HashMap<String, TopicSchema>,
 }
 
@@ -343,6 +349,7 @@ fn resolve(raw: Raw, env: impl Fn(&str) -> Option<String>) -> Result<Resolved, S
         idempotency_max_keys: raw.idempotency_max_keys.unwrap_or(DEFAULT_IDEMPOTENCY_MAX_KEYS),
         idempotency_max_bytes: raw.idempotency_max_bytes.unwrap_or(DEFAULT_IDEMPOTENCY_MAX_BYTES),
         fire_and_forget: raw.fire_and_forget.unwrap_or(false),
+        metrics_address: raw.metrics_address,
         allowed_topics: raw.allowed_topics,
         topics: raw.topics,
     })
@@ -364,6 +371,12 @@ fn policy(resolved: Resolved) -> Result<Config, String> {
         n => usize::try_from(n).map_err(|_| format!("config key {key}: too large for this machine")),
     };
     let max_body_bytes = limit("max_body_bytes", resolved.max_body_bytes)?;
+    let metrics_address = match &resolved.metrics_address {
+        None => None,
+        Some(a) => Some(a.parse::<SocketAddr>().map_err(|_| {
+            format!("config key metrics_address: an IP address and port such as 127.0.0.1:9091, not {a:?}")
+        })?),
+    };
     check_registry(&resolved.registry)?;
     for (topic, schema) in &resolved.topics {
         check_topic_schema(topic, schema, &resolved.registry)?;
@@ -402,10 +415,13 @@ fn policy(resolved: Resolved) -> Result<Config, String> {
     // librdkafka's 5 ms is paid by every caller waiting for its ack; under 2 ms its broker thread wakes so
     // often to send small batches that it takes CPU from the gateway (measured: docs/performance.md).
     kafka.entry("linger.ms".into()).or_insert_with(|| "2".into());
+    // The metrics' librdkafka figures and readiness's broker state come from its statistics, off by default.
+    kafka.entry("statistics.interval.ms".into()).or_insert_with(|| DEFAULT_STATISTICS_INTERVAL_MS.into());
 
     Ok(Config {
         producer: ProducerConfig { kafka, msk_iam },
         aws: resolved.aws,
+        metrics_address,
         backend: BackendConfig {
             registry: resolved.registry,
             timeout,
@@ -482,6 +498,13 @@ fn is_secret(key: &str) -> bool {
 }
 
 impl ProducerConfig {
+    /// How often librdkafka reports its statistics (`statistics.interval.ms`, which the policy sets unless
+    /// the config does); `None` when the config turned them off.
+    pub fn statistics_interval(&self) -> Option<Duration> {
+        let ms = self.kafka.get("statistics.interval.ms").and_then(|v| v.parse().ok()).unwrap_or(0);
+        Some(Duration::from_millis(ms)).filter(|d| !d.is_zero())
+    }
+
     /// How long librdkafka may hold a record before it answers it: `message.timeout.ms` (which the policy
     /// always sets) and its expiry scan.
     pub fn drain(&self) -> Duration {
@@ -628,6 +651,9 @@ mod tests {
         assert_eq!(kafka["linger.ms"], "2");
         assert_eq!(kafka["client.id"], "krakend-kafka");
         assert_eq!(kafka["partitioner"], "murmur2_random");
+        assert_eq!(kafka["statistics.interval.ms"], "5000");
+        assert_eq!(c.producer.statistics_interval(), Some(Duration::from_secs(5)));
+        assert_eq!(c.metrics_address, None);
         assert_eq!(c.producer.drain(), Duration::from_millis(9500));
         assert_eq!(c.backend.timeout, Duration::from_secs(10));
         assert_eq!(c.backend.schema_ttl, Duration::from_secs(300));
@@ -657,6 +683,29 @@ mod tests {
             ("2000", "1500")
         );
         assert_eq!(kafka["partitioner"], "consistent_random", "a partitioner the config names is kept");
+    }
+
+    #[test]
+    fn metrics_address_is_an_ip_address_and_port_and_statistics_may_be_set_or_turned_off() {
+        let with = |extra: &str| {
+            Config::parse(format!(r#"{{"bootstrap_servers":"b","registry_name":"r"{extra}}}"#).as_bytes(), |_| None)
+        };
+        let c = with(r#","metrics_address":"0.0.0.0:9091","kafka":{"statistics.interval.ms":500}"#).unwrap();
+        assert_eq!(c.metrics_address, Some("0.0.0.0:9091".parse().unwrap()));
+        assert_eq!(c.producer.statistics_interval(), Some(Duration::from_millis(500)));
+        assert_eq!(
+            with(r#","metrics_address":"[::1]:9091""#).unwrap().metrics_address,
+            Some("[::1]:9091".parse().unwrap())
+        );
+        assert_eq!(with(r#","kafka":{"statistics.interval.ms":0}"#).unwrap().producer.statistics_interval(), None);
+        for (extra, expected) in [
+            (r#","metrics_address":"localhost:9091""#, "config key metrics_address: an IP address and port such as"),
+            (r#","metrics_address":"127.0.0.1""#, "config key metrics_address: an IP address and port such as"),
+            (r#","metrics_address":9091"#, "config key metrics_address: invalid type"),
+        ] {
+            let err = with(extra).unwrap_err();
+            assert!(err.contains(expected), "{extra}: {err:?} should contain {expected:?}");
+        }
     }
 
     #[test]

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use crate::answers::{AnswerQueue, Ready};
 use crate::backend::Backend;
+use crate::metrics;
 use crate::outcome::{self, Failure, Outcome};
 use crate::publisher::Publisher;
 use crate::request::{BodyRead, HttpParts, Request};
@@ -164,9 +165,13 @@ pub unsafe extern "C" fn kk_publish(publisher: *const kk_publisher, request: kk_
         || {
             // SAFETY: the caller passes NULL or a live handle, and lends `request` for this call.
             let (publisher, request) = unsafe { (publisher.as_ref(), request.as_slice()) };
-            let outcome: Outcome = usable(publisher)
-                .and_then(|p| Request::from_envelope(request).map(|r| (p, r)))
-                .and_then(|(p, r)| p.publish(r));
+            let outcome: Outcome = match usable(publisher).and_then(|p| Ok((p, Request::from_envelope(request)?))) {
+                Ok((p, r)) => p.publish(r),
+                Err(f) => {
+                    metrics::answered_without_topic(f.status);
+                    Err(f)
+                }
+            };
             string(outcome::to_json(&outcome))
         },
     )
@@ -202,6 +207,7 @@ pub unsafe extern "C" fn kk_publish_message(
             let publisher = match usable(publisher) {
                 Ok(p) => p,
                 Err(f) => {
+                    metrics::answered_without_topic(f.status);
                     slot.answer_now(Err(f));
                     return if publisher.is_none() { KK_NULL_ARGUMENT } else { KK_OK };
                 }
@@ -216,7 +222,10 @@ pub unsafe extern "C" fn kk_publish_message(
                     let answer = slot.answer(&request.topic);
                     publisher.submit(request, answer)
                 }
-                Err(f) => slot.answer_now(Err(f)),
+                Err(f) => {
+                    metrics::answered_without_topic(f.status);
+                    slot.answer_now(Err(f))
+                }
             }
             KK_OK
         },

@@ -13,6 +13,7 @@ use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use crate::metrics;
 use crate::outcome::{Answer, Failure, Outcome};
 use crate::request::Request;
 
@@ -108,20 +109,28 @@ impl Idempotency {
                 }
             }
         }
-        let replay = match state.entries.get_mut(&id) {
-            Some(entry) if entry.fingerprint != fingerprint => Err(Failure::new(
+        let refused = match state.entries.get_mut(&id) {
+            Some(entry) if entry.fingerprint != fingerprint => Failure::new(
                 422,
                 format!(
                     "idempotency-key {key}: already used on topic {topic} for a different request (key, headers or \
                      body) within the last {} s; use a new key for a new request",
                     self.limits.window.as_secs()
                 ),
-            )),
+            ),
             Some(Entry { phase: Phase::InFlight(waiting), .. }) => {
                 waiting.push(answer);
+                drop(state);
+                metrics::replayed(topic);
                 return None;
             }
-            Some(Entry { phase: Phase::Stored(outcome), .. }) => outcome.clone(),
+            Some(Entry { phase: Phase::Stored(outcome), .. }) => {
+                let outcome = outcome.clone();
+                drop(state);
+                metrics::replayed(topic);
+                answer.send(outcome);
+                return None;
+            }
             None => {
                 state.entries.insert(id.clone(), Entry { fingerprint, phase: Phase::InFlight(Vec::new()) });
                 state.bytes += size;
@@ -129,7 +138,7 @@ impl Idempotency {
             }
         };
         drop(state);
-        answer.send(replay);
+        answer.send(Err(refused));
         None
     }
 }

@@ -16,14 +16,18 @@ mod confluent;
 mod deadline;
 pub mod ffi;
 mod idempotency;
+mod listener;
 mod log;
+mod metrics;
 pub mod msk_iam;
 mod outcome;
 mod producer;
 mod publisher;
+mod readiness;
 mod registry;
 mod request;
 mod runtime;
+mod statistics;
 mod strict;
 mod wire;
 

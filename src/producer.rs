@@ -19,8 +19,11 @@ use rdkafka::ClientConfig;
 use crate::cluster;
 use crate::config::{AwsConfig, ProducerConfig};
 use crate::log::{self, log};
+use crate::metrics;
 use crate::msk_iam;
 use crate::outcome::{Answer, Delivery, Failure};
+use crate::readiness::ProducerState;
+use crate::statistics::ClientStats;
 
 /// The Kafka producer of every backend whose producer settings are equal. Dropping the last handle
 /// waits for the records still in flight.
@@ -35,6 +38,8 @@ pub struct Producer {
     replacing: Mutex<()>,
     /// By then librdkafka has answered every record it holds (`message.timeout.ms` and its expiry scan).
     drain: Duration,
+    /// How often librdkafka reports its statistics; `None`: never.
+    statistics: Option<Duration>,
 }
 
 /// librdkafka's token callback is switched on at compile time, and switching it on replaces its own
@@ -74,11 +79,13 @@ pub struct Context<const MSK_IAM: bool> {
     /// reachable, and the caller deserves the reason.
     last_error: ArcSwapOption<String>,
     msk_iam: Option<MskIam>,
+    /// The client's figures from librdkafka's statistics, for the metrics and readiness.
+    stats: ClientStats,
 }
 
 impl<const MSK_IAM: bool> Context<MSK_IAM> {
     fn new(msk_iam: Option<MskIam>) -> Self {
-        Context { last_error: ArcSwapOption::empty(), msk_iam }
+        Context { last_error: ArcSwapOption::empty(), msk_iam, stats: ClientStats::default() }
     }
 }
 
@@ -94,6 +101,12 @@ impl<const MSK_IAM: bool> ClientContext for Context<MSK_IAM> {
         let cause = cluster::cause(code, reason);
         log::once(cause, format_args!("Kafka cluster: {cause}: {error}: {reason}"));
         self.last_error.store(Some(Arc::new(cause.to_owned())));
+    }
+
+    /// Only the figures used are read from the JSON: rdkafka's own `stats` would decode all of it, every
+    /// partition of every topic included.
+    fn stats_raw(&self, statistics: &[u8]) {
+        self.stats.report(statistics);
     }
 
     /// Runs on librdkafka's thread, ahead of expiry; a failure is reported through `error` and the
@@ -119,6 +132,7 @@ impl<const MSK_IAM: bool> ProducerContext for Context<MSK_IAM> {
                 if self.last_error.load().is_some() {
                     self.last_error.store(None);
                 }
+                metrics::produced(m.topic(), m.payload_len());
                 Ok(Delivery::Stored { partition: m.partition(), offset: m.offset() })
             }
             Err((e, m)) => {
@@ -168,6 +182,7 @@ impl Producer {
             msk_iam,
             replacing: Mutex::new(()),
             drain: properties.drain(),
+            statistics: properties.statistics_interval(),
         })
     }
 
@@ -197,6 +212,14 @@ impl Producer {
                 current
             }
         }
+    }
+
+    /// What readiness needs to know of this producer. A client with a fatal error is replaced here too, as
+    /// by a request: a producer that is not ready gets no requests, and would otherwise never heal.
+    fn state(&self) -> ProducerState {
+        let client = self.client();
+        let last = with_producer!(&**client, |p| p.context().stats.health());
+        ProducerState { fatal: client.fatal_error().is_some(), interval: self.statistics, last }
     }
 
     /// Connects and fetches cluster metadata in the background, so the first request does not pay for
@@ -268,6 +291,13 @@ impl Client {
     fn fatal_error(&self) -> Option<String> {
         with_producer!(self, |p| p.client().fatal_error()).map(|(code, reason)| format!("{code:?}: {reason}"))
     }
+}
+
+/// What readiness needs to know of every live producer of the process.
+pub fn states() -> Vec<ProducerState> {
+    let producers: Vec<Arc<Producer>> =
+        SHARED.lock().unwrap_or_else(PoisonError::into_inner).iter().filter_map(|(_, p)| p.upgrade()).collect();
+    producers.iter().map(|p| p.state()).collect()
 }
 
 /// A property librdkafka refuses, named without its value: the value may be a secret under a key nobody

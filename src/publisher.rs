@@ -15,7 +15,9 @@ use crate::config::{AwsConfig, Config, RegistryConfig};
 use crate::confluent::Confluent;
 use crate::deadline::Deadlines;
 use crate::idempotency::{Idempotency, Ticket};
+use crate::listener;
 use crate::log::{self, log};
+use crate::metrics::{self, SchemaLookup};
 use crate::outcome::{Answer, Delivery, Failure, Outcome};
 use crate::producer::{MskIam, Producer};
 use crate::registry::{CallBudget, Glue, Registry, SchemaCache};
@@ -55,7 +57,10 @@ impl Publisher {
     /// Needs no broker or registry to be up: the producer connects in the background. Every thread it
     /// starts (librdkafka's, tokio's blocking pool) starts with signals blocked.
     pub fn open(config: Config) -> Result<Publisher, Unopened> {
-        let Config { producer, aws: aws_settings, backend } = config;
+        let Config { producer, aws: aws_settings, backend, metrics_address } = config;
+        if let Some(address) = metrics_address {
+            listener::serve(address);
+        }
         runtime::with_signals_blocked(|| {
             // Glue and MSK IAM need the AWS settings; a backend with neither needs no AWS at all.
             let glue = matches!(backend.registry, RegistryConfig::Glue { .. });
@@ -151,6 +156,7 @@ impl Publisher {
     /// producer's thread), else once the schema is fetched on the runtime. Keeps what it needs of the
     /// request and of `self`.
     pub fn submit(self: &Arc<Self>, request: Request<'_>, answer: Answer) {
+        let answer = metrics::measured(&request.topic, answer);
         if self.rules.allowed.as_ref().is_some_and(|allowed| !allowed.allows(&request.topic)) {
             // before the registry is asked: a caller cannot make the gateway look up names at will
             let served = format!("topic {}: not served by this endpoint (allowed_topics)", request.topic);
@@ -173,13 +179,16 @@ impl Publisher {
         let hold = match self.admission.admit(&request.topic, size) {
             Ok(permit) => Hold { permit, ticket },
             Err(f) => {
+                metrics::refused(&request.topic);
                 if let Some(ticket) = ticket {
                     ticket.settle(&Err(f.clone()));
                 }
                 return answer.send(Err(f));
             }
         };
-        match self.schemas.usable(&request.topic) {
+        let usable = self.schemas.usable(&request.topic);
+        metrics::schema_cache(if usable.is_some() { SchemaLookup::Hit } else { SchemaLookup::Miss });
+        match usable {
             Some(Ok(codec)) => self.send(&codec, &request, answer, hold),
             Some(Err(f)) => hold.around(answer).send(Err(f)),
             None => {
@@ -220,6 +229,7 @@ impl Publisher {
             }
             Err((mut f, verdict)) => {
                 if f.status == 429 {
+                    metrics::refused(topic);
                     f.retry_after_s = self.admission.retry_after_s();
                 }
                 if let Some(answer) = queued {
@@ -237,6 +247,7 @@ impl Publisher {
 fn unwaited(topic: &str) -> impl FnOnce(Outcome) + Send + Sync + 'static {
     let topic = topic.to_owned();
     move |outcome| {
+        metrics::unacknowledged(&topic, outcome.is_ok());
         if let Err(f) = &outcome {
             log::once(
                 &format!("fire-and-forget {topic} {}", f.status),

@@ -22,6 +22,7 @@ use crate::codec::Codec;
 use crate::config::TopicSchema;
 use crate::confluent::Confluent;
 use crate::log;
+use crate::metrics::{self, SchemaLookup};
 use crate::outcome::Failure;
 use crate::runtime;
 use crate::wire::VersionId;
@@ -73,10 +74,17 @@ impl SchemaSource for Registry {
     }
 
     async fn fetch(&self, schema: &str, version: Option<i64>) -> Result<SchemaText, FetchError> {
-        match self {
-            Registry::Glue(glue) => glue.fetch(schema, version).await,
-            Registry::Confluent(confluent) => confluent.fetch(schema, version).await,
-        }
+        let (kind, fetched) = match self {
+            Registry::Glue(glue) => ("glue", glue.fetch(schema, version).await),
+            Registry::Confluent(confluent) => ("confluent", confluent.fetch(schema, version).await),
+        };
+        let result = match &fetched {
+            Ok(_) => "ok",
+            Err(FetchError::NotFound(_)) => "not_found",
+            Err(FetchError::Unavailable(_)) => "unavailable",
+        };
+        metrics::registry_call(kind, result);
+        fetched
     }
 }
 
@@ -318,6 +326,7 @@ impl<S: SchemaSource> SchemaCache<S> {
             Err(FetchError::NotFound(message)) => (Err(Failure::not_found(message)), self.miss_ttl),
             Err(FetchError::Unavailable(why)) => match previous.as_ref().map(|e| &e.value) {
                 Some(Ok(codec)) => {
+                    metrics::schema_cache(SchemaLookup::RefreshFailure);
                     log::once(
                         &format!("kept {topic}"),
                         format_args!("schema {schema}: kept the last version for topic {topic}: {why}"),

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use common::gateway::{gateway_config, Gateway};
 use common::proxy::Proxy;
+use common::scrape::{free_address, Scrape};
 use common::*;
 use rdkafka::message::Message;
 use serde_json::{json, Value};
@@ -22,7 +23,9 @@ fn past_its_in_flight_limit_a_backend_answers_429_with_retry_after_and_publishes
     // The broker advertises this port for its FAULTY listener; the proxy counts the records that reach it
     // (by their key), even while frozen: so the test knows when the backend holds its one record.
     let proxy = Proxy::counting(&var("KK_FAULTY_BOOTSTRAP"), var("KK_FAULTY_BROKER"), b"held");
-    let mut backend = config_value(REGISTRY, json!({"max_in_flight_records": 1, "retry_after_s": 3}));
+    let metrics = free_address();
+    let mut backend =
+        config_value(REGISTRY, json!({"max_in_flight_records": 1, "retry_after_s": 3, "metrics_address": metrics}));
     backend["bootstrap_servers"] = json!(var("KK_FAULTY_BOOTSTRAP"));
     let gateway = Gateway::start(gateway_config("20s", &[("/v1/event/{topic}", backend)]));
     assert_eq!(gateway.send(&topic, &[("Message-Key", "first")], &seed_body("first")).0, 200);
@@ -54,6 +57,9 @@ fn past_its_in_flight_limit_a_backend_answers_429_with_retry_after_and_publishes
     assert_eq!(status, 200, "{answer}");
     assert_eq!(gateway.send(&topic, &[("Message-Key", "after")], &seed_body("after")).0, 200, "room again");
     assert_eq!(stored(&topic, "refused"), 0, "a refused request publishes nothing");
+    let scrape = Scrape::take(&metrics, true);
+    assert_eq!(scrape.value("krakend_kafka_backpressure_refusals_total", &[("topic", &topic)]), 1.0);
+    assert_eq!(scrape.value("krakend_kafka_requests_total", &[("topic", &topic), ("status", "429")]), 1.0);
     assert_eq!((stored(&topic, "held"), stored(&topic, "after")), (1, 1));
 }
 
@@ -171,7 +177,9 @@ fn fire_and_forget_answers_202_once_queued_and_logs_a_record_it_lost() {
     // A schema but no topic: the record is queued, then librdkafka gives up on it.
     let missing = unique("flow-forget-missing");
     register_schema(REGISTRY, &missing, aws_sdk_glue::types::DataFormat::Protobuf, SEED_SCHEMA);
-    let backend = config_value(REGISTRY, json!({"fire_and_forget": true, "timeout_ms": 4000}));
+    let metrics = free_address();
+    let backend =
+        config_value(REGISTRY, json!({"fire_and_forget": true, "timeout_ms": 4000, "metrics_address": metrics}));
     let gateway = Gateway::start(gateway_config("10s", &[("/v1/event/{topic}", backend)]));
 
     let (status, answer) = gateway.send(&topic, &[("Message-Key", "queued")], &seed_body("queued"));
@@ -199,4 +207,10 @@ fn fire_and_forget_answers_202_once_queued_and_logs_a_record_it_lost() {
         assert!(Instant::now() < deadline, "the lost record is logged: {}", gateway.log());
         std::thread::sleep(Duration::from_millis(50));
     }
+    let scrape = Scrape::take(&metrics, true);
+    let deliveries = |topic: &str, result: &str| {
+        scrape.value("krakend_kafka_fire_and_forget_deliveries_total", &[("topic", topic), ("result", result)])
+    };
+    assert_eq!((deliveries(&topic, "ok"), deliveries(&missing, "failed")), (1.0, 1.0));
+    assert_eq!(scrape.value("krakend_kafka_requests_total", &[("topic", &topic), ("status", "202")]), 1.0);
 }

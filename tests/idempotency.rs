@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::gateway::{gateway_config, Gateway};
 use common::proxy::Proxy;
+use common::scrape::{free_address, Scrape};
 use common::*;
 use rdkafka::message::Message;
 use serde_json::json;
@@ -18,7 +19,8 @@ use serde_json::json;
 fn a_repeat_gets_the_first_answer_and_publishes_nothing_and_a_different_request_with_the_key_is_422() {
     let topic = topic_with_schema("idem", 2, SEED_SCHEMA);
     let other = topic_with_schema("idem-other", 1, SEED_SCHEMA);
-    let backend = config_value(REGISTRY, json!({"idempotency_window_s": 600}));
+    let metrics = free_address();
+    let backend = config_value(REGISTRY, json!({"idempotency_window_s": 600, "metrics_address": metrics}));
     let gateway = Gateway::start(gateway_config("10s", &[("/v1/event/{topic}", backend)]));
     let send = |topic: &str, key: &str, record_key: &str, text: &str| {
         let mut headers = vec![("Message-Key", record_key)];
@@ -56,6 +58,9 @@ fn a_repeat_gets_the_first_answer_and_publishes_nothing_and_a_different_request_
     assert_eq!(status, 400, "{answer}");
     assert!(answer["message"].as_str().unwrap().starts_with("idempotency-key: "), "{answer}");
     assert_eq!(record_count(&topic), 4, "nothing published for bad input");
+    let scrape = Scrape::take(&metrics, true);
+    assert_eq!(scrape.value("krakend_kafka_idempotency_replays_total", &[("topic", &topic)]), 2.0);
+    assert_eq!(scrape.value("krakend_kafka_requests_total", &[("topic", &topic), ("status", "422")]), 2.0);
 }
 
 /// The network to the broker goes silent while a record is on it: its caller gets the 504 that says "may

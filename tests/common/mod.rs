@@ -4,6 +4,7 @@
 
 pub mod gateway;
 pub mod proxy;
+pub mod scrape;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};

@@ -15,6 +15,8 @@
 #   services.sh crash|resume NAME        SIGKILL the broker (its data stays) | start it again on its data
 #   services.sh glue-serde NAME ARGS     AWS's own Glue serde on the command line (glue-serde/GlueHarness.java)
 #   services.sh confluent-read NAME      Confluent's own deserializer on hex records from stdin (confluent_read.py)
+#   services.sh prometheus-parse NAME F  the Prometheus client's parser on a scrape from stdin, in format F
+#                                        (text or openmetrics): its samples as JSON (prometheus_parse.py)
 #
 # Heavy files live under ${KK_CACHE:-~/.cache/krakend-kafka}, never in the checkout.
 set -euo pipefail
@@ -340,6 +342,7 @@ case $cmd in
     exec java -XX:TieredStopAtLevel=1 -cp "$glue_serde/libs/*:$glue_serde/classes" krakendkafka.test.GlueHarness "$@" ;;
   confluent-read) eval "$(print_env)"; exec "$venv/bin/python" "$here/confluent_read.py" ;;
   quota) quota "${3:?services.sh quota NAME CLIENT_ID BYTES_PER_SECOND}" "${4:?services.sh quota NAME CLIENT_ID BYTES_PER_SECOND}" ;;
+  prometheus-parse) exec "$venv/bin/python" "$here/prometheus_parse.py" "${3:?services.sh prometheus-parse NAME text|openmetrics}" ;;
   producers) producers "${3:?services.sh producers NAME TOPIC PARTITION}" "${4:?services.sh producers NAME TOPIC PARTITION}" ;;
   *) echo "usage: services.sh install | start|stop|status|env [test|run]" >&2; exit 2 ;;
 esac

@@ -1,0 +1,137 @@
+//! The metrics and readiness the core serves on `metrics_address`, through the real gateway, plugin and
+//! broker: a scrape parses with the Prometheus project's own parser (tests/services/prometheus_parse.py)
+//! and its counters move by exactly what was published; `/ready` follows the producers' broker connections.
+
+mod common;
+
+use std::io::Read;
+use std::time::{Duration, Instant};
+
+use common::gateway::*;
+use common::proxy::Proxy;
+use common::scrape::{free_address, Scrape};
+use common::*;
+use rdkafka::Message;
+use serde_json::json;
+
+fn get(address: &str, path: &str, accept: &str) -> (u16, String) {
+    http_request(address, "GET", path, &[("Accept", accept)], b"").unwrap()
+}
+
+/// Polls `GET /ready` until its answer satisfies `wanted`, for up to `limit`; the answers seen, in order.
+fn ready_until(address: &str, limit: Duration, wanted: impl Fn(u16, &str) -> bool) -> Vec<(u16, String)> {
+    let deadline = Instant::now() + limit;
+    let mut seen: Vec<(u16, String)> = Vec::new();
+    loop {
+        let (status, body) = get(address, "/ready", "*/*");
+        let done = wanted(status, &body);
+        if seen.last().is_none_or(|(s, b)| (*s, b.as_str()) != (status, body.as_str())) {
+            seen.push((status, body));
+        }
+        if done {
+            return seen;
+        }
+        assert!(Instant::now() < deadline, "/ready never got there: {seen:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+#[ignore = "needs Kafka, the Glue emulator and the built gateway: run `make test`"]
+fn a_scrape_parses_and_its_counters_move_by_exactly_what_was_published() {
+    const N: usize = 7;
+    let topic = topic_with_schema("metrics", 2, SEED_SCHEMA);
+    let metrics = free_address();
+    let backend = config_value(REGISTRY, json!({"metrics_address": metrics, "kafka": {"statistics.interval.ms": 500}}));
+    let gateway = Gateway::start(gateway_config("25s", &[("/v1/event/{topic}", backend)]));
+    ready_until(&metrics, Duration::from_secs(30), |status, _| status == 200);
+    // A client that connects and says nothing holds no connection for long.
+    let mut idle = std::net::TcpStream::connect(&metrics).unwrap();
+    let idle_since = Instant::now();
+
+    let before = Scrape::take(&metrics, true);
+    for i in 0..N {
+        let (status, answer) = gateway.send(&topic, &[], &format!(r#"{{"some_message":"hello {}"}}"#, "x".repeat(i)));
+        assert_eq!(status, 200, "{answer}");
+    }
+    let (status, answer) = gateway.send(&topic, &[], r#"{"some_message":5}"#);
+    assert_eq!(status, 400, "{answer}");
+    let after = Scrape::take(&metrics, true);
+
+    let moved = |name: &str, labels: &[(&str, &str)]| after.value(name, labels) - before.value(name, labels);
+    let t = ("topic", topic.as_str());
+    assert_eq!(moved("krakend_kafka_requests_total", &[t, ("status", "200")]), N as f64);
+    assert_eq!(moved("krakend_kafka_requests_total", &[t, ("status", "400")]), 1.0);
+    assert_eq!(moved("krakend_kafka_produced_records_total", &[t]), N as f64);
+    let bytes: usize = all_records(&topic).iter().map(|r| r.payload().unwrap().len()).sum();
+    assert_eq!(moved("krakend_kafka_produced_bytes_total", &[t]), bytes as f64);
+    assert_eq!(moved("krakend_kafka_publish_latency_seconds_count", &[]), N as f64);
+    assert_eq!(after.family_type("krakend_kafka_publish_latency_seconds"), Some("histogram"));
+    let bucket = |le: &str| after.value("krakend_kafka_publish_latency_seconds_bucket", &[("le", le)]);
+    assert_eq!(bucket("+Inf"), after.value("krakend_kafka_publish_latency_seconds_count", &[]));
+    assert!(bucket("0.0005") <= bucket("10.0"), "cumulative buckets from 0.5 ms to 10 s");
+    // The topic was new: one registry call, then every request found its schema in the cache.
+    assert_eq!(moved("krakend_kafka_registry_calls_total", &[("registry", "glue"), ("result", "ok")]), 1.0);
+    assert_eq!(moved("krakend_kafka_schema_cache_misses_total", &[]), 1.0);
+    assert_eq!(moved("krakend_kafka_schema_cache_hits_total", &[]), N as f64);
+
+    // librdkafka's figures come with its next statistics report after the traffic.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let figures = loop {
+        let scrape = Scrape::take(&metrics, false); // Prometheus' own text format parses too
+        let up = scrape.samples("krakend_kafka_broker_up");
+        let rtt = scrape.samples("krakend_kafka_broker_rtt_p99_seconds");
+        if up.iter().any(|(_, v)| *v == 1.0) && rtt.iter().any(|(_, v)| *v > 0.0) {
+            break scrape;
+        }
+        assert!(Instant::now() < deadline, "no broker up with a round-trip time: {up:?} {rtt:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let queue = figures.samples("krakend_kafka_producer_queue_messages");
+    assert!(
+        queue.len() == 1 && queue[0].0["client"].as_str().unwrap().starts_with("krakend-kafka#producer-"),
+        "{queue:?}"
+    );
+    assert_eq!(figures.samples("krakend_kafka_producer_queue_bytes").len(), 1);
+    assert!(!figures.samples("krakend_kafka_broker_rtt_avg_seconds").is_empty());
+
+    let (status, body) = get(&metrics, "/metric", "*/*");
+    assert_eq!((status, body.as_str()), (404, "not found: GET /metrics or /ready\n"));
+    idle.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    assert!(matches!(idle.read(&mut [0; 64]), Ok(0) | Err(_)), "the listener closed the idle connection");
+    assert!(idle_since.elapsed() < Duration::from_secs(15), "within its header read timeout");
+}
+
+#[test]
+#[ignore = "needs Kafka, the Glue emulator and the built gateway: run `make test`"]
+fn ready_only_while_every_producer_reaches_a_broker() {
+    let topic = topic_with_schema("metrics-ready", 1, SEED_SCHEMA);
+    // Nothing listens there until the proxy below does.
+    let unreachable = free_address();
+    let addresses = [free_address(), free_address()];
+    let kafka = json!({"statistics.interval.ms": 500, "reconnect.backoff.max.ms": 500});
+    let reachable = config_value(REGISTRY, json!({"metrics_address": addresses[0], "kafka": kafka}));
+    let mut cut_off = config_value(REGISTRY, json!({"metrics_address": addresses[1], "kafka": kafka}));
+    cut_off["bootstrap_servers"] = json!(unreachable);
+    let gateway =
+        Gateway::start(gateway_config("25s", &[("/v1/event/{topic}", reachable), ("/v1/cut-off/{topic}", cut_off)]));
+    // The first backend opened serves; the other's address is ignored, and logged.
+    let log = gateway.log();
+    let served = addresses.iter().find(|a| log.contains(&format!("metrics on http://{a}/metrics"))).expect(&log);
+    let other = addresses.iter().find(|a| *a != served).unwrap();
+    assert!(log.contains(&format!("metrics_address: {other} ignored: this process serves its metrics on {served}")));
+
+    let seen = ready_until(served, Duration::from_secs(30), |_, body| body.contains("broker"));
+    let last = seen.last().unwrap();
+    assert!(last.0 == 503 && last.1.starts_with("not ready: no Kafka broker reachable"), "{seen:?}");
+    assert!(seen.iter().all(|(status, _)| *status == 503), "never ready while a producer reaches no broker: {seen:?}");
+    let (status, answer) = gateway.send(&topic, &[], r#"{"some_message":"while another backend is cut off"}"#);
+    assert_eq!(status, 200, "{answer}");
+
+    let _proxy = Proxy::start(&unreachable, bootstrap());
+    let seen = ready_until(served, Duration::from_secs(30), |status, _| status == 200);
+    assert_eq!(seen.last().unwrap().1, "ready\n");
+    let path = format!("/v1/cut-off/{topic}");
+    let (status, body) = http_request(&gateway.address, "POST", &path, &[], br#"{"some_message":"reached"}"#).unwrap();
+    assert_eq!(status, 200, "{body}");
+}

@@ -31,6 +31,8 @@ pub struct Limits {
 
 pub struct Idempotency {
     limits: Limits,
+    /// The backend's `Retry-After` for a 429.
+    retry_after_s: u32,
     /// Keyed with a random secret per process: a caller cannot make two different bodies collide.
     hasher: std::collections::hash_map::RandomState,
     state: Mutex<State>,
@@ -64,8 +66,8 @@ pub struct Ticket {
 }
 
 impl Idempotency {
-    pub fn new(limits: Limits) -> Arc<Idempotency> {
-        Arc::new(Idempotency { limits, hasher: Default::default(), state: Mutex::default() })
+    pub fn new(limits: Limits, retry_after_s: u32) -> Arc<Idempotency> {
+        Arc::new(Idempotency { limits, retry_after_s, hasher: Default::default(), state: Mutex::default() })
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -101,9 +103,10 @@ impl Idempotency {
                     answer.send(Err(Failure::overloaded(
                         format!(
                             "topic {topic}: not stored: the gateway holds its limit of idempotency keys in flight; \
-                             retry after 1 s"
+                             retry after {} s",
+                            self.retry_after_s
                         ),
-                        1,
+                        self.retry_after_s,
                     )));
                     return None;
                 }
@@ -209,7 +212,7 @@ mod tests {
     }
 
     fn store(window_ms: u64, max_keys: usize, max_bytes: usize) -> Arc<Idempotency> {
-        Idempotency::new(Limits { window: Duration::from_millis(window_ms), max_keys, max_bytes })
+        Idempotency::new(Limits { window: Duration::from_millis(window_ms), max_keys, max_bytes }, 2)
     }
 
     const STORED: Outcome = Ok(Delivery::Stored { partition: 1, offset: 7 });
@@ -276,7 +279,8 @@ mod tests {
         let _d = store.begin("t", "d", 1, fourth).expect("then b");
         let (fifth, refused) = answer();
         assert!(store.begin("t", "e", 1, fifth).is_none(), "every key in flight: nothing to forget");
-        assert_eq!(refused.recv().unwrap().unwrap_err().status, 429);
+        let refused = refused.recv().unwrap().unwrap_err();
+        assert_eq!((refused.status, refused.retry_after_s), (429, 2));
         drop(in_flight);
 
         let store = self::store(50, 10, 1 << 20);

@@ -112,7 +112,7 @@ impl Publisher {
                 timeout: backend.timeout,
                 rules: backend.rules,
                 admission: Admission::new(backend.admission),
-                idempotency: Idempotency::new(backend.idempotency),
+                idempotency: Idempotency::new(backend.idempotency, backend.admission.retry_after_s),
                 fire_and_forget: backend.fire_and_forget,
                 short_wait_logged: AtomicBool::new(false),
             })
@@ -217,9 +217,11 @@ impl Publisher {
         };
         let topic = &request.topic;
         // The caller is answered 202 once librdkafka took the record; its verdict is only counted and logged.
+        // Set before the send, so that a verdict on another thread cannot come before it.
+        let answered_202 = Arc::new(AtomicBool::new(true));
         let (verdict, queued) = match self.fire_and_forget {
             false => (self.deadlines.guard(topic, answer), None),
-            true => (Answer::new(unwaited(topic)), Some(answer)),
+            true => (Answer::new(unwaited(topic, Arc::clone(&answered_202))), Some(answer)),
         };
         match self.producer.send(topic, request.key.as_deref(), &request.headers, &value, hold.around(verdict)) {
             Ok(()) => {
@@ -233,6 +235,8 @@ impl Publisher {
                     f.retry_after_s = self.admission.retry_after_s();
                 }
                 if let Some(answer) = queued {
+                    // refused at once: its caller is told, and it is no fire-and-forget record's verdict
+                    answered_202.store(false, Ordering::Relaxed);
                     answer.send(Err(f.clone()))
                 }
                 verdict.send(Err(f));
@@ -241,12 +245,15 @@ impl Publisher {
     }
 }
 
-/// A fire-and-forget record's verdict, which no caller waits for: a failure is logged (once a minute per
-/// topic and status: an outage fails every record). A record librdkafka refused at once is logged too,
-/// though its caller was told.
-fn unwaited(topic: &str) -> impl FnOnce(Outcome) + Send + Sync + 'static {
+/// A fire-and-forget record's verdict, which no caller waits for: counted, and a failure logged (once a
+/// minute per topic and status: an outage fails every record). Nothing, when the record was refused at
+/// once (`answered_202` false): its caller got the failure instead of the 202.
+fn unwaited(topic: &str, answered_202: Arc<AtomicBool>) -> impl FnOnce(Outcome) + Send + Sync + 'static {
     let topic = topic.to_owned();
     move |outcome| {
+        if !answered_202.load(Ordering::Relaxed) {
+            return;
+        }
         metrics::unacknowledged(&topic, outcome.is_ok());
         if let Err(f) = &outcome {
             log::once(

@@ -148,12 +148,12 @@ impl Metrics {
         r.register("registry_calls", "Schema registry calls, by registry kind and result", m.registry_calls.clone());
         r.register(
             "backpressure_refusals",
-            "Requests refused at once because the producer was full, by topic",
+            "Requests refused 429 at once: the backend, or librdkafka's queue, held its limit; by topic",
             m.refusals.clone(),
         );
         r.register(
             "idempotency_replays",
-            "Requests answered with the first answer of their Idempotency-Key, by topic",
+            "Requests not published because they repeat an earlier one's Idempotency-Key, by topic",
             m.replays.clone(),
         );
         r.register(

@@ -357,12 +357,13 @@ fn delivery_failure(topic: &str, error: &KafkaError, maybe_stored: bool, cluster
                 Failure::unavailable(format!("topic {topic}: not stored: the broker did not take the record in time"))
             }
         },
-        Some(RDKafkaErrorCode::QueueFull) => Failure::overloaded(
+        // 429 without a Retry-After: the backend that sent it names when to retry.
+        Some(RDKafkaErrorCode::QueueFull) => Failure::new(
+            429,
             format!(
                 "topic {topic}: not stored: the producer's queue is full (queue.buffering.max.messages, \
                  queue.buffering.max.kbytes)"
             ),
-            1,
         ),
         Some(RDKafkaErrorCode::MessageSizeTooLarge) => Failure::new(
             413,

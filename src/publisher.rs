@@ -217,15 +217,17 @@ impl Publisher {
         };
         let topic = &request.topic;
         // The caller is answered 202 once librdkafka took the record; its verdict is only counted and logged.
-        // Set before the send, so that a verdict on another thread cannot come before it.
-        let answered_202 = Arc::new(AtomicBool::new(true));
+        // The flag is set before the send, so that a verdict on another thread cannot come before it.
         let (verdict, queued) = match self.fire_and_forget {
             false => (self.deadlines.guard(topic, answer), None),
-            true => (Answer::new(unwaited(topic, Arc::clone(&answered_202))), Some(answer)),
+            true => {
+                let answered_202 = Arc::new(AtomicBool::new(true));
+                (Answer::new(unwaited(topic, Arc::clone(&answered_202))), Some((answer, answered_202)))
+            }
         };
         match self.producer.send(topic, request.key.as_deref(), &request.headers, &value, hold.around(verdict)) {
             Ok(()) => {
-                if let Some(answer) = queued {
+                if let Some((answer, _)) = queued {
                     answer.send(Ok(Delivery::Queued))
                 }
             }
@@ -234,7 +236,7 @@ impl Publisher {
                     metrics::refused(topic);
                     f.retry_after_s = self.admission.retry_after_s();
                 }
-                if let Some(answer) = queued {
+                if let Some((answer, answered_202)) = queued {
                     // refused at once: its caller is told, and it is no fire-and-forget record's verdict
                     answered_202.store(false, Ordering::Relaxed);
                     answer.send(Err(f.clone()))

@@ -19,9 +19,7 @@ fn publish(backend: &Backend, topic: &str, body: &str) -> (u16, String) {
 #[test]
 #[ignore = "needs Kafka and the Confluent-API registry: run `make test`"]
 fn the_topics_subject_latest_or_pinned_version_is_used() {
-    let topic = unique("sr-versions");
-    create_topic(&topic, 1);
-    register_subject(&format!("{topic}-value"), V1, &[]);
+    let (topic, _) = topic_with_subject("sr-versions", V1);
     register_subject(&format!("{topic}-value"), V2, &[]);
     let pinned = unique("sr-pinned");
     create_topic(&pinned, 1);
@@ -105,9 +103,7 @@ fn missing_subjects_and_versions_are_404_and_a_refused_login_503() {
 #[test]
 #[ignore = "needs Kafka and the Confluent-API registry: run `make test`"]
 fn https_is_trusted_with_the_configured_ca_only() {
-    let topic = unique("sr-tls");
-    create_topic(&topic, 1);
-    register_subject(&format!("{topic}-value"), V1, &[]);
+    let (topic, _) = topic_with_subject("sr-tls", V1);
     let with_ca = |ca: String| {
         let mut config = confluent_config(json!({}));
         config["confluent_registry"]["url"] = json!(var("KK_CONFLUENT_TLS_URL"));
@@ -136,9 +132,7 @@ fn through_the_gateway_a_confluent_topic_keeps_its_schema_while_the_registry_han
     use common::gateway::{gateway_config, Gateway};
     use common::proxy::Proxy;
 
-    let topic = unique("sr-gateway");
-    create_topic(&topic, 1);
-    let id = register_subject(&format!("{topic}-value"), V1, &[]);
+    let (topic, id) = topic_with_subject("sr-gateway", V1);
     let registry = var("KK_CONFLUENT_URL");
     let (host, path) = registry.trim_start_matches("http://").split_once('/').unwrap();
     let proxy = Proxy::counting("127.0.0.1:0", host.to_string(), b"GET /");

@@ -114,6 +114,15 @@ pub fn glue_version_id(registry: &str, schema: &str) -> String {
     })
 }
 
+/// A new topic of one partition, and `text` as its subject `T-value` (Confluent's default strategy) in the
+/// test services' Confluent-API registry; the topic and the schema's id.
+pub fn topic_with_subject(prefix: &str, text: &str) -> (String, u32) {
+    let topic = unique(prefix);
+    create_topic(&topic, 1);
+    let id = register_subject(&format!("{topic}-value"), text, &[]);
+    (topic, id)
+}
+
 /// Registers the protobuf `text` under `subject` in the test services' Confluent-API registry, referencing
 /// `references` (the name it imports, subject, version); returns the schema's id.
 pub fn register_subject(subject: &str, text: &str, references: &[(&str, &str, i64)]) -> u32 {

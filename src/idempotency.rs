@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use crate::metrics;
 use crate::outcome::{Answer, Failure, Outcome};
-use crate::request::Request;
+use crate::request::{Request, TRACEPARENT, TRACESTATE};
 
 /// What each key costs beside its topic and key text: the map's slot, the expiry queue's item, the
 /// strings' headers (measured by size_of, rounded up).
@@ -74,9 +74,11 @@ impl Idempotency {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// What makes two requests the same: key, headers and body as received.
+    /// What makes two requests the same: key, headers and body as received. Not the trace context: a
+    /// retry is a new span of the caller's trace, with a traceparent of its own.
     pub fn fingerprint(&self, request: &Request<'_>) -> u64 {
-        self.hasher.hash_one((&request.key, &request.headers, request.body.get()))
+        let headers = request.headers.iter().filter(|(name, _)| ![TRACEPARENT, TRACESTATE].contains(&name.as_str()));
+        self.hasher.hash_one((&request.key, headers.collect::<Vec<_>>(), request.body.get()))
     }
 
     /// Takes `answer` when the request of `key` on `topic` is a repeat (replayed, refused, or waiting

@@ -185,6 +185,10 @@ impl<'a> Request<'a> {
     }
 }
 
+/// The record headers a W3C trace context becomes.
+pub const TRACEPARENT: &str = "traceparent";
+pub const TRACESTATE: &str = "tracestate";
+
 /// The longest `tracestate` carried: W3C's 32 list members of at most 256 bytes each could be far longer,
 /// but its propagators may cut it at 512, and a record header is paid for by every consumer.
 const MAX_TRACESTATE: usize = 512;
@@ -213,10 +217,10 @@ fn trace_context<'b>(traceparent: &'b [u8], tracestate: &'b [u8]) -> Vec<(&'stat
     if !valid {
         return Vec::new();
     }
-    let mut context = vec![("traceparent", parent)];
+    let mut context = vec![(TRACEPARENT, parent)];
     let state = tracestate.trim_ascii();
     if !state.is_empty() && state.len() <= MAX_TRACESTATE && state.iter().all(|b| (0x20..0x7f).contains(b)) {
-        context.push(("tracestate", std::str::from_utf8(state).expect("ASCII")));
+        context.push((TRACESTATE, std::str::from_utf8(state).expect("ASCII")));
     }
     context
 }

@@ -36,6 +36,13 @@ fn a_repeat_gets_the_first_answer_and_publishes_nothing_and_a_different_request_
         let (status, again) = send(&topic, key, "k", "a");
         assert_eq!((status, &again), (200, &first), "the first answer, partition and offset included");
     }
+    // A retry is a new span of the caller's trace: another traceparent, the same request.
+    let traced = [
+        ("Message-Key", "k"),
+        ("Idempotency-Key", "8e03978e-40d5-43e8-bc93-6894a57f9324"),
+        ("Traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+    ];
+    assert_eq!(gateway.send(&topic, &traced, &seed_body("a")), (200, first.clone()));
     assert_eq!(record_count(&topic), 1, "published once");
 
     let (status, answer) = send(&topic, "8e03978e-40d5-43e8-bc93-6894a57f9324", "k", "b");
@@ -59,7 +66,7 @@ fn a_repeat_gets_the_first_answer_and_publishes_nothing_and_a_different_request_
     assert!(answer["message"].as_str().unwrap().starts_with("idempotency-key: "), "{answer}");
     assert_eq!(record_count(&topic), 4, "nothing published for bad input");
     let scrape = Scrape::take(&metrics, true);
-    assert_eq!(scrape.value("krakend_kafka_idempotency_replays_total", &[("topic", &topic)]), 2.0);
+    assert_eq!(scrape.value("krakend_kafka_idempotency_replays_total", &[("topic", &topic)]), 3.0);
     assert_eq!(scrape.value("krakend_kafka_requests_total", &[("topic", &topic), ("status", "422")]), 2.0);
 }
 

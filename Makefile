@@ -114,8 +114,9 @@ services-install:
 run: plugin krakend
 	@$(SERVICES) start run && trap '$(SERVICES) stop run' EXIT && eval "$$($(SERVICES) env run)" && \
 	$(SERVICES) example run && \
-	printf '\nPublish:\n  %s\nSee the record:\n  %s\n\n' \
+	printf '\nPublish:\n  %s\nPublish a batch:\n  %s\nSee the records:\n  %s\n\n' \
 	  "curl -si http://127.0.0.1:8080/v1/event/example-events -H 'Message-Key: k1' -H 'Message-Headers: source=readme,trace-id=abc-1' -d '{\"some_message\":\"hello\"}'" \
+	  "curl -si http://127.0.0.1:8080/v1/batch/example-events -d '{\"records\":[{\"key\":\"k1\",\"value\":{\"some_message\":\"one\"}},{\"key\":\"k2\",\"headers\":{\"source\":\"readme\"},\"value\":{\"some_message\":\"two\"}}]}'" \
 	  "$(SERVICES) consume run example-events" && \
 	cd $(BUILD) && ./krakend run -c $(CURDIR)/krakend/krakend.json
 

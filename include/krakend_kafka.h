@@ -66,7 +66,7 @@ typedef struct {
    */
   kk_bytes idempotency_key;
   /*
-   The body, a JSON object, as far as it was read.
+   The body, a JSON object (a batch endpoint's: `{"records": [..]}`), as far as it was read.
    */
   kk_bytes body;
   /*
@@ -81,7 +81,7 @@ typedef struct {
 } kk_message;
 
 /*
- One answer: the `context` given to `kk_publish_message`, the HTTP status to answer (200, 202, 400,
+ One answer: the `context` given to `kk_publish_message`, the HTTP status to answer (200, 202, 207, 400,
  404, 409, 413, 422, 429, 431, 500, 503 or 504), the response JSON (not NUL-terminated, valid as the
  call that gave it says) and, when not 0, the seconds to answer as `Retry-After` (with a 429).
  */

@@ -85,9 +85,12 @@ impl AnswerQueue {
     /// Queues `context`'s outcome, and logs it when its caller stopped waiting. Still queued then: the
     /// collector releases what it keeps per context when it takes the answer.
     fn push(&self, context: usize, topic: &str, outcome: Outcome) {
-        let retry_after_s = outcome.as_ref().err().map_or(0, |f| f.retry_after_s);
-        let ready =
-            Ready { context, status: outcome::status(&outcome), response: outcome::to_json(&outcome), retry_after_s };
+        let ready = Ready {
+            context,
+            status: outcome::status(&outcome),
+            response: outcome::to_json(&outcome),
+            retry_after_s: outcome::retry_after_s(&outcome),
+        };
         let mut state = self.state();
         let waited_for = state.waited_for.remove(&context);
         let was_empty = state.ready.is_empty();

@@ -86,9 +86,9 @@ impl Codec {
 
     /// Parses `body` with the proto3 JSON mapping, as strictly as protobuf-java's JsonFormat (`strict`), and
     /// encodes it. Unknown fields and type mismatches answer 400 with the path of the field
-    /// (`body.items[1].price: ...`).
-    pub fn encode(&self, body: &RawValue) -> Result<Vec<u8>, Failure> {
-        crate::strict::check(&self.message, body.get()).map_err(Failure::bad_request)?;
+    /// (`body.items[1].price: ...`, with `at` the path of the body).
+    pub fn encode(&self, body: &RawValue, at: &str) -> Result<Vec<u8>, Failure> {
+        crate::strict::check(&self.message, body.get(), at).map_err(Failure::bad_request)?;
         let mut de = serde_json::Deserializer::from_str(body.get());
         let mut track = serde_path_to_error::Track::new();
         let message = DynamicMessage::deserialize_with_options(
@@ -98,12 +98,12 @@ impl Codec {
         )
         .map_err(|e| {
             let path = track.path().to_string();
-            let at = if path == "." { "body".to_string() } else { format!("body.{path}") };
+            let at = if path == "." { at.to_string() } else { format!("{at}.{path}") };
             Failure::bad_request(format!("{at}: {}", without_position(&e)))
         })?;
         if nesting(&message) > MAX_NESTING {
             return Err(Failure::bad_request(format!(
-                "body: messages nested more than {MAX_NESTING} deep (a map entry counts as one), which protobuf's decoders refuse"
+                "{at}: messages nested more than {MAX_NESTING} deep (a map entry counts as one), which protobuf's decoders refuse"
             )));
         }
         Ok(self.frame.wrap(message.encode_to_vec()))
@@ -165,7 +165,7 @@ mod tests {
     fn seed_sample_encodes_as_plain_protobuf() {
         let codec = Codec::compile("test-topic", SEED, &[], None).unwrap();
         assert_eq!(codec.message_name(), "events.SampleEvent");
-        let bytes = codec.encode(&raw(r#"{"some_message":"test value"}"#)).unwrap();
+        let bytes = codec.encode(&raw(r#"{"some_message":"test value"}"#), "body").unwrap();
         // field 1, wire type 2, length 10, then the UTF-8 text: exactly what protobuf-java writes.
         assert_eq!(bytes, b"\x0a\x0atest value");
     }
@@ -173,7 +173,7 @@ mod tests {
     #[test]
     fn unknown_field_and_type_mismatch_are_400_with_the_path() {
         let codec = Codec::compile("t", SEED, &[], None).unwrap();
-        let f = codec.encode(&raw(r#"{"other_key":"1"}"#)).unwrap_err();
+        let f = codec.encode(&raw(r#"{"other_key":"1"}"#), "body").unwrap_err();
         assert_eq!(f.status, 400);
         assert!(f.message.starts_with("body") && f.message.contains("other_key"), "{}", f.message);
         assert!(!f.message.contains("line 1"), "{}", f.message);
@@ -182,9 +182,9 @@ mod tests {
             message Order { repeated Item items = 1; }
             message Item { string name = 1; repeated int32 xs = 2; double price = 3; }"#;
         let codec = Codec::compile("orders", nested, &[], None).unwrap();
-        let f = codec.encode(&raw(r#"{"items":[{"price":1.5},{"price":"cheap"}]}"#)).unwrap_err();
+        let f = codec.encode(&raw(r#"{"items":[{"price":1.5},{"price":"cheap"}]}"#), "body").unwrap_err();
         assert!(f.message.starts_with("body.items[1].price: "), "{}", f.message);
-        let f = codec.encode(&raw(r#"{"items":[{},{"xs":[1,"x"]}]}"#)).unwrap_err();
+        let f = codec.encode(&raw(r#"{"items":[{},{"xs":[1,"x"]}]}"#), "body").unwrap_err();
         assert!(f.message.starts_with("body.items[1].xs[1]: "), "{}", f.message);
     }
 
@@ -219,7 +219,7 @@ mod tests {
         // serde_json's fast parser was a unit in the last place off for some (the first found by fuzzing).
         let long = format!("{}37", "9".repeat(131));
         for number in [&long, "9.999999999999999e129", "1e130", "1.7976931348623157e308", "2.2250738585072014e-308"] {
-            let bytes = codec.encode(&raw(&format!(r#"{{"d":{number}}}"#))).unwrap();
+            let bytes = codec.encode(&raw(&format!(r#"{{"d":{number}}}"#)), "body").unwrap();
             let expected: f64 = number.parse().unwrap();
             assert_eq!(bytes, [&[0x09][..], &expected.to_le_bytes()].concat(), "{number}");
         }
@@ -232,7 +232,7 @@ mod tests {
         let codec = Codec::compile("deep", text, &[], None).unwrap();
         let nested = |open: &str, close: &str, n| raw(&format!("{}{{}}{}", open.repeat(n), close.repeat(n)));
         let deepest = nested(r#"{"next":"#, "}", 100);
-        let bytes = codec.encode(&deepest).unwrap();
+        let bytes = codec.encode(&deepest, "body").unwrap();
         assert!(DynamicMessage::decode(codec.descriptor(), bytes.as_slice()).is_ok(), "100 below the top");
         // Each was encoded before: 101 messages, and 80 messages then 11 lists of google.protobuf.Value
         // (each a Value and a ListValue), whose bytes prost refused ("recursion limit reached"); 51 map
@@ -248,7 +248,7 @@ mod tests {
                 "}".repeat(80)
             )),
         ] {
-            let f = codec.encode(&body).unwrap_err();
+            let f = codec.encode(&body, "body").unwrap_err();
             assert_eq!(f.status, 400);
             assert!(f.message.starts_with("body: messages nested more than 100 deep"), "{}", f.message);
         }
@@ -267,7 +267,7 @@ mod tests {
         let codec = Codec::compile("rich", text, &[], None).unwrap();
         let json = r#"{"big":"9007199254740993","blob":"AAEC/w==","kind":"BIG","counts":{"a":1},
             "at":"2026-11-22T10:00:00.5Z","number":7,"children":[{"kind":1,"big":-2}],"camelCaseField":5}"#;
-        let bytes = codec.encode(&raw(json)).unwrap();
+        let bytes = codec.encode(&raw(json), "body").unwrap();
         let decoded = DynamicMessage::decode(codec.message.clone(), bytes.as_slice()).unwrap();
         let back: serde_json::Value = serde_json::to_value(&decoded).unwrap();
         let expected = serde_json::json!({"big":"9007199254740993","blob":"AAEC/w==","kind":"BIG","counts":{"a":1},
@@ -275,6 +275,6 @@ mod tests {
         assert_eq!(back, expected);
         assert_eq!(decoded.descriptor().full_name(), "rt.Rich");
         // proto field names are accepted too
-        assert!(codec.encode(&raw(r#"{"camel_case_field":1}"#)).is_ok());
+        assert!(codec.encode(&raw(r#"{"camel_case_field":1}"#), "body").is_ok());
     }
 }

@@ -27,6 +27,7 @@ const DEFAULT_RETRY_AFTER_S: u64 = 1;
 const DEFAULT_IDEMPOTENCY_WINDOW_S: u64 = 300;
 const DEFAULT_IDEMPOTENCY_MAX_KEYS: u64 = 100_000;
 const DEFAULT_IDEMPOTENCY_MAX_BYTES: u64 = 16 << 20;
+const DEFAULT_MAX_BATCH_RECORDS: u64 = 500;
 const DEFAULT_STATISTICS_INTERVAL_MS: &str = "5000";
 
 /// librdkafka looks for expired records about once a second, so it reports one up to this long after
@@ -220,6 +221,8 @@ struct Raw {
     idempotency_max_keys: Option<u64>,
     idempotency_max_bytes: Option<u64>,
     fire_and_forget: Option<bool>,
+    batch: Option<bool>,
+    max_batch_records: Option<u64>,
     metrics_address: Option<String>,
     confluent_registry: Option<ConfluentRegistry>,
     #[serde(default)]
@@ -251,6 +254,8 @@ struct Resolved {
     idempotency_max_keys: u64,
     idempotency_max_bytes: u64,
     fire_and_forget: bool,
+    batch: bool,
+    max_batch_records: Option<u64>,
     metrics_address: Option<String>,
     topics: HashMap<String, TopicSchema>,
 }
@@ -349,6 +354,8 @@ fn resolve(raw: Raw, env: impl Fn(&str) -> Option<String>) -> Result<Resolved, S
         idempotency_max_keys: raw.idempotency_max_keys.unwrap_or(DEFAULT_IDEMPOTENCY_MAX_KEYS),
         idempotency_max_bytes: raw.idempotency_max_bytes.unwrap_or(DEFAULT_IDEMPOTENCY_MAX_BYTES),
         fire_and_forget: raw.fire_and_forget.unwrap_or(false),
+        batch: raw.batch.unwrap_or(false),
+        max_batch_records: raw.max_batch_records,
         metrics_address: raw.metrics_address,
         allowed_topics: raw.allowed_topics,
         topics: raw.topics,
@@ -371,6 +378,17 @@ fn policy(resolved: Resolved) -> Result<Config, String> {
         n => usize::try_from(n).map_err(|_| format!("config key {key}: too large for this machine")),
     };
     let max_body_bytes = limit("max_body_bytes", resolved.max_body_bytes)?;
+    let batch = match (resolved.batch, resolved.max_batch_records) {
+        (false, None) => None,
+        (false, Some(_)) => return Err("config key max_batch_records: only for a batch endpoint (batch: true)".into()),
+        // A batch's answer lists every record's verdict: it waits for them.
+        (true, _) if resolved.fire_and_forget => {
+            return Err(
+                "config keys batch and fire_and_forget: not both (a batch's answer lists each record's verdict)".into(),
+            )
+        }
+        (true, n) => Some(limit("max_batch_records", n.unwrap_or(DEFAULT_MAX_BATCH_RECORDS))?),
+    };
     let metrics_address = match &resolved.metrics_address {
         None => None,
         Some(a) => Some(a.parse::<SocketAddr>().map_err(|_| {
@@ -436,6 +454,7 @@ fn policy(resolved: Resolved) -> Result<Config, String> {
                 max_headers_bytes: limit("max_headers_bytes", resolved.max_headers_bytes)?,
                 allowed: resolved.allowed_topics.map(AllowList::new).transpose()?,
                 propagate_trace: resolved.propagate_trace,
+                batch,
             },
             admission: admission::Limits {
                 records: limit("max_in_flight_records", resolved.max_in_flight_records)?,
@@ -667,6 +686,7 @@ mod tests {
                 max_headers_bytes: 16384,
                 allowed: None,
                 propagate_trace: true,
+                batch: None,
             }
         );
 
@@ -788,7 +808,12 @@ mod tests {
             idempotency::Limits { window: Duration::from_secs(60), max_keys: 7, max_bytes: 4096 }
         );
         assert!(backend.fire_and_forget);
+        assert_eq!(parse(r#","batch":true"#).unwrap().backend.rules.batch, Some(500));
+        assert_eq!(parse(r#","batch":true,"max_batch_records":20"#).unwrap().backend.rules.batch, Some(20));
         for (rest, says) in [
+            (r#","max_batch_records":20"#, "max_batch_records: only for a batch endpoint (batch: true)"),
+            (r#","batch":true,"max_batch_records":0"#, "max_batch_records: must be greater than 0"),
+            (r#","batch":true,"fire_and_forget":true"#, "batch and fire_and_forget: not both"),
             (r#","max_in_flight_records":0"#, "max_in_flight_records: must be greater than 0"),
             (r#","retry_after_s":0"#, "retry_after_s: from 1 to 3600"),
             (r#","idempotency_window_s":100000"#, "idempotency_window_s: from 1 to 86400"),

@@ -59,7 +59,7 @@ pub struct kk_message {
     pub tracestate: kk_bytes,
     /// The `Idempotency-Key` header; empty: none.
     pub idempotency_key: kk_bytes,
-    /// The body, a JSON object, as far as it was read.
+    /// The body, a JSON object (a batch endpoint's: `{"records": [..]}`), as far as it was read.
     pub body: kk_bytes,
     /// `KK_BODY_COMPLETE`, `KK_BODY_OVER_LIMIT` or `KK_BODY_BROKEN`.
     pub body_read: kk_body_read,
@@ -68,7 +68,7 @@ pub struct kk_message {
     pub wait_ms: u64,
 }
 
-/// One answer: the `context` given to `kk_publish_message`, the HTTP status to answer (200, 202, 400,
+/// One answer: the `context` given to `kk_publish_message`, the HTTP status to answer (200, 202, 207, 400,
 /// 404, 409, 413, 422, 429, 431, 500, 503 or 504), the response JSON (not NUL-terminated, valid as the
 /// call that gave it says) and, when not 0, the seconds to answer as `Retry-After` (with a 429).
 #[repr(C)]

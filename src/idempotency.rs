@@ -1,7 +1,9 @@
 //! Idempotency keys: a request repeated with the same `Idempotency-Key` (same topic, within the window)
 //! is not published again. It gets the first request's answer, partition and offset included; a repeat
 //! that arrives while the first is in flight waits for its outcome; a repeat of a different request is
-//! refused with 422. Only a stored record is remembered: after a failure a retry publishes again.
+//! refused with 422. Only a request that stored a record is remembered: after a failure a retry publishes
+//! again. A batch that stored some of its records is remembered with every record's outcome, so that its
+//! retry stores none twice.
 //!
 //! The outcome remembered is librdkafka's verdict, not what the first caller was answered: a caller
 //! answered 504 at its deadline whose record was then stored gets 200 on its retry, not a second record.
@@ -9,12 +11,12 @@
 
 use std::collections::HashMap;
 use std::collections::VecDeque;
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::metrics;
-use crate::outcome::{Answer, Failure, Outcome};
+use crate::outcome::{self, Answer, Failure, Outcome};
 use crate::request::{Request, TRACEPARENT, TRACESTATE};
 
 /// What each key costs beside its topic and key text: the map's slot, the expiry queue's item, the
@@ -74,11 +76,23 @@ impl Idempotency {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// What makes two requests the same: key, headers and body as received. Not the trace context: a
-    /// retry is a new span of the caller's trace, with a traceparent of its own.
+    /// What makes two requests the same: each record's key, headers and body as received (an invalid
+    /// record's failure). Not the trace context: a retry is a new span of the caller's trace, with a
+    /// traceparent of its own.
     pub fn fingerprint(&self, request: &Request<'_>) -> u64 {
-        let headers = request.headers.iter().filter(|(name, _)| ![TRACEPARENT, TRACESTATE].contains(&name.as_str()));
-        self.hasher.hash_one((&request.key, headers.collect::<Vec<_>>(), request.body.get()))
+        let mut hasher = self.hasher.build_hasher();
+        for record in request.records.iter() {
+            match record {
+                Ok(record) => {
+                    let traced = |name: &str| [TRACEPARENT, TRACESTATE].contains(&name);
+                    record.key.hash(&mut hasher);
+                    record.headers.iter().filter(|(name, _)| !traced(name)).collect::<Vec<_>>().hash(&mut hasher);
+                    record.body.get().hash(&mut hasher);
+                }
+                Err(failure) => failure.message.hash(&mut hasher),
+            }
+        }
+        hasher.finish()
     }
 
     /// Takes `answer` when the request of `key` on `topic` is a repeat (replayed, refused, or waiting
@@ -164,7 +178,7 @@ impl State {
 }
 
 impl Ticket {
-    /// Remembers a stored record for the window, forgets a failed one; the repeats that waited get the
+    /// Remembers a request that stored a record for the window, forgets one that stored none; the repeats that waited get the
     /// same outcome.
     pub fn settle(mut self, outcome: &Outcome) {
         self.settle_with(outcome);
@@ -173,15 +187,15 @@ impl Ticket {
     fn settle_with(&mut self, outcome: &Outcome) {
         let Some(id) = self.id.take() else { return };
         let mut state = self.store.state();
-        let waiting = match outcome {
-            Ok(_) => {
+        let waiting = match outcome::took_effect(outcome) {
+            true => {
                 let end = Instant::now() + self.store.limits.window;
                 let Some(entry) = state.entries.get_mut(&id) else { return };
                 let waiting = std::mem::replace(&mut entry.phase, Phase::Stored(outcome.clone()));
                 state.expiry.push_back((end, id));
                 waiting
             }
-            Err(_) => match state.forget(&id) {
+            false => match state.forget(&id) {
                 Some(entry) => entry.phase,
                 None => return,
             },

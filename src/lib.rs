@@ -9,6 +9,7 @@ mod admission;
 mod allow;
 mod answers;
 mod backend;
+mod batch;
 mod cluster;
 mod codec;
 mod config;
@@ -35,7 +36,7 @@ pub use codec::Codec;
 pub use config::Config;
 pub use outcome::{Delivery, Failure, Outcome};
 pub use publisher::Publisher;
-pub use request::{BodyRead, HttpParts, Request, Rules};
+pub use request::{BodyRead, HttpParts, Record, Records, Request, Rules};
 
 /// Faults the test suite raises through the real parts' own test hooks. Not in a release build.
 #[cfg(feature = "fault-injection")]

@@ -21,6 +21,11 @@ pub fn unwaited(topic: &str, which: &str, outcome: &Outcome) {
             log(format!("topic {topic}: a record {which} was stored at partition {partition} offset {offset}"))
         }
         Ok(Delivery::Queued) => log(format!("topic {topic}: a record {which} was queued for Kafka")),
+        Ok(Delivery::Batch(outcomes)) => {
+            for (i, outcome) in outcomes.iter().enumerate() {
+                unwaited(topic, &format!("(records[{i}] of a batch) {which}"), outcome);
+            }
+        }
         Err(f) => log(format!("topic {topic}: a record {which} failed ({}): {}", f.status, f.message)),
     }
 }

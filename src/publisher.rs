@@ -10,6 +10,7 @@ use aws_config::{BehaviorVersion, Region};
 use aws_credential_types::provider::SharedCredentialsProvider;
 
 use crate::admission::{Admission, Permit};
+use crate::batch::{self, Verdicts};
 use crate::codec::Codec;
 use crate::config::{AwsConfig, Config, RegistryConfig};
 use crate::confluent::Confluent;
@@ -21,7 +22,7 @@ use crate::metrics::{self, SchemaLookup};
 use crate::outcome::{Answer, Delivery, Failure, Outcome};
 use crate::producer::{MskIam, Producer};
 use crate::registry::{CallBudget, Glue, Registry, SchemaCache};
-use crate::request::{Request, Rules};
+use crate::request::{At, Record, Records, Request, Rules};
 use crate::runtime;
 
 pub struct Publisher {
@@ -173,10 +174,8 @@ impl Publisher {
                 }
             }
         };
-        let size = request.body.get().len()
-            + request.key.as_ref().map_or(0, String::len)
-            + request.headers.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>();
-        let hold = match self.admission.admit(&request.topic, size) {
+        let (records, bytes) = request.size();
+        let hold = match self.admission.admit(&request.topic, records, bytes) {
             Ok(permit) => Hold { permit, ticket },
             Err(f) => {
                 metrics::refused(&request.topic);
@@ -211,7 +210,11 @@ impl Publisher {
     }
 
     fn send(&self, codec: &Codec, request: &Request<'_>, answer: Answer, hold: Hold) {
-        let value = match codec.encode(&request.body) {
+        let record = match &request.records {
+            Records::One(record) => record,
+            Records::Batch(records) => return self.send_batch(codec, &request.topic, records, answer, hold),
+        };
+        let value = match codec.encode(&record.body, &At::Request.value()) {
             Ok(value) => value,
             Err(f) => return hold.around(answer).send(Err(f)),
         };
@@ -225,17 +228,14 @@ impl Publisher {
                 (Answer::new(unwaited(topic, Arc::clone(&answered_202))), Some((answer, answered_202)))
             }
         };
-        match self.producer.send(topic, request.key.as_deref(), &request.headers, &value, hold.around(verdict)) {
+        match self.producer.send(topic, record.key.as_deref(), &record.headers, &value, hold.around(verdict)) {
             Ok(()) => {
                 if let Some((answer, _)) = queued {
                     answer.send(Ok(Delivery::Queued))
                 }
             }
-            Err((mut f, verdict)) => {
-                if f.status == 429 {
-                    metrics::refused(topic);
-                    f.retry_after_s = self.admission.retry_after_s();
-                }
+            Err((f, verdict)) => {
+                let f = self.refused_at_once(topic, f);
                 if let Some((answer, answered_202)) = queued {
                     // refused at once: its caller is told, and it is no fire-and-forget record's verdict
                     answered_202.store(false, Ordering::Relaxed);
@@ -244,6 +244,61 @@ impl Publisher {
                 verdict.send(Err(f));
             }
         }
+    }
+
+    /// Sends a batch's records in order once every one is encoded; none when one is invalid. The caller
+    /// is answered once every record has librdkafka's verdict, or at the backend's deadline (504: some may
+    /// be stored; a retry with the same idempotency key gets each record's outcome).
+    fn send_batch(
+        &self,
+        codec: &Codec,
+        topic: &str,
+        records: &[Result<Record<'_>, Failure>],
+        answer: Answer,
+        hold: Hold,
+    ) {
+        let encoded: Vec<Result<Vec<u8>, Failure>> = records
+            .iter()
+            .enumerate()
+            .map(|(i, record)| {
+                let record = record.as_ref().map_err(Failure::clone)?;
+                codec.encode(&record.body, &At::Batch(i).value())
+            })
+            .collect();
+        if encoded.iter().any(Result::is_err) {
+            let checked = encoded.into_iter().map(|e| e.map(drop)).collect();
+            return hold.around(answer).send(batch::refused(checked));
+        }
+        let verdicts = Verdicts::new(records.len(), hold.around(self.deadlines.guard(topic, answer)));
+        let mut refusal = None;
+        for (i, (record, value)) in records.iter().flatten().zip(encoded.iter().flatten()).enumerate() {
+            let verdict = verdicts.answer(i);
+            // After a record librdkafka refused, none is sent: a later record of the same key stored
+            // before it would break the batch's order per key.
+            if let Some(f) = &refusal {
+                verdict.send(Err(Failure::clone(f)));
+                continue;
+            }
+            if let Err((f, verdict)) = self.producer.send(topic, record.key.as_deref(), &record.headers, value, verdict)
+            {
+                let f = self.refused_at_once(topic, f);
+                refusal = Some(Failure {
+                    message: format!("not sent: an earlier record of the batch was refused: {}", f.message),
+                    ..f.clone()
+                });
+                verdict.send(Err(f));
+            }
+        }
+    }
+
+    /// A failure librdkafka gave at once, before the record was queued: its queue is full (429), which
+    /// the backend's limits answer alike.
+    fn refused_at_once(&self, topic: &str, mut f: Failure) -> Failure {
+        if f.status == 429 {
+            metrics::refused(topic);
+            f.retry_after_s = self.admission.retry_after_s();
+        }
+        f
     }
 }
 

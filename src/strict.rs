@@ -73,12 +73,12 @@ impl<'de> Deserialize<'de> for Json {
     }
 }
 
-/// Checks `body` (valid JSON) against `message`: `Err` names the path of the first violation, as
-/// `body.items[1].price: ...`. What it does not know (a field the message lacks, a wrong type) it leaves to
+/// Checks `body` (valid JSON) against `message`: `Err` names the path of the first violation from `at`,
+/// as `body.items[1].price: ...`. What it does not know (a field the message lacks, a wrong type) it leaves to
 /// the conversion, which names it too.
-pub fn check(message: &MessageDescriptor, body: &str) -> Result<(), String> {
-    let json: Json = serde_json::from_str(body).map_err(|e| format!("body: not valid JSON: {e}"))?;
-    let mut path = String::from("body");
+pub fn check(message: &MessageDescriptor, body: &str, at: &str) -> Result<(), String> {
+    let json: Json = serde_json::from_str(body).map_err(|e| format!("{at}: not valid JSON: {e}"))?;
+    let mut path = String::from(at);
     check_message(message, &json, &mut path).map_err(|e| format!("{path}: {e}"))
 }
 
@@ -250,7 +250,7 @@ mod tests {
         }"#;
 
     fn check_rich(body: &str) -> Result<(), String> {
-        check(&Codec::compile("t", RICH, &[], Some("t.E")).unwrap().descriptor(), body)
+        check(&Codec::compile("t", RICH, &[], Some("t.E")).unwrap().descriptor(), body, "body")
     }
 
     #[test]
@@ -307,17 +307,17 @@ mod tests {
             enum Closed { A = 1; B = 2; }
             message M { optional Closed e = 1; repeated Closed es = 2; map<string, Closed> em = 3; }"#;
         let closed = Codec::compile("t", closed, &[], Some("t.M")).unwrap().descriptor();
-        assert_eq!(check(&closed, r#"{"e":1,"es":["A",2],"em":{"k":"B"}}"#), Ok(()));
+        assert_eq!(check(&closed, r#"{"e":1,"es":["A",2],"em":{"k":"B"}}"#, "body"), Ok(()));
         for (body, expected) in [
             (r#"{"e":7}"#, "body.e: 7 is not a value of the closed enum t.Closed"),
             (r#"{"es":[1,0]}"#, "body.es[1]: 0 is not a value of the closed enum t.Closed"),
             (r#"{"em":{"k":3}}"#, "body.em[\"k\"]: 3 is not a value of the closed enum t.Closed"),
         ] {
-            assert_eq!(check(&closed, body), Err(expected.to_owned()), "{body}");
+            assert_eq!(check(&closed, body, "body"), Err(expected.to_owned()), "{body}");
         }
         let open = r#"syntax = "proto3"; package t; enum Open { Z = 0; } message M { Open e = 1; }"#;
         let open = Codec::compile("t", open, &[], Some("t.M")).unwrap().descriptor();
-        assert_eq!(check(&open, r#"{"e":7}"#), Ok(()), "proto3 keeps unknown numbers, as protobuf-java does");
+        assert_eq!(check(&open, r#"{"e":7}"#, "body"), Ok(()), "proto3 keeps unknown numbers, as protobuf-java does");
     }
 
     #[test]

@@ -32,11 +32,11 @@ fn main() {
     let body = serde_json::value::RawValue::from_string(r#"{"some_message":"test value"}"#.into()).unwrap();
     let rounds = 200_000;
     for _ in 0..rounds / 10 {
-        std::hint::black_box(codec.encode(&body).unwrap());
+        std::hint::black_box(codec.encode(&body, "body").unwrap());
     }
     let started = Instant::now();
     for _ in 0..rounds {
-        std::hint::black_box(codec.encode(&body).unwrap());
+        std::hint::black_box(codec.encode(&body, "body").unwrap());
     }
     println!("SCENARIO codec ns_per_message={:.0}", started.elapsed().as_nanos() as f64 / rounds as f64);
 

@@ -49,11 +49,11 @@ fuzz_target!(|input: &[u8]| {
     // The request refuses a body that is not JSON before the codec is asked.
     let Ok(body) = std::str::from_utf8(body).map(serde_json::from_str::<&RawValue>) else { return };
     let Ok(body) = body else { return };
-    match schema.codec.encode(body) {
+    match schema.codec.encode(body, "body") {
         Ok(bytes) => {
             let json = schema.json_of(&bytes);
             let again = RawValue::from_string(json.to_string()).expect("JSON");
-            let bytes = schema.codec.encode(&again).unwrap_or_else(|f| panic!("{json} is refused: {f:?}"));
+            let bytes = schema.codec.encode(&again, "body").unwrap_or_else(|f| panic!("{json} is refused: {f:?}"));
             assert_eq!(schema.json_of(&bytes), json, "another message the second time, from {}", body.get());
         }
         Err(failure) => assert_refused(&failure, &[400], &["body"]),

@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use krakend_kafka::{BodyRead, HttpParts, Request, Rules};
+use krakend_kafka::{BodyRead, HttpParts, Records, Request, Rules};
 use krakend_kafka_fuzz::{assert_headers_within, assert_refused};
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
@@ -58,6 +58,8 @@ fuzz_target!(|input: Input| {
         max_headers: limit(input.max_headers, 64),
         max_headers_bytes: limit(input.max_headers_bytes, 16384),
         allowed: None,
+        propagate_trace: false,
+        batch: None,
     };
     let request = match Request::from_http(parts, &rules) {
         Ok(request) => request,
@@ -73,19 +75,21 @@ fuzz_target!(|input: Input| {
         Some(topic) => assert_eq!(&request.topic, topic, "the backend's topic was not used"),
         None => assert_eq!(request.topic.as_bytes(), topic_in(input.path), "not the path's last segment"),
     }
+    let Records::One(record) = &request.records else { panic!("a batch from a single-record endpoint") };
     let body = std::str::from_utf8(input.body).expect("a body that is not UTF-8 was accepted");
     let sent = body.trim_matches([' ', '\t', '\n', '\r']); // JSON's whitespace around the value
-    assert_eq!(request.body.get(), sent, "the body is not as sent");
+    assert_eq!(record.body.get(), sent, "the body is not as sent");
     // Members kept raw: JSON allows numbers no f64 holds (1e400), and those are the codec's to refuse.
     let object: HashMap<String, &RawValue> =
-        serde_json::from_str(request.body.get()).expect("a body that is not a JSON object was accepted");
+        serde_json::from_str(record.body.get()).expect("a body that is not a JSON object was accepted");
     assert!(!object.is_empty(), "an empty body was accepted");
     assert!(input.key.len() <= rules.max_key_bytes, "a key over the limit was accepted");
     let key = Some(input.key).filter(|k| !k.is_empty());
-    assert_eq!(request.key.as_deref().map(str::as_bytes), key, "the key is not as sent");
+    assert_eq!(record.key.as_deref().map(str::as_bytes), key, "the key is not as sent");
     assert!(input.headers.len() <= rules.max_headers_bytes, "a header list over the limit was accepted");
-    assert_headers_within(&request.headers, &rules);
-    let (topic, headers, key) = (request.topic.clone(), request.headers.clone(), request.key.clone());
+    assert_headers_within(&record.headers, &rules);
+    let (topic, headers, key) = (request.topic.clone(), record.headers.clone(), record.key.clone());
     let owned = request.into_owned();
-    assert_eq!((owned.topic, owned.headers, owned.key, owned.body.get()), (topic, headers, key, sent));
+    let Records::One(record) = owned.records else { unreachable!() };
+    assert_eq!((owned.topic, record.headers, record.key, record.body.get()), (topic, headers, key, sent));
 });

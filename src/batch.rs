@@ -109,7 +109,7 @@ fn without_position(e: &serde_json::Error) -> String {
 pub fn refused(checked: Vec<Result<(), Failure>>) -> Outcome {
     let invalid = checked.iter().filter(|c| c.is_err()).count();
     let failed_dependency =
-        || Failure::new(424, format!("not sent: {invalid} other record(s) of the batch are invalid; nothing was sent"));
+        || Failure::new(424, format!("not sent: {invalid} other record(s) of the batch are invalid"));
     let outcomes = checked.into_iter().map(|c| Err(c.err().unwrap_or_else(failed_dependency)));
     Ok(Delivery::Batch(outcomes.collect()))
 }

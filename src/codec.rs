@@ -90,23 +90,34 @@ impl Codec {
     pub fn encode(&self, body: &RawValue, at: &str) -> Result<Vec<u8>, Failure> {
         crate::strict::check(&self.message, body.get(), at).map_err(Failure::bad_request)?;
         let mut de = serde_json::Deserializer::from_str(body.get());
-        let mut track = serde_path_to_error::Track::new();
-        let message = DynamicMessage::deserialize_with_options(
-            self.message.clone(),
-            serde_path_to_error::Deserializer::new(&mut de, &mut track),
-            &DeserializeOptions::new(),
-        )
-        .map_err(|e| {
-            let path = track.path().to_string();
-            let at = if path == "." { at.to_string() } else { format!("{at}.{path}") };
-            Failure::bad_request(format!("{at}: {}", without_position(&e)))
-        })?;
+        // Tracking the path costs a third of the conversion (bench: 55 against 39 us for a 4 KB order), so
+        // it is paid only to name the field of a body already refused.
+        let message =
+            DynamicMessage::deserialize_with_options(self.message.clone(), &mut de, &DeserializeOptions::new())
+                .map_err(|_| self.refusal(body, at))?;
         if nesting(&message) > MAX_NESTING {
             return Err(Failure::bad_request(format!(
                 "{at}: messages nested more than {MAX_NESTING} deep (a map entry counts as one), which protobuf's decoders refuse"
             )));
         }
         Ok(self.frame.wrap(message.encode_to_vec()))
+    }
+}
+
+impl Codec {
+    /// Why the conversion refuses `body`, at the path of the field.
+    fn refusal(&self, body: &RawValue, at: &str) -> Failure {
+        let mut de = serde_json::Deserializer::from_str(body.get());
+        let mut track = serde_path_to_error::Track::new();
+        let tracked = serde_path_to_error::Deserializer::new(&mut de, &mut track);
+        match DynamicMessage::deserialize_with_options(self.message.clone(), tracked, &DeserializeOptions::new()) {
+            Ok(_) => Failure::internal(format!("{at}: refused, then accepted when read again")),
+            Err(e) => {
+                let path = track.path().to_string();
+                let at = if path == "." { at.to_string() } else { format!("{at}.{path}") };
+                Failure::bad_request(format!("{at}: {}", without_position(&e)))
+            }
+        }
     }
 }
 

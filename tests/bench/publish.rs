@@ -26,11 +26,9 @@ fn report(name: &str, mut latencies: Vec<Duration>, elapsed: Duration) {
     );
 }
 
-fn main() {
-    // JSON -> protobuf for the seed's sample message.
-    let codec = Codec::compile("seed", SEED_SCHEMA, &[], None).unwrap();
-    let body = serde_json::value::RawValue::from_string(r#"{"some_message":"test value"}"#.into()).unwrap();
-    let rounds = 200_000;
+/// JSON -> protobuf of `body` with `codec`, timed over `rounds` after a tenth as many to warm up.
+fn codec_scenario(name: &str, codec: &Codec, body: &str, rounds: u32) {
+    let body = serde_json::value::RawValue::from_string(body.into()).unwrap();
     for _ in 0..rounds / 10 {
         std::hint::black_box(codec.encode(&body, "body").unwrap());
     }
@@ -38,7 +36,17 @@ fn main() {
     for _ in 0..rounds {
         std::hint::black_box(codec.encode(&body, "body").unwrap());
     }
-    println!("SCENARIO codec ns_per_message={:.0}", started.elapsed().as_nanos() as f64 / rounds as f64);
+    println!("SCENARIO {name} ns_per_message={:.0}", started.elapsed().as_nanos() as f64 / f64::from(rounds));
+}
+
+fn main() {
+    let seed = Codec::compile("seed", SEED_SCHEMA, &[], None).unwrap();
+    codec_scenario("codec", &seed, r#"{"some_message":"test value"}"#, 200_000);
+    // The 4 KB order of the HTTP scenario plugin_4k (tests/bench/bodies.py wrote it).
+    let orders = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/bench/orders.proto")).unwrap();
+    let orders = Codec::compile("orders", &orders, &[], Some("bench.v1.Order")).unwrap();
+    let order = std::fs::read_to_string(format!("{}/order.json", var("KK_BENCH_BODIES"))).unwrap();
+    codec_scenario("codec_4k", &orders, &order, 5_000);
 
     let topic = topic_with_schema("bench", 3, SEED_SCHEMA);
     let path = format!("/v1/event/{topic}");

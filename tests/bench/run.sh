@@ -8,12 +8,17 @@ out=$(mktemp -d)
 export KAFKA_BROKERS=$KK_BOOTSTRAP_SERVERS # the CE-style publisher's brokers, as KrakenD CE takes them
 trap 'kill $(cat "$out"/*.pid 2>/dev/null) 2>/dev/null || true; rm -rf "$out"' EXIT
 "$root/tests/services/services.sh" example test >/dev/null 2>&1
+"$root/tests/services/services.sh" schema test bench-orders "$root/tests/bench/orders.proto" >/dev/null 2>&1
+export KK_BENCH_BODIES=$out
+python3 "$root/tests/bench/bodies.py" "$out"
 
-# scenario NAME CONFIG PATH: the gateway with CONFIG under wrk, with its CPU time and memory. Every HTTP
-# scenario runs the same binary, the bench rig (build/krakend-rig: the product's gateway plus the "static"
-# client and the CE-style publisher, tests/bench/gateway), so they differ by their config alone.
+# scenario NAME CONFIG PATH BODY: the gateway with CONFIG under wrk sending BODY (a file of bodies.py), with
+# its CPU time and memory. Every HTTP scenario runs the same binary, the bench rig (build/krakend-rig: the
+# product's gateway plus the "static" client and the CE-style publisher, tests/bench/gateway), so they
+# differ by their config alone.
 scenario() {
   local name=$1 config=$2 url=http://127.0.0.1:18090$3
+  export KK_BENCH_BODY=$out/$4.json KK_BENCH_BATCH=$([[ $4 == batch ]] && echo 1 || echo 0)
   (cd "$root/build" && exec ./krakend-rig run -c "$root/tests/bench/$config") >"$out/$name.log" 2>&1 &
   local pid=$!
   echo $pid >"$out/$name.pid"
@@ -52,9 +57,12 @@ PY
 # machine's noise (other tenants, the broker's JVM) lands on all of them rather than on one.
 {
   for ((round = 1; round <= rounds; round++)); do
-    scenario ceiling plain.json /bench/ceiling
-    scenario native_pubsub native.json /v1/native
-    scenario plugin plugin.json /v1/event/example-events
+    scenario ceiling plain.json /bench/ceiling seed
+    scenario native_pubsub native.json /v1/native seed
+    scenario plugin plugin.json /v1/event/example-events seed
+    scenario ceiling_4k plain.json /bench/ceiling order
+    scenario plugin_4k plugin.json /v1/event/bench-orders order
+    scenario plugin_batch50 plugin.json /v1/batch/example-events batch
   done
   (cd "$root" && cargo bench --bench publish -q 2>/dev/null | grep '^SCENARIO')
 } | tee "$out/results"
@@ -75,11 +83,21 @@ for name, r in rows.items():
         print(f"{name:<16}{float(r['throughput']):>10.0f}{float(r['p50_ms']):>9.2f}{float(r['p99_ms']):>9.2f}"
               f"{r.get('cpu_s_per_1000', '-'):>12}{r.get('peak_rss_mb', '-'):>13}{r.get('errors', '0'):>8}"
               f"{r.get('steal_pct', '-'):>9}")
-print(f"codec: JSON -> protobuf of the seed's sample: {rows['codec']['ns_per_message']} ns per message")
+print(f"codec: JSON -> protobuf of the seed's sample: {rows['codec']['ns_per_message']} ns per message; "
+      f"of the 4 KB order: {float(rows['codec_4k']['ns_per_message']) / 1000:.1f} us")
 ratio = lambda a, b: (float(rows[a]["throughput"]) / float(rows[b]["throughput"]), float(rows[a]["p99_ms"]) / float(rows[b]["p99_ms"]))
-for a, b in [("plugin", "native_pubsub"), ("plugin", "ceiling"), ("plugin", "seed_pattern"), ("plugin", "producer_alone")]:
+cpu = lambda a, b: float(rows[a]["cpu_s_per_1000"]) / float(rows[b]["cpu_s_per_1000"])
+for a, b in [("plugin", "native_pubsub"), ("plugin", "ceiling"), ("plugin", "seed_pattern"), ("plugin", "producer_alone"),
+             ("plugin_4k", "ceiling_4k")]:
     t, p = ratio(a, b)
-    print(f"RATIO {a}/{b} throughput={t:.2f} p99={p:.2f}")
+    gateway_cpu = f" gateway_cpu={cpu(a, b):.2f}" if "cpu_s_per_1000" in rows[b] else ""
+    print(f"RATIO {a}/{b} throughput={t:.2f} p99={p:.2f}{gateway_cpu}")
+# A batch request carries 50 records: compared by records per second and gateway CPU per record.
+records = float(rows["plugin_batch50"]["throughput"]) * 50
+per_record = float(rows["plugin_batch50"]["cpu_s_per_1000"]) / 50
+print(f"RATIO plugin_batch50/plugin records={records / float(rows['plugin']['throughput']):.2f} "
+      f"gateway_cpu_per_record={per_record / float(rows['plugin']['cpu_s_per_1000']):.2f} "
+      f"({records:.0f} records/s in batches of 50)")
 print(f"RSS plugin-ceiling={float(rows['plugin']['rss_mb']) - float(rows['ceiling']['rss_mb']):.1f}MB "
       f"(after the run: plugin {rows['plugin']['rss_mb']} MB, plain gateway {rows['ceiling']['rss_mb']} MB)")
 PY

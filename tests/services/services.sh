@@ -8,6 +8,7 @@
 #   services.sh start|stop|status NAME   one instance; NAME is "test" (default) or "run"
 #   services.sh env NAME                 the environment a client of that instance needs
 #   services.sh example NAME             topic example-events and its schema (krakend/example/)
+#   services.sh schema NAME TOPIC FILE   a topic and its schema from a .proto file, as example does
 #   services.sh consume NAME TOPIC       print the topic's records with key and headers, then exit
 #   services.sh produce NAME TOPIC       send "key<TAB>value" lines from stdin with Kafka's Java client
 #   services.sh batches NAME TOPIC P     the record batches the broker stored for partition P of TOPIC
@@ -278,22 +279,28 @@ export KK_CONFLUENT_PASSWORD=$registry_password
 ENV
 }
 
-example() {
+# topic_with_schema TOPIC PROTO_FILE: the topic (3 partitions) and its schema, named after it, in the Glue
+# registry krakend-kafka (made if missing); both kept if already there.
+topic_with_schema() {
   kafka_java org.apache.kafka.tools.TopicCommand --bootstrap-server "127.0.0.1:$kafka_port" --create \
-    --if-not-exists --topic example-events --partitions 3 --replication-factor 1 >/dev/null
+    --if-not-exists --topic "$1" --partitions 3 --replication-factor 1 >/dev/null
   AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing "$venv/bin/python" - "http://127.0.0.1:$glue_port" \
-    "$here/../../krakend/example/example-events.proto" <<'PY'
+    "$1" "$2" <<'PY'
 import sys, boto3
 glue = boto3.client("glue", endpoint_url=sys.argv[1], region_name="eu-central-1")
 if not any(r["RegistryName"] == "krakend-kafka" for r in glue.list_registries()["Registries"]):
     glue.create_registry(RegistryName="krakend-kafka")
 try:
-    glue.create_schema(RegistryId={"RegistryName": "krakend-kafka"}, SchemaName="example-events",
-                       DataFormat="PROTOBUF", Compatibility="NONE", SchemaDefinition=open(sys.argv[2]).read())
+    glue.create_schema(RegistryId={"RegistryName": "krakend-kafka"}, SchemaName=sys.argv[2],
+                       DataFormat="PROTOBUF", Compatibility="NONE", SchemaDefinition=open(sys.argv[3]).read())
 except glue.exceptions.AlreadyExistsException:
     pass
 PY
-  log "topic example-events and its schema in Glue registry krakend-kafka"
+  log "topic $1 and its schema in Glue registry krakend-kafka"
+}
+
+example() {
+  topic_with_schema example-events "$here/../../krakend/example/example-events.proto"
 }
 
 consume() {
@@ -333,6 +340,7 @@ case $cmd in
   status) for s in kafka glue registry; do alive "$state/$s.pid" && echo "$s: running" || echo "$s: stopped"; done ;;
   env) print_env ;;
   example) example ;;
+  schema) topic_with_schema "${3:?services.sh schema NAME TOPIC PROTO_FILE}" "${4:?services.sh schema NAME TOPIC PROTO_FILE}" ;;
   consume) consume "${3:?services.sh consume NAME TOPIC}" ;;
   produce) produce "${3:?services.sh produce NAME TOPIC}" ;;
   batches) batches "${3:?services.sh batches NAME TOPIC PARTITION}" "${4:?services.sh batches NAME TOPIC PARTITION}" ;;

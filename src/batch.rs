@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
+use crate::codec::without_position;
 use crate::outcome::{Answer, Delivery, Failure, Outcome};
 use crate::request::{object_of_strings, with_trace, At, Head, Record, Records, Request, Rules};
 
@@ -47,13 +48,14 @@ pub(crate) fn from_http<'a>(head: Head<'a>, rules: &Rules, max_records: usize) -
     if records.len() > max_records {
         return Err(Failure::new(413, format!("records: more than the limit of {max_records} records per batch")));
     }
-    let records = records.into_iter().enumerate().map(|(i, raw)| record(raw, At::Batch(i), rules, &head)).collect();
+    let records = records.into_iter().enumerate().map(|(i, raw)| record(raw, i, rules, &head)).collect();
     Ok(Request { topic: head.topic, records: Records::Batch(records), idempotency_key: head.idempotency_key })
 }
 
 /// One record of a batch, checked alone: as a request's record, and its key and headers within the
-/// limits the HTTP header fields have on a single-record endpoint.
-fn record<'a>(raw: &'a RawValue, at: At, rules: &Rules, head: &Head<'a>) -> Result<Record<'a>, Failure> {
+/// limits the HTTP header fields have on a single-record endpoint. Its errors name the record's place in the body (`records[i]`): serde_json's positions are within the
+/// record, so they are left out.
+fn record<'a>(raw: &'a RawValue, i: usize, rules: &Rules, head: &Head<'a>) -> Result<Record<'a>, Failure> {
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
     struct Fields<'a> {
@@ -63,7 +65,7 @@ fn record<'a>(raw: &'a RawValue, at: At, rules: &Rules, head: &Head<'a>) -> Resu
         #[serde(borrow)]
         value: Option<&'a RawValue>,
     }
-    let At::Batch(i) = at else { unreachable!("a batch's record") };
+    let at = At::Batch(i);
     let refused = |message: String| Err(Failure::bad_request(message));
     if !raw.get().starts_with('{') {
         return refused(format!("records[{i}]: must be an object with value, and optionally key and headers"));
@@ -93,15 +95,6 @@ fn record<'a>(raw: &'a RawValue, at: At, rules: &Rules, head: &Head<'a>) -> Resu
     with_trace(&mut headers, &head.trace);
     let value = fields.value.ok_or_else(|| Failure::bad_request(format!("{}: missing", at.value())))?;
     Record::new(value, key, headers, at)
-}
-
-/// serde_json's message without its "at line 1 column 9": the position is within the record, not the body.
-fn without_position(e: &serde_json::Error) -> String {
-    let text = e.to_string();
-    match text.rfind(" at line ") {
-        Some(i) => text[..i].to_owned(),
-        None => text,
-    }
 }
 
 /// The outcome of a batch none of whose records was sent, because some are invalid: each invalid record

@@ -151,9 +151,9 @@ fn compile_pool(
     Ok(compiler.descriptor_pool())
 }
 
-/// serde_json appends "at line L column C" of the body's own text, which means nothing to a caller
-/// who sent a whole envelope; the field path says where instead.
-fn without_position(e: &serde_json::Error) -> String {
+/// serde_json appends "at line L column C" of the text it parsed (a body, a batch's record), which means
+/// nothing to a caller who sent a whole request; the field path says where instead.
+pub(crate) fn without_position(e: &serde_json::Error) -> String {
     let text = e.to_string();
     match text.rfind(" at line ") {
         Some(i) if e.line() > 0 => text[..i].to_string(),

@@ -117,12 +117,6 @@ pub(crate) struct Head<'a> {
 }
 
 impl<'a> Request<'a> {
-    /// The one validation every form of one record goes through.
-    fn one(topic: String, record: Record<'a>) -> Result<Self, Failure> {
-        check_topic(&topic)?;
-        Ok(Request { topic, records: Records::One(record), idempotency_key: None })
-    }
-
     /// The request from the parts of an HTTP request, under `rules`: one record, or a batch on a batch
     /// endpoint (src/batch.rs).
     pub fn from_http(parts: HttpParts<'a>, rules: &Rules) -> Result<Self, Failure> {
@@ -137,7 +131,7 @@ impl<'a> Request<'a> {
             header_list(head.headers).map_err(|e| Failure::bad_request(format!("message-headers: {e}")))?;
         with_trace(&mut headers, &head.trace);
         let record = Record::new(body, key, headers, At::Request)?;
-        Ok(Request { idempotency_key: head.idempotency_key, ..Request::one(head.topic, record)? })
+        Ok(Request { topic: head.topic, records: Records::One(record), idempotency_key: head.idempotency_key })
     }
 
     /// The request from the seed's envelope. Its `headers` keep their order; a name given twice is
@@ -173,7 +167,9 @@ impl<'a> Request<'a> {
             None => Vec::new(),
             Some(raw) => object_of_strings(raw, At::Request)?,
         };
-        Request::one(topic, Record::new(body, key, headers, At::Request)?)
+        check_topic(&topic)?;
+        let record = Record::new(body, key, headers, At::Request)?;
+        Ok(Request { topic, records: Records::One(record), idempotency_key: None })
     }
 
     /// How many records the request publishes, and their bytes as received (bodies, keys and headers).

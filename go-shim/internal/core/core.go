@@ -142,7 +142,8 @@ func (p *Publisher) collect() {
 	wakeUps := make([]byte, 8)
 	var timeout C.uint32_t // 0: the poller waits; the core's own wait is the fallback
 	for {
-		for n := 1; n > 0; {
+		// A batch short of full emptied the queue: an answer after it signals the eventfd again.
+		for n := len(batch); n == len(batch); {
 			n = int(C.kk_answers_wait(p.answers, &batch[0], C.uintptr_t(len(batch)), timeout))
 			for _, a := range batch[:n] {
 				handle := cgo.Handle(a.context)

@@ -61,12 +61,13 @@ func TestEachConcurrentRequestGetsItsOwnAnswer(t *testing.T) {
 	if p.BodyLimit() != 64 {
 		t.Fatalf("body limit %d", p.BodyLimit())
 	}
+	// More callers than the collector takes answers per batch: a full batch is followed by another.
 	var wg sync.WaitGroup
-	for i := 0; i < 64; i++ {
+	for i := 0; i < 1024; i++ {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			for j := 0; j < 20; j++ {
+			for j := 0; j < 4; j++ {
 				topic := fmt.Sprintf("bad$%d-%d", i, j)
 				status, r := publish(t, context.Background(), p, Message{Path: "/v1/" + topic, Body: []byte(`{"a":1}`)})
 				if status != 400 || !strings.Contains(r.Message, fmt.Sprintf("%q", topic)) {

@@ -27,8 +27,10 @@ build:
 	cargo build --release --lib
 
 # The core's own symbols (Rust, librdkafka, OpenSSL: two thirds of the plugin's) stay out of its dynamic
-# symbol table: only Go calls them, and a smaller table is less for the loader to read into memory.
-PLUGIN_LDFLAGS := -Wl,--exclude-libs,ALL $(LIB)
+# symbol table: only Go calls them, and a smaller table is less for the loader to read into memory. Kept
+# out of it, what the plugin never calls can go: --gc-sections drops the code no export reaches (most of
+# it the AWS SDK's other Glue operations), 41.6 -> 19.0 MB of code and 16 MB less resident.
+PLUGIN_LDFLAGS := -Wl,--gc-sections -Wl,--exclude-libs,ALL $(LIB)
 
 # Go's build cache does not look into the archive named in CGO_LDFLAGS, and would keep a plugin linked
 # with an older core: the core's digest as the plugin's build id makes every new core a new link.

@@ -9,6 +9,7 @@ use protox::file::{ChainFileResolver, File, FileResolver, GoogleFileResolver};
 use serde_json::value::RawValue;
 
 use crate::config::{GlueCompression, WireFormat};
+use crate::encoding;
 use crate::outcome::Failure;
 use crate::wire::{Frame, VersionId};
 
@@ -95,12 +96,15 @@ impl Codec {
         let message =
             DynamicMessage::deserialize_with_options(self.message.clone(), &mut de, &DeserializeOptions::new())
                 .map_err(|_| self.refusal(body, at))?;
-        if nesting(&message) > MAX_NESTING {
+        // prost's own encoding for what src/encoding.rs leaves to it (extensions, groups)
+        let (bytes, nesting) =
+            encoding::encode(&message).unwrap_or_else(|| (message.encode_to_vec(), nesting(&message)));
+        if nesting > MAX_NESTING {
             return Err(Failure::bad_request(format!(
                 "{at}: messages nested more than {MAX_NESTING} deep (a map entry counts as one), which protobuf's decoders refuse"
             )));
         }
-        Ok(self.frame.wrap(message.encode_to_vec()))
+        Ok(self.frame.wrap(bytes))
     }
 }
 
@@ -122,7 +126,7 @@ impl Codec {
 }
 
 /// How many levels of messages nest below `message`.
-fn nesting(message: &DynamicMessage) -> usize {
+pub(crate) fn nesting(message: &DynamicMessage) -> usize {
     let values = message.fields().map(|(_, v)| v).chain(message.extensions().map(|(_, v)| v));
     values.map(levels).max().unwrap_or(0)
 }

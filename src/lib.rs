@@ -15,6 +15,7 @@ mod codec;
 mod config;
 mod confluent;
 mod deadline;
+mod encoding;
 pub mod ffi;
 mod idempotency;
 mod listener;

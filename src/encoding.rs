@@ -43,22 +43,14 @@ fn measure(message: &DynamicMessage, lengths: &mut Vec<usize>) -> Option<(usize,
                 Some((len + l, nesting.max(n)))
             })?,
             Value::Map(entries) => {
-                let Kind::Message(entry) = &kind else { return None };
-                let (key, value) = (entry.map_entry_key_field(), entry.map_entry_value_field());
-                let (key_kind, value_kind) = (key.kind(), value.kind());
-                // a proto2 map's entry fields are optional: their defaults are written too
-                let (key_presence, value_presence) = (key.supports_presence(), value.supports_presence());
+                let entry = Entry::of(&kind)?;
                 let (mut len, mut nesting) = (0, 0);
                 for (k, v) in entries {
                     let slot = lengths.len();
                     lengths.push(0);
-                    let key_part =
-                        if key_presence || !k.is_default(&key_kind) { map_key(&key_kind, k, None)? } else { 0 };
-                    let (value_len, value_nesting) = if value_presence || !v.is_default(&value_kind) {
-                        measure_value(2, &value_kind, v, lengths)?
-                    } else {
-                        (0, 0)
-                    };
+                    let key_part = if entry.writes_key(k) { map_key(&entry.key, k, None)? } else { 0 };
+                    let (value_len, value_nesting) =
+                        if entry.writes_value(v) { measure_value(2, &entry.value, v, lengths)? } else { (0, 0) };
                     let entry_len = key_part + value_len;
                     lengths[slot] = entry_len;
                     len += key_len(number) + encoded_len_varint(entry_len as u64) + entry_len;
@@ -88,6 +80,37 @@ fn measure_value(number: u32, kind: &Kind, value: &Value, lengths: &mut Vec<usiz
     }
 }
 
+/// A map field's entry: the kinds of its key and value, and which of them an entry writes, one rule for
+/// both passes.
+struct Entry {
+    key: Kind,
+    value: Kind,
+    key_presence: bool,
+    value_presence: bool,
+}
+
+impl Entry {
+    fn of(kind: &Kind) -> Option<Entry> {
+        let Kind::Message(entry) = kind else { return None };
+        let (key, value) = (entry.map_entry_key_field(), entry.map_entry_value_field());
+        // a proto2 map's entry fields are optional: their defaults are written too
+        Some(Entry {
+            key: key.kind(),
+            value: value.kind(),
+            key_presence: key.supports_presence(),
+            value_presence: value.supports_presence(),
+        })
+    }
+
+    fn writes_key(&self, key: &MapKey) -> bool {
+        self.key_presence || !key.is_default(&self.key)
+    }
+
+    fn writes_value(&self, value: &Value) -> bool {
+        self.value_presence || !value.is_default(&self.value)
+    }
+}
+
 /// Writes what `measure` measured, taking the lengths it noted in the same order.
 fn write(message: &DynamicMessage, lengths: &mut impl Iterator<Item = usize>, buf: &mut Vec<u8>) {
     for (field, value) in message.fields() {
@@ -105,17 +128,14 @@ fn write(message: &DynamicMessage, lengths: &mut impl Iterator<Item = usize>, bu
                 }
             }
             Value::Map(entries) => {
-                let Kind::Message(entry) = &kind else { continue };
-                let (key, value) = (entry.map_entry_key_field(), entry.map_entry_value_field());
-                let (key_kind, value_kind) = (key.kind(), value.kind());
-                let (key_presence, value_presence) = (key.supports_presence(), value.supports_presence());
+                let Some(entry) = Entry::of(&kind) else { continue };
                 for (k, v) in entries {
                     delimited(number, lengths, buf);
-                    if key_presence || !k.is_default(&key_kind) {
-                        map_key(&key_kind, k, Some(buf));
+                    if entry.writes_key(k) {
+                        map_key(&entry.key, k, Some(buf));
                     }
-                    if value_presence || !v.is_default(&value_kind) {
-                        write_value(2, &value_kind, v, lengths, buf);
+                    if entry.writes_value(v) {
+                        write_value(2, &entry.value, v, lengths, buf);
                     }
                 }
             }

@@ -169,10 +169,7 @@ impl<'de> Visitor<'de> for Expect<'_> {
                     _ => Err(format!("{s:?} is not a number (special values: \"NaN\", \"Infinity\", \"-Infinity\")")),
                 },
             },
-            _ => match range(kind) {
-                Some(range) => integer(s.parse::<i128>().ok(), range, &format_args!("{s:?}")),
-                None => Ok(()),
-            },
+            _ => integer(kind, s.parse::<i128>().ok(), &format_args!("{s:?}")),
         };
         checked.map(|()| false).map_err(|e| self.walk.refuse(e))
     }
@@ -199,12 +196,11 @@ impl<'de> Visitor<'de> for Expect<'_> {
                 let mut keys: HashSet<Cow<'de, str>> = HashSet::new();
                 while let Some(key) = map.next_key_seed(Key)? {
                     let walk = &mut *self.walk;
-                    if keys.contains(&key) {
+                    if !keys.insert(key.clone()) {
                         return Err(walk.refuse(format!("map key {key:?} is given twice")));
                     }
                     let what = What::Element(kind.clone());
                     walk.below(|| format!("[{key:?}]"), |walk| map.next_value_seed(Expect { what, walk }))?;
-                    keys.insert(key);
                 }
             }
             What::Value(Kind::Message(message)) | What::Element(Kind::Message(message)) => {
@@ -230,10 +226,7 @@ impl Expect<'_> {
                 Some(i) if i32::try_from(i).is_ok_and(|i| e.get_value(i).is_some()) => Ok(()),
                 _ => Err(format!("{n} is not a value of the closed enum {}", e.full_name())),
             },
-            _ => match range(kind) {
-                Some(range) => integer(exact, range, &n),
-                None => Ok(()),
-            },
+            _ => integer(kind, exact, &n),
         };
         checked.map(|()| false).map_err(|e| self.walk.refuse(e))
     }
@@ -328,8 +321,10 @@ fn range(kind: &Kind) -> Option<(i128, i128)> {
     }
 }
 
-/// An integer field's value, written as `written`: integral (`exact`) and within `min..=max`.
-fn integer(exact: Option<i128>, (min, max): (i128, i128), written: &dyn fmt::Display) -> Result<(), String> {
+/// A value for a field of `kind`, written as `written`: for an integer type, integral (`exact`) and within
+/// the type's range.
+fn integer(kind: &Kind, exact: Option<i128>, written: &dyn fmt::Display) -> Result<(), String> {
+    let Some((min, max)) = range(kind) else { return Ok(()) };
     match exact {
         Some(i) if (min..=max).contains(&i) => Ok(()),
         Some(i) => Err(format!("{i} is out of the range of the field's type ({min} to {max})")),

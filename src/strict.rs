@@ -5,46 +5,175 @@
 //! (proto2) enum does not list. protobuf-java's JsonFormat, which the seed used, refuses each of them;
 //! prost-reflect alone takes the last duplicate, parses "inf" and saturates 1e20 into an int64.
 //!
-//! One pass over the body as serde_json reads it, duplicates and all, alongside the message's descriptor;
-//! serde_json's recursion limit bounds the nesting.
+//! One pass over the body as serde_json reads it, duplicates and all, alongside a plan of the schema's
+//! messages; serde_json's recursion limit bounds the nesting.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
 
-use prost_reflect::{Cardinality, EnumDescriptor, FieldDescriptor, Kind, MessageDescriptor, OneofDescriptor, Syntax};
+use prost_reflect::{Cardinality, Kind, MessageDescriptor, Syntax};
 use serde::de::{DeserializeSeed, Deserializer, Error, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::Number;
 
-/// Checks `body` (valid JSON) against `message`: `Err` names the path of the first violation from `at`,
-/// as `body.items[1].price: ...`. What it does not know (a field the message lacks, a wrong type) it leaves to
-/// the conversion, which names it too.
-///
-/// The body is read once, as it streams past: nothing of it is kept but the keys of the object being read
-/// (borrowed from the body unless escaped), so a valid body costs no allocation per value.
-pub fn check(message: &MessageDescriptor, body: &str, at: &str) -> Result<(), String> {
-    let mut walk = Walk { violation: None, steps: Vec::new() };
-    let mut de = serde_json::Deserializer::from_str(body);
-    let read = Expect { what: What::Value(Kind::Message(message.clone())), walk: &mut walk }.deserialize(&mut de);
-    match (read.and_then(|_| de.end()), walk.violation) {
-        (Ok(()), _) => Ok(()),
-        (Err(_), Some(violation)) => {
-            let path: String = walk.steps.iter().rev().map(String::as_str).collect();
-            Err(format!("{at}{path}: {violation}"))
+/// The check's view of a schema's messages, made once when the schema is compiled: reading a body then
+/// asks no descriptor anything. Each descriptor answer clones a reference count that every request shares,
+/// which two cores checking bodies at once pass back and forth (on the bench's 4 KB order, most of the
+/// check's time).
+#[derive(Debug)]
+pub struct Plan {
+    /// The message a body is, first, then every message below it.
+    messages: Vec<MessagePlan>,
+    closed_enums: Vec<ClosedEnum>,
+}
+
+#[derive(Debug)]
+struct MessagePlan {
+    fields: Vec<FieldPlan>,
+    /// Each field's JSON name and its name, sorted, with the field's place in `fields`.
+    keys: Vec<(Box<str>, usize)>,
+    oneofs: Vec<Box<str>>,
+}
+
+#[derive(Debug)]
+struct FieldPlan {
+    number: u32,
+    what: What,
+    /// Its oneof's place in `oneofs`.
+    oneof: Option<usize>,
+}
+
+/// A proto2 enum is closed: protobuf-java refuses a number it does not list, where a proto3 (open) enum
+/// keeps it.
+#[derive(Debug)]
+struct ClosedEnum {
+    name: Box<str>,
+    /// Sorted.
+    numbers: Vec<i32>,
+}
+
+/// What a value must be.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Ty {
+    Float,
+    Double,
+    /// An integer type, with the values it holds.
+    Integer(i128, i128),
+    /// A closed enum, by its place in `closed_enums`.
+    ClosedEnum(usize),
+    /// A message, by its place in `messages`.
+    Message(usize),
+    /// A well-known type: its JSON form is not an object of fields (Timestamp, Struct, wrappers...). Only
+    /// `google.protobuf.Value` may be null in a list or a map.
+    WellKnown {
+        nullable: bool,
+    },
+    /// Anything else this check has no rule for (strings, bytes, bools, open enums).
+    Other,
+}
+
+impl Plan {
+    pub fn of(message: &MessageDescriptor) -> Plan {
+        let mut plan = Plan { messages: Vec::new(), closed_enums: Vec::new() };
+        let mut placed = Vec::new();
+        plan.message(message, &mut placed);
+        plan
+    }
+
+    /// `message`'s place, planned with every message below it on first sight; `placed` holds the full names
+    /// of those planned, in their order (a message may contain itself).
+    fn message(&mut self, message: &MessageDescriptor, placed: &mut Vec<String>) -> usize {
+        if let Some(at) = placed.iter().position(|name| name == message.full_name()) {
+            return at;
         }
-        (Err(e), None) => Err(format!("{at}: not valid JSON: {e}")),
+        let at = self.messages.len();
+        placed.push(message.full_name().to_owned());
+        self.messages.push(MessagePlan { fields: Vec::new(), keys: Vec::new(), oneofs: Vec::new() });
+        let oneofs: Vec<_> = message.oneofs().collect();
+        let (mut fields, mut keys) = (Vec::new(), Vec::new());
+        for field in message.fields() {
+            let what = match field.kind() {
+                kind if field.cardinality() != Cardinality::Repeated => What::Value(self.ty(&kind, placed)),
+                Kind::Message(entry) if entry.is_map_entry() => {
+                    What::Map(self.ty(&entry.map_entry_value_field().kind(), placed))
+                }
+                kind => What::List(self.ty(&kind, placed)),
+            };
+            let oneof = field.containing_oneof().and_then(|o| oneofs.iter().position(|known| *known == o));
+            keys.push((field.json_name().into(), fields.len()));
+            if field.name() != field.json_name() {
+                keys.push((field.name().into(), fields.len()));
+            }
+            fields.push(FieldPlan { number: field.number(), what, oneof });
+        }
+        keys.sort();
+        self.messages[at] = MessagePlan { fields, keys, oneofs: oneofs.iter().map(|o| o.name().into()).collect() };
+        at
+    }
+
+    fn ty(&mut self, kind: &Kind, placed: &mut Vec<String>) -> Ty {
+        match kind {
+            Kind::Float => Ty::Float,
+            Kind::Double => Ty::Double,
+            Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 => Ty::Integer(i32::MIN.into(), i32::MAX.into()),
+            Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 => Ty::Integer(i64::MIN.into(), i64::MAX.into()),
+            Kind::Uint32 | Kind::Fixed32 => Ty::Integer(0, u32::MAX.into()),
+            Kind::Uint64 | Kind::Fixed64 => Ty::Integer(0, u64::MAX.into()),
+            Kind::Enum(e) if e.parent_file().syntax() == Syntax::Proto2 => {
+                let known = self.closed_enums.iter().position(|known| *known.name == *e.full_name());
+                Ty::ClosedEnum(known.unwrap_or_else(|| {
+                    let mut numbers: Vec<i32> = e.values().map(|v| v.number()).collect();
+                    numbers.sort_unstable();
+                    self.closed_enums.push(ClosedEnum { name: e.full_name().into(), numbers });
+                    self.closed_enums.len() - 1
+                }))
+            }
+            Kind::Message(m) if m.full_name().starts_with("google.protobuf.") => {
+                Ty::WellKnown { nullable: m.full_name() == "google.protobuf.Value" }
+            }
+            Kind::Message(m) => Ty::Message(self.message(m, placed)),
+            _ => Ty::Other,
+        }
+    }
+
+    /// Checks `body` (valid JSON): `Err` names the path of the first violation from `at`, as
+    /// `body.items[1].price: ...`. What it does not know (a field the message lacks, a wrong type) it
+    /// leaves to the conversion, which names it too.
+    ///
+    /// The body is read once, as it streams past: nothing of it is kept but the keys of the object being
+    /// read (borrowed from the body unless escaped), so a valid body costs no allocation per value.
+    pub fn check(&self, body: &str, at: &str) -> Result<(), String> {
+        let mut walk = Walk { plan: self, violation: None, steps: Vec::new() };
+        let mut de = serde_json::Deserializer::from_str(body);
+        let read = Expect { what: What::Value(Ty::Message(0)), walk: &mut walk }.deserialize(&mut de);
+        match (read.and_then(|_| de.end()), walk.violation) {
+            (Ok(()), _) => Ok(()),
+            (Err(_), Some(violation)) => {
+                let path: String = walk.steps.iter().rev().map(String::as_str).collect();
+                Err(format!("{at}{path}: {violation}"))
+            }
+            (Err(e), None) => Err(format!("{at}: not valid JSON: {e}")),
+        }
+    }
+}
+
+impl MessagePlan {
+    fn field(&self, key: &str) -> Option<&FieldPlan> {
+        let at = self.keys.binary_search_by(|(k, _)| (**k).cmp(key)).ok()?;
+        Some(&self.fields[self.keys[at].1])
     }
 }
 
 /// The first violation found, and its path, gathered as the read unwinds from it (formatting the path
 /// of every value read would cost more than the check).
-struct Walk {
+struct Walk<'p> {
+    plan: &'p Plan,
     violation: Option<String>,
     /// From the violation up: `[2]`, `.items`, ...
     steps: Vec<String>,
 }
 
-impl Walk {
+impl Walk<'_> {
     /// Stops the read at a violation: the error only unwinds serde, the text is kept here.
     fn refuse<E: Error>(&mut self, violation: String) -> E {
         self.violation = Some(violation);
@@ -55,7 +184,7 @@ impl Walk {
     fn below<T, E>(
         &mut self,
         step: impl FnOnce() -> String,
-        read: impl FnOnce(&mut Walk) -> Result<T, E>,
+        read: impl FnOnce(&mut Self) -> Result<T, E>,
     ) -> Result<T, E> {
         let read = read(self);
         if read.is_err() && self.violation.is_some() {
@@ -66,50 +195,42 @@ impl Walk {
 }
 
 /// What the value being read must be.
+#[derive(Debug, Clone, Copy)]
 enum What {
     /// A singular field's value, or the whole body (a message).
-    Value(Kind),
+    Value(Ty),
     /// An element of a list or a value of a map: never null.
-    Element(Kind),
-    List(Kind),
+    Element(Ty),
+    List(Ty),
     /// A map field, with the kind of its values.
-    Map(Kind),
+    Map(Ty),
     /// Anything (a field the message lacks, a well-known type's value): read only to reach what follows,
     /// through serde_json's recursion limit like the rest.
     Skip,
 }
 
 impl What {
-    fn of(field: &FieldDescriptor) -> What {
-        match field.kind() {
-            kind if field.cardinality() != Cardinality::Repeated => What::Value(kind),
-            Kind::Message(entry) if entry.is_map_entry() => What::Map(entry.map_entry_value_field().kind()),
-            kind => What::List(kind),
-        }
-    }
-
-    fn kind(&self) -> Option<&Kind> {
+    fn ty(self) -> Option<Ty> {
         match self {
-            What::Value(kind) | What::Element(kind) => Some(kind),
+            What::Value(ty) | What::Element(ty) => Some(ty),
             _ => None,
         }
     }
 }
 
 /// Reads one value; true when it was null.
-struct Expect<'w> {
+struct Expect<'w, 'p> {
     what: What,
-    walk: &'w mut Walk,
+    walk: &'w mut Walk<'p>,
 }
 
-impl<'de> DeserializeSeed<'de> for Expect<'_> {
+impl<'de> DeserializeSeed<'de> for Expect<'_, '_> {
     type Value = bool;
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<bool, D::Error> {
-        match &self.what {
-            What::Value(Kind::Message(m)) | What::Element(Kind::Message(m)) if is_well_known(m) => {
-                // their JSON forms are not objects of fields (Timestamp, Struct, wrappers...); a Value may be null
-                let null_refused = matches!(self.what, What::Element(_)) && m.full_name() != "google.protobuf.Value";
+        match self.what {
+            What::Value(Ty::WellKnown { nullable }) | What::Element(Ty::WellKnown { nullable }) => {
+                let null_refused = matches!(self.what, What::Element(_)) && !nullable;
                 let null = Expect { what: What::Skip, walk: &mut *self.walk }.deserialize(deserializer)?;
                 if null && null_refused {
                     return Err(self.walk.refuse(NULL_ELEMENT.into()));
@@ -123,7 +244,7 @@ impl<'de> DeserializeSeed<'de> for Expect<'_> {
 
 const NULL_ELEMENT: &str = "null is not a value of a list or a map";
 
-impl<'de> Visitor<'de> for Expect<'_> {
+impl<'de> Visitor<'de> for Expect<'_, '_> {
     type Value = bool;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -159,28 +280,28 @@ impl<'de> Visitor<'de> for Expect<'_> {
     }
 
     fn visit_str<E: Error>(self, s: &str) -> Result<bool, E> {
-        let Some(kind) = self.what.kind() else { return Ok(false) };
-        let checked = match kind {
-            Kind::Float | Kind::Double => match s {
+        let checked = match self.what.ty() {
+            Some(ty @ (Ty::Float | Ty::Double)) => match s {
                 "NaN" | "Infinity" | "-Infinity" => Ok(()),
                 _ => match s.parse::<f64>() {
                     // a number in a string, as JSON would write it: the same rules as a number
-                    Ok(n) if looks_like_a_number(s) => float(kind, n),
+                    Ok(n) if looks_like_a_number(s) => float(ty, n),
                     _ => Err(format!("{s:?} is not a number (special values: \"NaN\", \"Infinity\", \"-Infinity\")")),
                 },
             },
-            _ => integer(kind, s.parse::<i128>().ok(), &format_args!("{s:?}")),
+            Some(Ty::Integer(min, max)) => integer(min, max, s.parse::<i128>().ok(), &format_args!("{s:?}")),
+            _ => Ok(()),
         };
         checked.map(|()| false).map_err(|e| self.walk.refuse(e))
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<bool, A::Error> {
-        let What::List(kind) = self.what else {
+        let What::List(ty) = self.what else {
             while seq.next_element_seed(Expect { what: What::Skip, walk: &mut *self.walk })?.is_some() {}
             return Ok(false);
         };
         for i in 0.. {
-            let what = What::Element(kind.clone());
+            let what = What::Element(ty);
             let read = self.walk.below(|| format!("[{i}]"), |walk| seq.next_element_seed(Expect { what, walk }))?;
             if read.is_none() {
                 break;
@@ -191,7 +312,7 @@ impl<'de> Visitor<'de> for Expect<'_> {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<bool, A::Error> {
         match self.what {
-            What::Map(kind) => {
+            What::Map(ty) => {
                 // a set, not a list: a map may have as many keys as the body has room for
                 let mut keys: HashSet<Cow<'de, str>> = HashSet::new();
                 while let Some(key) = map.next_key_seed(Key)? {
@@ -199,13 +320,11 @@ impl<'de> Visitor<'de> for Expect<'_> {
                     if !keys.insert(key.clone()) {
                         return Err(walk.refuse(format!("map key {key:?} is given twice")));
                     }
-                    let what = What::Element(kind.clone());
+                    let what = What::Element(ty);
                     walk.below(|| format!("[{key:?}]"), |walk| map.next_value_seed(Expect { what, walk }))?;
                 }
             }
-            What::Value(Kind::Message(message)) | What::Element(Kind::Message(message)) => {
-                fields(&message, map, self.walk)?
-            }
+            What::Value(Ty::Message(message)) | What::Element(Ty::Message(message)) => fields(message, map, self.walk)?,
             _ => {
                 while map.next_key::<IgnoredAny>()?.is_some() {
                     map.next_value_seed(Expect { what: What::Skip, walk: &mut *self.walk })?;
@@ -216,50 +335,53 @@ impl<'de> Visitor<'de> for Expect<'_> {
     }
 }
 
-impl Expect<'_> {
+impl Expect<'_, '_> {
     /// A number, for a float, an integer or a closed enum's field; `exact` is its value when integral.
     fn number<E: Error>(self, n: Number, exact: Option<i128>) -> Result<bool, E> {
-        let Some(kind) = self.what.kind() else { return Ok(false) };
-        let checked = match kind {
-            Kind::Float | Kind::Double => float(kind, n.as_f64().unwrap_or(f64::INFINITY)),
-            Kind::Enum(e) if is_closed(e) => match n.as_i64() {
-                Some(i) if i32::try_from(i).is_ok_and(|i| e.get_value(i).is_some()) => Ok(()),
-                _ => Err(format!("{n} is not a value of the closed enum {}", e.full_name())),
-            },
-            _ => integer(kind, exact, &n),
+        let checked = match self.what.ty() {
+            Some(ty @ (Ty::Float | Ty::Double)) => float(ty, n.as_f64().unwrap_or(f64::INFINITY)),
+            Some(Ty::ClosedEnum(e)) => {
+                let e = &self.walk.plan.closed_enums[e];
+                match n.as_i64().and_then(|i| i32::try_from(i).ok()) {
+                    Some(i) if e.numbers.binary_search(&i).is_ok() => Ok(()),
+                    _ => Err(format!("{n} is not a value of the closed enum {}", e.name)),
+                }
+            }
+            Some(Ty::Integer(min, max)) => integer(min, max, exact, &n),
+            _ => Ok(()),
         };
         checked.map(|()| false).map_err(|e| self.walk.refuse(e))
     }
 }
 
-/// The members of an object read as `message`: a key given twice (also as a field's name and its JSON
-/// name) and two members of one oneof are refused; each field's value is checked.
-fn fields<'de, A: MapAccess<'de>>(message: &MessageDescriptor, mut map: A, walk: &mut Walk) -> Result<(), A::Error> {
+/// The members of an object read as the plan's message `message`: a key given twice (also as a field's
+/// name and its JSON name) and two members of one oneof are refused; each field's value is checked.
+fn fields<'de, A: MapAccess<'de>>(message: usize, mut map: A, walk: &mut Walk) -> Result<(), A::Error> {
+    let plan = &walk.plan.messages[message];
     let mut seen: Vec<(u32, Cow<'de, str>)> = Vec::new();
-    let mut oneofs: Vec<(OneofDescriptor, Cow<'de, str>)> = Vec::new();
+    let mut oneofs: Vec<(usize, Cow<'de, str>)> = Vec::new();
     while let Some(key) = map.next_key_seed(Key)? {
-        let Some(field) = message.get_field_by_json_name(&key).or_else(|| message.get_field_by_name(&key)) else {
+        let Some(field) = plan.field(&key) else {
             map.next_value_seed(Expect { what: What::Skip, walk: &mut *walk })?;
             continue;
         };
-        let number = field.number();
-        if let Some((_, first)) = seen.iter().find(|(seen, _)| *seen == number) {
+        if let Some((_, first)) = seen.iter().find(|(seen, _)| *seen == field.number) {
             return Err(walk.refuse(if *first == key {
                 format!("{key} is given twice")
             } else {
                 format!("{key} and {first} are the same field, given twice")
             }));
         }
-        let what = What::of(&field);
+        let what = field.what;
         let null = walk.below(|| format!(".{key}"), |walk| map.next_value_seed(Expect { what, walk }))?;
-        if let Some(oneof) = field.containing_oneof().filter(|_| !null) {
+        if let Some(oneof) = field.oneof.filter(|_| !null) {
             if let Some((_, other)) = oneofs.iter().find(|(set, _)| *set == oneof) {
-                return Err(walk
-                    .refuse(format!("{other} and {key} are both set, but only one of oneof {} may be", oneof.name())));
+                let name = &plan.oneofs[oneof];
+                return Err(walk.refuse(format!("{other} and {key} are both set, but only one of oneof {name} may be")));
             }
             oneofs.push((oneof, key.clone()));
         }
-        seen.push((number, key));
+        seen.push((field.number, key));
     }
     Ok(())
 }
@@ -291,49 +413,26 @@ impl<'de> Visitor<'de> for Key {
     }
 }
 
-/// A proto2 enum is closed: protobuf-java refuses a number it does not list, where a proto3 (open) enum
-/// keeps it.
-fn is_closed(e: &EnumDescriptor) -> bool {
-    e.parent_file().syntax() == Syntax::Proto2
-}
-
 fn looks_like_a_number(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit() || matches!(b, b'-' | b'+' | b'.' | b'e' | b'E'))
 }
 
-fn float(kind: &Kind, n: f64) -> Result<(), String> {
-    let limit = if matches!(kind, Kind::Float) { f64::from(f32::MAX) } else { f64::MAX };
+fn float(ty: Ty, n: f64) -> Result<(), String> {
+    let (limit, name) = if ty == Ty::Float { (f64::from(f32::MAX), "float") } else { (f64::MAX, "double") };
     if n.is_finite() && n.abs() <= limit {
         Ok(())
     } else {
-        Err(format!("{n:e} is out of the range of a {}", if matches!(kind, Kind::Float) { "float" } else { "double" }))
+        Err(format!("{n:e} is out of the range of a {name}"))
     }
 }
 
-/// The values an integer type holds; None for other kinds.
-fn range(kind: &Kind) -> Option<(i128, i128)> {
-    match kind {
-        Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 => Some((i32::MIN.into(), i32::MAX.into())),
-        Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 => Some((i64::MIN.into(), i64::MAX.into())),
-        Kind::Uint32 | Kind::Fixed32 => Some((0, u32::MAX.into())),
-        Kind::Uint64 | Kind::Fixed64 => Some((0, u64::MAX.into())),
-        _ => None,
-    }
-}
-
-/// A value for a field of `kind`, written as `written`: for an integer type, integral (`exact`) and within
-/// the type's range.
-fn integer(kind: &Kind, exact: Option<i128>, written: &dyn fmt::Display) -> Result<(), String> {
-    let Some((min, max)) = range(kind) else { return Ok(()) };
+/// A value for an integer field holding `min..=max`, written as `written`: integral (`exact`) and in range.
+fn integer(min: i128, max: i128, exact: Option<i128>, written: &dyn fmt::Display) -> Result<(), String> {
     match exact {
         Some(i) if (min..=max).contains(&i) => Ok(()),
         Some(i) => Err(format!("{i} is out of the range of the field's type ({min} to {max})")),
         None => Err(format!("{written} is not an integer")),
     }
-}
-
-fn is_well_known(message: &MessageDescriptor) -> bool {
-    message.full_name().starts_with("google.protobuf.")
 }
 
 #[cfg(test)]
@@ -352,7 +451,7 @@ mod tests {
         }"#;
 
     fn check_rich(body: &str) -> Result<(), String> {
-        check(&Codec::compile("t", RICH, &[], Some("t.E")).unwrap().descriptor(), body, "body")
+        Plan::of(&Codec::compile("t", RICH, &[], Some("t.E")).unwrap().descriptor()).check(body, "body")
     }
 
     #[test]
@@ -409,17 +508,41 @@ mod tests {
             enum Closed { A = 1; B = 2; }
             message M { optional Closed e = 1; repeated Closed es = 2; map<string, Closed> em = 3; }"#;
         let closed = Codec::compile("t", closed, &[], Some("t.M")).unwrap().descriptor();
-        assert_eq!(check(&closed, r#"{"e":1,"es":["A",2],"em":{"k":"B"}}"#, "body"), Ok(()));
+        assert_eq!(Plan::of(&closed).check(r#"{"e":1,"es":["A",2],"em":{"k":"B"}}"#, "body"), Ok(()));
         for (body, expected) in [
             (r#"{"e":7}"#, "body.e: 7 is not a value of the closed enum t.Closed"),
             (r#"{"es":[1,0]}"#, "body.es[1]: 0 is not a value of the closed enum t.Closed"),
             (r#"{"em":{"k":3}}"#, "body.em[\"k\"]: 3 is not a value of the closed enum t.Closed"),
         ] {
-            assert_eq!(check(&closed, body, "body"), Err(expected.to_owned()), "{body}");
+            assert_eq!(Plan::of(&closed).check(body, "body"), Err(expected.to_owned()), "{body}");
         }
         let open = r#"syntax = "proto3"; package t; enum Open { Z = 0; } message M { Open e = 1; }"#;
         let open = Codec::compile("t", open, &[], Some("t.M")).unwrap().descriptor();
-        assert_eq!(check(&open, r#"{"e":7}"#, "body"), Ok(()), "proto3 keeps unknown numbers, as protobuf-java does");
+        assert_eq!(
+            Plan::of(&open).check(r#"{"e":7}"#, "body"),
+            Ok(()),
+            "proto3 keeps unknown numbers, as protobuf-java does"
+        );
+    }
+
+    #[test]
+    fn a_message_that_contains_itself_is_checked_at_every_level() {
+        let node = r#"syntax = "proto3"; package t;
+            message Node { Node next = 1; int32 v = 2; repeated Node children = 3; map<string, Node> named = 4; }"#;
+        let plan = Plan::of(&Codec::compile("t", node, &[], Some("t.Node")).unwrap().descriptor());
+        assert_eq!(plan.messages.len(), 1, "planned once");
+        assert_eq!(
+            plan.check(r#"{"next":{"next":{"v":1}},"children":[{"v":2}],"named":{"a":{"v":3}}}"#, "body"),
+            Ok(())
+        );
+        for (body, expected) in [
+            (r#"{"next":{"next":{"v":2147483648}}}"#, "body.next.next.v: 2147483648 is out of the range"),
+            (r#"{"children":[{"v":1},{"next":{"v":1.5}}]}"#, "body.children[1].next.v: 1.5 is not an integer"),
+            (r#"{"named":{"a":{"v":1,"v":2}}}"#, "body.named[\"a\"]: v is given twice"),
+        ] {
+            let err = plan.check(body, "body").unwrap_err();
+            assert!(err.starts_with(expected), "{body}: {err:?} should start with {expected:?}");
+        }
     }
 
     #[test]

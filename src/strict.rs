@@ -9,7 +9,7 @@
 //! messages; serde_json's recursion limit bounds the nesting.
 
 use std::borrow::Cow;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 
 use prost_reflect::{Cardinality, Kind, MessageDescriptor, Syntax};
@@ -33,6 +33,8 @@ struct MessagePlan {
     /// Each field's JSON name and its name, sorted, with the field's place in `fields`.
     keys: Vec<(Box<str>, usize)>,
     oneofs: Vec<Box<str>>,
+    /// The number and name of each field proto2 requires.
+    required: Vec<(u32, Box<str>)>,
 }
 
 #[derive(Debug)]
@@ -75,23 +77,30 @@ enum Ty {
 impl Plan {
     pub fn of(message: &MessageDescriptor) -> Plan {
         let mut plan = Plan { messages: Vec::new(), closed_enums: Vec::new() };
-        let mut placed = Vec::new();
-        plan.message(message, &mut placed);
+        plan.message(message, &mut HashMap::new());
         plan
     }
 
-    /// `message`'s place, planned with every message below it on first sight; `placed` holds the full names
-    /// of those planned, in their order (a message may contain itself).
-    fn message(&mut self, message: &MessageDescriptor, placed: &mut Vec<String>) -> usize {
-        if let Some(at) = placed.iter().position(|name| name == message.full_name()) {
-            return at;
+    /// `message`'s place, planned with every message below it on first sight; `placed` holds the places of
+    /// the messages and closed enums planned, by full name (a message may contain itself).
+    fn message(&mut self, message: &MessageDescriptor, placed: &mut HashMap<String, usize>) -> usize {
+        if let Some(at) = placed.get(message.full_name()) {
+            return *at;
         }
         let at = self.messages.len();
-        placed.push(message.full_name().to_owned());
-        self.messages.push(MessagePlan { fields: Vec::new(), keys: Vec::new(), oneofs: Vec::new() });
+        placed.insert(message.full_name().to_owned(), at);
+        self.messages.push(MessagePlan {
+            fields: Vec::new(),
+            keys: Vec::new(),
+            oneofs: Vec::new(),
+            required: Vec::new(),
+        });
         let oneofs: Vec<_> = message.oneofs().collect();
-        let (mut fields, mut keys) = (Vec::new(), Vec::new());
+        let (mut fields, mut keys, mut required) = (Vec::new(), Vec::new(), Vec::new());
         for field in message.fields() {
+            if field.cardinality() == Cardinality::Required {
+                required.push((field.number(), field.name().into()));
+            }
             let what = match field.kind() {
                 kind if field.cardinality() != Cardinality::Repeated => What::Value(self.ty(&kind, placed)),
                 Kind::Message(entry) if entry.is_map_entry() => {
@@ -107,11 +116,12 @@ impl Plan {
             fields.push(FieldPlan { number: field.number(), what, oneof });
         }
         keys.sort();
-        self.messages[at] = MessagePlan { fields, keys, oneofs: oneofs.iter().map(|o| o.name().into()).collect() };
+        let oneofs = oneofs.iter().map(|o| o.name().into()).collect();
+        self.messages[at] = MessagePlan { fields, keys, oneofs, required };
         at
     }
 
-    fn ty(&mut self, kind: &Kind, placed: &mut Vec<String>) -> Ty {
+    fn ty(&mut self, kind: &Kind, placed: &mut HashMap<String, usize>) -> Ty {
         match kind {
             Kind::Float => Ty::Float,
             Kind::Double => Ty::Double,
@@ -120,13 +130,14 @@ impl Plan {
             Kind::Uint32 | Kind::Fixed32 => Ty::Integer(0, u32::MAX.into()),
             Kind::Uint64 | Kind::Fixed64 => Ty::Integer(0, u64::MAX.into()),
             Kind::Enum(e) if e.parent_file().syntax() == Syntax::Proto2 => {
-                let known = self.closed_enums.iter().position(|known| *known.name == *e.full_name());
-                Ty::ClosedEnum(known.unwrap_or_else(|| {
+                let next = self.closed_enums.len();
+                let at = *placed.entry(e.full_name().to_owned()).or_insert(next);
+                if at == next {
                     let mut numbers: Vec<i32> = e.values().map(|v| v.number()).collect();
                     numbers.sort_unstable();
                     self.closed_enums.push(ClosedEnum { name: e.full_name().into(), numbers });
-                    self.closed_enums.len() - 1
-                }))
+                }
+                Ty::ClosedEnum(at)
             }
             Kind::Message(m) if m.full_name().starts_with("google.protobuf.") => {
                 Ty::WellKnown { nullable: m.full_name() == "google.protobuf.Value" }
@@ -355,10 +366,12 @@ impl Expect<'_, '_> {
 }
 
 /// The members of an object read as the plan's message `message`: a key given twice (also as a field's
-/// name and its JSON name) and two members of one oneof are refused; each field's value is checked.
+/// name and its JSON name), two members of one oneof and a required field absent or null are refused;
+/// each field's value is checked.
 fn fields<'de, A: MapAccess<'de>>(message: usize, mut map: A, walk: &mut Walk) -> Result<(), A::Error> {
     let plan = &walk.plan.messages[message];
     let mut seen: Vec<(u32, Cow<'de, str>)> = Vec::new();
+    let mut set = Vec::new(); // the numbers of the fields given a value other than null
     let mut oneofs: Vec<(usize, Cow<'de, str>)> = Vec::new();
     while let Some(key) = map.next_key_seed(Key)? {
         let Some(field) = plan.field(&key) else {
@@ -381,9 +394,15 @@ fn fields<'de, A: MapAccess<'de>>(message: usize, mut map: A, walk: &mut Walk) -
             }
             oneofs.push((oneof, key.clone()));
         }
+        if !null {
+            set.push(field.number);
+        }
         seen.push((field.number, key));
     }
-    Ok(())
+    match plan.required.iter().find(|(number, _)| !set.contains(number)) {
+        Some((_, name)) => Err(walk.refuse(format!("required field {name} is missing"))),
+        None => Ok(()),
+    }
 }
 
 /// An object's key, borrowed from the body unless it holds an escape.

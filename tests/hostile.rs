@@ -308,6 +308,29 @@ fn every_bad_input_gets_its_status_and_a_message_naming_it_and_publishes_nothing
     }
     assert_eq!(record_count(&closed), 0);
 
+    // A proto2 message without a field it requires is unreadable to protobuf-java (parseFrom refuses it)
+    // and to every reader that checks: refused at any depth, null counting as absent, as JsonFormat does.
+    let required = topic_with_schema(
+        "hostile-required",
+        1,
+        r#"syntax = "proto2"; package t;
+           message M { required string id = 1; optional Item item = 2; repeated Item items = 3; }
+           message Item { required int32 n = 1; }"#,
+    );
+    for (body, message) in [
+        (r#"{"item":{"n":1}}"#, "body: required field id is missing"),
+        (r#"{"id":null}"#, "body: required field id is missing"),
+        (r#"{"id":"a","item":{}}"#, "body.item: required field n is missing"),
+        (r#"{"id":"a","items":[{"n":1},{"n":null}]}"#, "body.items[1]: required field n is missing"),
+    ] {
+        let (got, answer) = gateway.send(&required, &[], body);
+        assert_eq!((got, answer["message"].as_str().unwrap()), (400, message), "{body}");
+        cases += 1;
+    }
+    let (got, answer) = gateway.send(&required, &[], r#"{"id":"a","item":{"n":1},"items":[{"n":2}]}"#);
+    assert_eq!(got, 200, "{answer}");
+    assert_eq!(record_count(&required), 1, "only the complete message is stored");
+
     // Over the limit without a Content-Length (chunked): read to one byte past it, then 413.
     let (status, answer) = raw(&gateway, &path, b"", over.as_bytes(), true);
     assert_eq!(status, 413, "{answer}");

@@ -2,8 +2,9 @@
 //! converted: a key given twice (also a field's name together with its JSON name), two members of one
 //! oneof, `null` in a list or a map, float strings other than "NaN", "Infinity" and "-Infinity", a number
 //! out of a float's range, an integer that is not integral or out of its type's range, a number a closed
-//! (proto2) enum does not list. protobuf-java's JsonFormat, which the seed used, refuses each of them;
-//! prost-reflect alone takes the last duplicate, parses "inf" and saturates 1e20 into an int64.
+//! (proto2) enum does not list, a proto2 required field absent or null. protobuf-java's JsonFormat, which
+//! the seed used, refuses each of them (the last when the message is built); prost-reflect alone takes the
+//! last duplicate, parses "inf", saturates 1e20 into an int64 and leaves a required field out.
 //!
 //! One pass over the body as serde_json reads it, duplicates and all, alongside a plan of the schema's
 //! messages; serde_json's recursion limit bounds the nesting.
@@ -27,7 +28,7 @@ pub struct Plan {
     closed_enums: Vec<ClosedEnum>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Default)]
 struct MessagePlan {
     fields: Vec<FieldPlan>,
     /// Each field's JSON name and its name, sorted, with the field's place in `fields`.
@@ -75,6 +76,7 @@ enum Ty {
 }
 
 impl Plan {
+    /// The plan of `message` and of every message below it.
     pub fn of(message: &MessageDescriptor) -> Plan {
         let mut plan = Plan { messages: Vec::new(), closed_enums: Vec::new() };
         plan.message(message, &mut HashMap::new());
@@ -89,12 +91,7 @@ impl Plan {
         }
         let at = self.messages.len();
         placed.insert(message.full_name().to_owned(), at);
-        self.messages.push(MessagePlan {
-            fields: Vec::new(),
-            keys: Vec::new(),
-            oneofs: Vec::new(),
-            required: Vec::new(),
-        });
+        self.messages.push(MessagePlan::default()); // filled in below, once the messages below it have places
         let oneofs: Vec<_> = message.oneofs().collect();
         let (mut fields, mut keys, mut required) = (Vec::new(), Vec::new(), Vec::new());
         for field in message.fields() {
@@ -370,15 +367,15 @@ impl Expect<'_, '_> {
 /// each field's value is checked.
 fn fields<'de, A: MapAccess<'de>>(message: usize, mut map: A, walk: &mut Walk) -> Result<(), A::Error> {
     let plan = &walk.plan.messages[message];
-    let mut seen: Vec<(u32, Cow<'de, str>)> = Vec::new();
-    let mut set = Vec::new(); // the numbers of the fields given a value other than null
+    // each field given: its number, its key, and whether its value was other than null
+    let mut seen: Vec<(u32, Cow<'de, str>, bool)> = Vec::new();
     let mut oneofs: Vec<(usize, Cow<'de, str>)> = Vec::new();
     while let Some(key) = map.next_key_seed(Key)? {
         let Some(field) = plan.field(&key) else {
             map.next_value_seed(Expect { what: What::Skip, walk: &mut *walk })?;
             continue;
         };
-        if let Some((_, first)) = seen.iter().find(|(seen, _)| *seen == field.number) {
+        if let Some((_, first, _)) = seen.iter().find(|(seen, _, _)| *seen == field.number) {
             return Err(walk.refuse(if *first == key {
                 format!("{key} is given twice")
             } else {
@@ -394,12 +391,10 @@ fn fields<'de, A: MapAccess<'de>>(message: usize, mut map: A, walk: &mut Walk) -
             }
             oneofs.push((oneof, key.clone()));
         }
-        if !null {
-            set.push(field.number);
-        }
-        seen.push((field.number, key));
+        seen.push((field.number, key, !null));
     }
-    match plan.required.iter().find(|(number, _)| !set.contains(number)) {
+    let given = |number: &u32| seen.iter().any(|(seen, _, value)| seen == number && *value);
+    match plan.required.iter().find(|(number, _)| !given(number)) {
         Some((_, name)) => Err(walk.refuse(format!("required field {name} is missing"))),
         None => Ok(()),
     }

@@ -9,13 +9,21 @@ SERVICES := $(CURDIR)/tests/services/services.sh
 BUILD := $(CURDIR)/build
 LIB := $(CARGO_TARGET_DIR)/release/libkrakend_kafka.a
 PLUGIN := $(BUILD)/plugins/krakend-kafka.so
-KRAKEND := $(BUILD)/krakend
+GATEWAY := $(BUILD)/krakend
 AWS_SIGNER := $(BUILD)/msk-iam-signer
-# Host and plugin must come from the same Go toolchain with the same flags. GOSUMDB is off because the
-# checksum database cannot be reached from the build machines; go.sum still pins every module's hash.
-GO := GOTOOLCHAIN=local GOFLAGS=-modcacherw GOMODCACHE=$(CACHE)/gomod GOSUMDB=off CGO_ENABLED=1 go
-GO_BUILD := $(GO) build -trimpath
-# No symbol table or DWARF in what is shipped (a plugin is found through its dynamic symbols, which stay).
+# Go loads a plugin only into a host built by the same Go release with the same -trimpath setting (and
+# the same version of every module both hold), on a compatible glibc. KrakenD CE's releases are built
+# with cgo and without -trimpath, and so is everything here: `make plugin GO=/path/to/go1.25.12/bin/go`
+# builds for KrakenD CE 2.13.x, and `make plugin-check KRAKEND=/path/to/krakend` says whether it loads.
+GO ?= go
+GO_BUILD_FLAGS ?=
+# GOSUMDB is off because the checksum database cannot be reached from the build machines; go.sum still
+# pins every module's hash. GOTOOLCHAIN=local: the toolchain is $(GO), never one go.mod asks for.
+GO_ENV := GOTOOLCHAIN=local GOFLAGS=-modcacherw GOMODCACHE=$(CACHE)/gomod GOSUMDB=off CGO_ENABLED=1
+GOCMD = $(GO_ENV) $(GO)
+GO_BUILD = $(GOCMD) build $(GO_BUILD_FLAGS)
+# No symbol table or DWARF in the plugin (it is found through its dynamic symbols, which stay; the
+# loader does not compare these).
 GO_STRIP := -s -w
 # Starts the test services, runs the rest of the line with their environment, and stops them again.
 WITH_TEST_SERVICES = $(SERVICES) start test && trap '$(SERVICES) stop test' EXIT && eval "$$($(SERVICES) env test)" &&
@@ -38,17 +46,45 @@ PLUGIN_LDFLAGS := -Wl,--gc-sections -Wl,--exclude-libs,ALL $(LIB)
 plugin: build
 	cd go-shim && CGO_LDFLAGS="$(PLUGIN_LDFLAGS)" $(GO_BUILD) -ldflags="$(GO_STRIP) -B 0x$$(sha1sum $(LIB) | cut -c1-40)" -buildmode=plugin -o $(PLUGIN) .
 
+PLUGIN_CHECK := $(BUILD)/plugin-check
+KRAKEND ?= $(GATEWAY)
+
+.PHONY: plugin-check plugin-check-bin plugin-variants
+
+plugin-check-bin:
+	cd go-shim && $(GO_BUILD) -o $(PLUGIN_CHECK) ./cmd/plugin-check
+
+## plugin-check: whether build/plugins/krakend-kafka.so loads into KRAKEND=/path/to/krakend (default: the
+## gateway of build/), and if not what differs and how to rebuild; it never rebuilds the plugin itself
+plugin-check: plugin-check-bin
+	@test -f $(PLUGIN) || { echo "no plugin at $(PLUGIN): run make plugin first"; exit 2; }
+	$(PLUGIN_CHECK) -krakend $(KRAKEND) -plugin $(PLUGIN)
+
+# The test rig's plugins that a gateway of build/ must refuse (tests/plugin_build.rs): one built with
+# -trimpath, one built by the one other Go release these machines may use (fetched by the go command
+# into the module cache, as GOTOOLCHAIN does).
+VARIANTS := $(BUILD)/variants
+OTHER_GO_RELEASE := go1.27.3
+plugin-variants: build
+	$(MAKE) --no-print-directory plugin PLUGIN=$(VARIANTS)/trimpath/krakend-kafka.so GO_BUILD_FLAGS=-trimpath
+	other="$$(GOTOOLCHAIN=$(OTHER_GO_RELEASE) GOFLAGS=-modcacherw GOMODCACHE=$(CACHE)/gomod $(GO) env GOROOT)" && \
+	$(MAKE) --no-print-directory plugin PLUGIN=$(VARIANTS)/$(OTHER_GO_RELEASE)/krakend-kafka.so GO="$$other/bin/go"
+
 # krakend/gateway/go.mod is the one place lura's version is pinned; the binary reports it (X-Krakend).
 LURA_VERSION = $(shell awk '$$1 == "github.com/luraproject/lura/v2" {print $$2}' krakend/gateway/go.mod)
 
-GATEWAY_LDFLAGS = $(GO_STRIP) -X github.com/luraproject/lura/v2/core.KrakendVersion=$(LURA_VERSION)
+# As KrakenD CE's release sets them: `krakend version` prints the glibc the gateway was built on.
+GLIBC_VERSION = $(shell . /etc/os-release && echo "GLIBC-$$(ldd --version | awk 'NR == 1 {print $$NF}')_($$ID-$$VERSION_ID)")
+GATEWAY_LDFLAGS = -X github.com/luraproject/lura/v2/core.KrakendVersion=$(LURA_VERSION) -X github.com/luraproject/lura/v2/core.GlibcVersion=$(GLIBC_VERSION)
 KRAKEND_RIG := $(BUILD)/krakend-rig
 
 .PHONY: krakend-rig config-check
 
+# The product's gateway is CE's build stripped (39 MB, not 71 MB, in the image): the loader compares no
+# symbol tables, and tests/plugin_build.rs holds the plugin against both gateways.
 ## krakend: the gateway binary (the product's, the one the image holds), into build/
 krakend:
-	cd krakend/gateway && $(GO_BUILD) -ldflags="$(GATEWAY_LDFLAGS)" -o $(KRAKEND) ./cmd/krakend
+	cd krakend/gateway && $(GO_BUILD) -ldflags="$(GO_STRIP) $(GATEWAY_LDFLAGS)" -o $(GATEWAY) ./cmd/krakend
 
 ## krakend-rig: the test rig's gateway: the product's plus the bench's "static" client and CE-style
 ## pubsub publisher, and Go's profiles for the fault suite (tests/bench/gateway), into build/; never shipped
@@ -73,11 +109,11 @@ integration:
 
 ## go-test: the Go shim's tests, race-checked, with the core linked in
 go-test: build
-	cd go-shim && $(GO) vet ./... && CGO_LDFLAGS="$(LIB)" $(GO) test -race -count=1 ./...
+	cd go-shim && $(GOCMD) vet ./... && CGO_LDFLAGS="$(LIB)" $(GOCMD) test -race -count=1 ./...
 
 # Runs cargo test with the gateway (built in build/) up on the test services.
 WITH_GATEWAY = $(WITH_TEST_SERVICES) tests/e2e/gateway.sh tests/e2e/krakend.json $(CACHE)/state-test/krakend.log -- \
-	env KK_KRAKEND_BIN=$(KRAKEND) KK_KRAKEND_RIG_BIN=$(KRAKEND_RIG) KK_PLUGIN=$(PLUGIN) KK_AWS_SIGNER_BIN=$(AWS_SIGNER) cargo test --release
+	env KK_KRAKEND_BIN=$(GATEWAY) KK_PLUGIN_CHECK_BIN=$(PLUGIN_CHECK) KK_PLUGIN_VARIANTS=$(VARIANTS) KK_KRAKEND_RIG_BIN=$(KRAKEND_RIG) KK_PLUGIN=$(PLUGIN) KK_AWS_SIGNER_BIN=$(AWS_SIGNER) cargo test --release
 
 ## e2e: the gateway tests alone: HTTP through KrakenD and the plugin to Kafka
 e2e: plugin krakend
@@ -105,7 +141,7 @@ config-check:
 	"$$venv/bin/python" tests/config/validate.py tests/config/krakend-v2.13.schema.json $(CONFIGS)
 
 ## test: every test of the project: Rust unit, integration and end-to-end tests, Go tests
-test: fmt-check config-check plugin krakend krakend-rig aws-signer go-test
+test: fmt-check config-check plugin krakend krakend-rig aws-signer plugin-check-bin plugin-variants go-test
 	$(WITH_GATEWAY) -- --include-ignored
 
 services-install:
@@ -127,7 +163,7 @@ IMAGE := $(BUILD)/krakend-kafka.oci.tar
 IMAGE_CONTEXT := $(BUILD)/image
 # The files the gateway and the plugin need at run time besides themselves: glibc (ldd lists it), the
 # CA bundle, and a passwd/group naming the non-root user.
-RUNTIME_LIBS = $$(ldd $(KRAKEND) $(PLUGIN) | awk '/=> \// {print $$3} /^\t\/lib64/ {print $$1}' | sort -u)
+RUNTIME_LIBS = $$(ldd $(GATEWAY) $(PLUGIN) | awk '/=> \// {print $$3} /^\t\/lib64/ {print $$1}' | sort -u)
 
 ## image-context: build/image/, what krakend/Dockerfile copies into the image
 image-context: plugin krakend
@@ -138,7 +174,7 @@ image-context: plugin krakend
 	printf 'root:x:0:\nkrakend:x:1000:\n' > $(IMAGE_CONTEXT)/rootfs/etc/group
 	printf 'hosts: files dns\n' > $(IMAGE_CONTEXT)/rootfs/etc/nsswitch.conf
 	chmod 1777 $(IMAGE_CONTEXT)/rootfs/tmp
-	cp $(KRAKEND) $(PLUGIN) $(IMAGE_CONTEXT)/
+	cp $(GATEWAY) $(PLUGIN) $(IMAGE_CONTEXT)/
 	cp krakend/krakend-container.json $(IMAGE_CONTEXT)/krakend.json
 
 ## image: the container image as an OCI archive (build/krakend-kafka.oci.tar), built with buildah: no

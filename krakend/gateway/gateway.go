@@ -23,7 +23,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime"
 	"syscall"
 
 	"github.com/gin-gonic/gin"
@@ -71,8 +70,9 @@ func Main(args []string, ext Extension) int {
 	case "test-plugin":
 		return testPlugin(*path)
 	case "version":
-		fmt.Printf("KrakenD Version: %s (lura, with krakend-jose, krakend-gologging, krakend-jsonschema)\nGo Version: %s\n",
-			core.KrakendVersion, runtime.Version())
+		// KrakenD CE's lines, which tools (and plugin-check) read: the Go release and the glibc of the build.
+		fmt.Printf("KrakenD Version: %s (lura, with krakend-jose, krakend-gologging, krakend-jsonschema)\nGo Version: %s\nGlibc Version: %s\n",
+			core.KrakendVersion, core.GoVersion, core.GlibcVersion)
 		return 0
 	default:
 		return usage()

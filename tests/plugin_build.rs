@@ -1,0 +1,166 @@
+//! The plugin's build against the gateway's: `plugin-check` (what `make plugin-check` runs) says
+//! "compatible" for the plugin and gateway built here, and refuses, with the reason and the fix, the
+//! plugins a KrakenD built like this gateway would not load: one built with `-trimpath`, one built by
+//! another Go release (`make plugin-variants` builds both). Each refusal is checked against Go's own
+//! plugin loader, in the gateway's `test-plugin` and `run`.
+
+mod common;
+
+use std::process::{Command, Output};
+
+use common::var;
+
+fn run(program: &str, args: &[&str]) -> (i32, String) {
+    let Output { status, stdout, stderr } = Command::new(program).args(args).output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&stdout), String::from_utf8_lossy(&stderr));
+    (status.code().unwrap_or(-1), text)
+}
+
+/// The two gateways built here: the product's (stripped) and the test rig's (CE's build exactly).
+fn gateways() -> [String; 2] {
+    [var("KK_KRAKEND_BIN"), var("KK_KRAKEND_RIG_BIN")]
+}
+
+fn check(gateway: &str, plugin: &str) -> (i32, String) {
+    run(&var("KK_PLUGIN_CHECK_BIN"), &["-krakend", gateway, "-plugin", plugin])
+}
+
+fn load(gateway: &str, plugin: &str) -> (i32, String) {
+    run(gateway, &["test-plugin", "-c", plugin])
+}
+
+fn variant(name: &str) -> String {
+    format!("{}/{name}/krakend-kafka.so", var("KK_PLUGIN_VARIANTS"))
+}
+
+#[test]
+#[ignore = "needs the gateway and plugins of build/: run `make test`"]
+fn the_gateways_say_what_they_were_built_with_as_krakend_ce_does() {
+    let go = Command::new("go").arg("env").arg("GOVERSION").output().unwrap().stdout;
+    let go = String::from_utf8_lossy(&go).trim().trim_start_matches("go").to_string();
+    for gateway in gateways() {
+        let (code, out) = run(&gateway, &["version"]);
+        assert_eq!(code, 0, "{out}");
+        assert!(out.contains(&format!("\nGo Version: {go}\n")), "{out}");
+        assert!(out.lines().any(|l| l.starts_with("Glibc Version: GLIBC-2.")), "{out}");
+    }
+}
+
+#[test]
+#[ignore = "needs the gateway and plugins of build/: run `make test`"]
+fn the_plugin_built_here_is_compatible_and_loads() {
+    let plugin = var("KK_PLUGIN");
+    for gateway in gateways() {
+        let (code, out) = check(&gateway, &plugin);
+        assert_eq!(code, 0, "{out}");
+        assert!(out.starts_with("compatible: "), "{out}");
+        assert!(out.contains("no -trimpath, cgo; the gateway's glibc 2."), "{out}");
+        let (code, out) = load(&gateway, &plugin);
+        assert_eq!((code, out.starts_with("[OK]")), (0, true), "{out}");
+    }
+}
+
+/// The check refuses `variant` for exactly one `difference`, naming `fix`, and Go's loader in each
+/// gateway's `test-plugin` refuses it too, saying `loader_says`.
+fn refused(variant_name: &str, difference: &str, fix: &str, loader_says: &str) {
+    let plugin = variant(variant_name);
+    for gateway in gateways() {
+        let (code, out) = check(&gateway, &plugin);
+        assert_eq!(code, 1, "{out}");
+        assert!(out.contains(difference) && out.contains(fix), "{out}");
+        assert_eq!(out.matches("\n- ").count(), 1, "one difference only: {out}");
+
+        let (code, out) = load(&gateway, &plugin);
+        eprintln!("Go's plugin loader: {out}");
+        assert!(code != 0 && !out.contains("[OK]") && out.contains(loader_says), "{code}: {out}");
+    }
+}
+
+#[test]
+#[ignore = "needs the gateway and plugins of build/: run `make test`"]
+fn a_plugin_built_with_trimpath_is_refused_and_would_not_load() {
+    refused(
+        "trimpath",
+        "- -trimpath: the plugin has it set, the gateway it not set.",
+        "Fix: rebuild without -trimpath",
+        "plugin was built with a different version of package",
+    );
+}
+
+#[test]
+#[ignore = "needs the gateway and plugins of build/: run `make test`"]
+fn a_plugin_built_by_another_go_release_is_refused_and_would_not_load() {
+    // The loader returns no error here: the Go runtime stops the process.
+    refused(
+        "go1.27.3",
+        "- Go release: the plugin has go1.27.3, the gateway go1.",
+        "make plugin GO=/path/to/go1.",
+        "fatal error: runtime: no plugin module data",
+    );
+}
+
+/// `krakend run` of the gateway built here with only `plugin` in its plugin folder; returns the process
+/// and the address it serves on.
+fn serve_with(plugin: &str, log: &std::path::Path) -> (std::process::Child, String) {
+    let dir = std::env::temp_dir().join(common::unique("plugin-build"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut config = common::gateway::gateway_config("2s", &[("/v1/event/{topic}", serde_json::json!({}))]);
+    config["port"] = port.into();
+    let folder = std::path::Path::new(plugin).parent().unwrap();
+    config["plugin"]["folder"] = format!("{}/", folder.display()).into();
+    std::fs::write(dir.join("krakend.json"), config.to_string()).unwrap();
+    let output = std::fs::File::create(log).unwrap();
+    let child = Command::new(var("KK_KRAKEND_BIN"))
+        .args(["run", "-c"])
+        .arg(dir.join("krakend.json"))
+        .stdout(output.try_clone().unwrap())
+        .stderr(output)
+        .spawn()
+        .unwrap();
+    (child, format!("127.0.0.1:{port}"))
+}
+
+#[test]
+#[ignore = "needs the gateway and plugins of build/: run `make test`"]
+fn a_gateway_given_the_trimpath_plugin_serves_without_it() {
+    let log = std::env::temp_dir().join(common::unique("trimpath-run.log"));
+    let (mut gateway, address) = serve_with(&variant("trimpath"), &log);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !matches!(common::http_request(&address, "GET", "/__health", &[], b""), Ok((200, _))) {
+        assert!(gateway.try_wait().unwrap().is_none(), "{}", std::fs::read_to_string(&log).unwrap());
+        assert!(std::time::Instant::now() < deadline, "never served");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let answer = common::http_answer(&address, "POST", "/v1/event/t", &[], b"{}").unwrap();
+    gateway.kill().unwrap();
+    gateway.wait().unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    eprintln!("the gateway's log: {text}");
+    assert!(text.contains("Total plugins loaded: 0"), "{text}");
+    assert!(text.contains("plugin was built with a different version of package"), "{text}");
+    // Not the plugin's answer: lura's own 500 from the backend host nobody serves.
+    assert!(!answer.body.contains("statusCode"), "{}: {}", answer.status, answer.body);
+    assert_eq!(answer.status, 500, "{}", answer.body);
+}
+
+#[test]
+#[ignore = "needs the gateway and plugins of build/: run `make test`"]
+fn a_gateway_given_the_plugin_of_another_go_release_dies_at_start_up() {
+    let log = std::env::temp_dir().join(common::unique("go-release-run.log"));
+    let (mut gateway, _) = serve_with(&variant("go1.27.3"), &log);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = gateway.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            gateway.kill().unwrap();
+            panic!("still running: {}", std::fs::read_to_string(&log).unwrap());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!status.success(), "{text}");
+    assert!(text.contains("fatal error: runtime: no plugin module data"), "{status}: {text}");
+}

@@ -13,12 +13,12 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
-use crate::answers::{AnswerQueue, Ready};
-use crate::backend::Backend;
-use crate::metrics;
 use crate::outcome::{self, Failure, Outcome};
-use crate::publisher::Publisher;
-use crate::request::{BodyRead, HttpParts, Request};
+use crate::pipeline::answers::{AnswerQueue, Ready};
+use crate::pipeline::backend::Backend;
+use crate::pipeline::publisher::Publisher;
+use crate::pipeline::request::{BodyRead, HttpParts, Request};
+use crate::telemetry::metrics;
 
 /// Bytes lent across the boundary: `len` bytes at `data`. `data` may be NULL only when `len` is 0.
 #[repr(C)]

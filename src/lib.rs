@@ -5,42 +5,26 @@
 
 #![allow(non_camel_case_types)] // C names in the C surface, as rustls-ffi does.
 
-mod admission;
-mod allow;
-mod answers;
-mod backend;
-mod batch;
-mod cluster;
-mod codec;
+// The layers, from the front ends down; a module imports only from the layers below its own.
 mod config;
-mod confluent;
-mod deadline;
-mod encoding;
 pub mod ffi;
-mod idempotency;
-mod listener;
-mod log;
-mod metrics;
-pub mod msk_iam;
+mod format;
+mod kafka;
 mod outcome;
-mod producer;
-mod publisher;
-mod readiness;
+mod pipeline;
 mod registry;
-mod request;
 mod runtime;
-mod statistics;
-mod strict;
-mod wire;
+mod telemetry;
 
-pub use codec::Codec;
-pub use config::Config;
+pub use config::{Config, Rules};
+pub use format::codec::Codec;
+pub use kafka::msk_iam;
 pub use outcome::{Delivery, Failure, Outcome};
-pub use publisher::Publisher;
-pub use request::{BodyRead, HttpParts, Record, Records, Request, Rules};
+pub use pipeline::publisher::Publisher;
+pub use pipeline::request::{BodyRead, HttpParts, Record, Records, Request};
 
 /// Faults the test suite raises through the real parts' own test hooks. Not in a release build.
 #[cfg(feature = "fault-injection")]
 pub mod fault_injection {
-    pub use crate::producer::raise_fatal_error;
+    pub use crate::kafka::producer::raise_fatal_error;
 }

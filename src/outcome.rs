@@ -46,7 +46,7 @@ pub enum Delivery {
     Stored { partition: i32, offset: i64 },
     /// Queued for the broker and not awaited (a fire-and-forget backend).
     Queued,
-    /// A batch's records' outcomes, in the batch's order (src/batch.rs).
+    /// A batch's records' outcomes, in the batch's order (src/pipeline/batch.rs).
     Batch(Vec<Outcome>),
 }
 

@@ -108,7 +108,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted.get(((sorted.len() as f64 * p).ceil() as usize).saturating_sub(1)).copied().unwrap_or_default()
 }
 
-/// The figures of one overload run, for the README (printed, never asserted as timings).
+/// The figures of one overload run, for docs/http.md (printed, never asserted as timings).
 fn report(name: &str, length: Duration, runs: &[Timed]) -> HashMap<String, usize> {
     let mut counts: HashMap<String, usize> = HashMap::new();
     for r in runs {

@@ -1,7 +1,7 @@
 //! The fault suite under load: the real gateway (the rig's binary) loading the real plugin, a real broker
 //! crashed and restarted, the gateway stopped, callers that give up. Every scenario reads the topic back
 //! and checks each request's answer against it: a 200 is there exactly once, a 503 is not there, a 504 is
-//! there at most once. Each prints its figures (the README's Reliability table). The scenarios run one at
+//! there at most once. Each prints its figures (docs/reliability.md's table). The scenarios run one at
 //! a time: one of them crashes the broker every test uses.
 
 mod common;
@@ -24,7 +24,7 @@ fn request(endpoint: &str, topic: &str, id: usize) -> (String, Vec<(String, Stri
     (format!("{endpoint}/{topic}"), vec![("Message-Key".into(), id.clone())], json!({ "some_message": id }).to_string())
 }
 
-/// What a load's answers and the topic say together (printed for the README).
+/// What a load's answers and the topic say together (printed for docs/reliability.md).
 #[derive(Debug)]
 #[allow(dead_code)]
 struct Report {

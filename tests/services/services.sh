@@ -58,7 +58,10 @@ need_packages() {
   command -v openssl >/dev/null || missing+=(openssl)
   if ((${#missing[@]})); then
     log "installing ${missing[*]}"
-    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    # Debian's packages need root: sudo when not root (CI runs as root and has none).
+    local as_root=()
+    ((EUID == 0)) || as_root=(sudo)
+    "${as_root[@]}" apt-get update -qq && "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
   fi
 }
 

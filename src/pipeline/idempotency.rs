@@ -1,0 +1,315 @@
+//! Idempotency keys: a request repeated with the same `Idempotency-Key` (same topic, within the window)
+//! is not published again. It gets the first request's answer, partition and offset included; a repeat
+//! that arrives while the first is in flight waits for its outcome; a repeat of a different request is
+//! refused with 422. Only a request that stored a record is remembered: after a failure a retry publishes
+//! again. A batch that stored some of its records is remembered with every record's outcome, so that its
+//! retry stores none twice.
+//!
+//! The outcome remembered is librdkafka's verdict, not what the first caller was answered: a caller
+//! answered 504 at its deadline whose record was then stored gets 200 on its retry, not a second record.
+//! Keys live in this process only, within the backend's limits of keys and bytes.
+
+use std::collections::HashMap;
+use std::collections::VecDeque;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+
+use crate::config::IdempotencyLimits;
+use crate::outcome::{self, Answer, Failure, Outcome};
+use crate::pipeline::request::{Request, TRACEPARENT, TRACESTATE};
+use crate::telemetry::metrics;
+
+/// What each key costs beside its topic and key text: the map's slot, the expiry queue's item, the
+/// strings' headers (measured by size_of, rounded up).
+const ENTRY_BYTES: usize = 128;
+
+pub struct Idempotency {
+    limits: IdempotencyLimits,
+    /// The backend's `Retry-After` for a 429.
+    retry_after_s: u32,
+    /// Keyed with a random secret per process: a caller cannot make two different bodies collide.
+    hasher: std::collections::hash_map::RandomState,
+    state: Mutex<State>,
+}
+
+type Id = (String, String);
+
+#[derive(Default)]
+struct State {
+    entries: HashMap<Id, Entry>,
+    /// Stored records' keys, oldest first, with the end of their window.
+    expiry: VecDeque<(Instant, Id)>,
+    bytes: usize,
+}
+
+struct Entry {
+    fingerprint: u64,
+    phase: Phase,
+}
+
+enum Phase {
+    /// The first request's record is on its way; repeats wait here for its outcome.
+    InFlight(Vec<Answer>),
+    Stored(Outcome),
+}
+
+/// The first request of a key: settles the key with the record's outcome, once.
+pub struct Ticket {
+    store: Arc<Idempotency>,
+    id: Option<Id>,
+}
+
+impl Idempotency {
+    pub fn new(limits: IdempotencyLimits, retry_after_s: u32) -> Arc<Idempotency> {
+        Arc::new(Idempotency { limits, retry_after_s, hasher: Default::default(), state: Mutex::default() })
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// What makes two requests the same: each record's key, headers and body as received (an invalid
+    /// record's failure). Not the trace context: a retry is a new span of the caller's trace, with a
+    /// traceparent of its own.
+    pub fn fingerprint(&self, request: &Request<'_>) -> u64 {
+        let mut hasher = self.hasher.build_hasher();
+        for record in request.records.iter() {
+            match record {
+                Ok(record) => {
+                    let traced = |name: &str| [TRACEPARENT, TRACESTATE].contains(&name);
+                    record.key.hash(&mut hasher);
+                    record.headers.iter().filter(|(name, _)| !traced(name)).collect::<Vec<_>>().hash(&mut hasher);
+                    record.body.get().hash(&mut hasher);
+                }
+                Err(failure) => failure.message.hash(&mut hasher),
+            }
+        }
+        hasher.finish()
+    }
+
+    /// Takes `answer` when the request of `key` on `topic` is a repeat (replayed, refused, or waiting
+    /// for the first's outcome) or cannot be remembered (429); else it is the first: publish it, and
+    /// settle the ticket with its outcome.
+    pub fn begin(
+        self: &Arc<Self>,
+        topic: &str,
+        key: &str,
+        fingerprint: u64,
+        answer: Answer,
+    ) -> Option<(Ticket, Answer)> {
+        let id = (topic.to_owned(), key.to_owned());
+        let mut state = self.state();
+        let now = Instant::now();
+        while state.expiry.front().is_some_and(|(end, _)| *end <= now) {
+            state.forget_oldest();
+        }
+        let size = ENTRY_BYTES + topic.len() + key.len();
+        if !state.entries.contains_key(&id) {
+            while state.entries.len() >= self.limits.max_keys || state.bytes + size > self.limits.max_bytes {
+                if !state.forget_oldest() {
+                    drop(state);
+                    answer.send(Err(Failure::overloaded(
+                        format!(
+                            "topic {topic}: not stored: the gateway holds its limit of idempotency keys in flight; \
+                             retry after {} s",
+                            self.retry_after_s
+                        ),
+                        self.retry_after_s,
+                    )));
+                    return None;
+                }
+            }
+        }
+        let refused = match state.entries.get_mut(&id) {
+            Some(entry) if entry.fingerprint != fingerprint => Failure::new(
+                422,
+                format!(
+                    "idempotency-key {key}: already used on topic {topic} for a different request (key, headers or \
+                     body) within the last {} s; use a new key for a new request",
+                    self.limits.window.as_secs()
+                ),
+            ),
+            Some(Entry { phase: Phase::InFlight(waiting), .. }) => {
+                waiting.push(answer);
+                drop(state);
+                metrics::replayed(topic);
+                return None;
+            }
+            Some(Entry { phase: Phase::Stored(outcome), .. }) => {
+                let outcome = outcome.clone();
+                drop(state);
+                metrics::replayed(topic);
+                answer.send(outcome);
+                return None;
+            }
+            None => {
+                state.entries.insert(id.clone(), Entry { fingerprint, phase: Phase::InFlight(Vec::new()) });
+                state.bytes += size;
+                return Some((Ticket { store: Arc::clone(self), id: Some(id) }, answer));
+            }
+        };
+        drop(state);
+        answer.send(Err(refused));
+        None
+    }
+}
+
+impl State {
+    /// Forgets the oldest stored key; false when none is stored (every key is in flight).
+    fn forget_oldest(&mut self) -> bool {
+        let Some((_, id)) = self.expiry.pop_front() else { return false };
+        self.forget(&id);
+        true
+    }
+
+    fn forget(&mut self, id: &Id) -> Option<Entry> {
+        let entry = self.entries.remove(id)?;
+        self.bytes -= ENTRY_BYTES + id.0.len() + id.1.len();
+        Some(entry)
+    }
+}
+
+impl Ticket {
+    /// Remembers a request that stored a record for the window, forgets one that stored none; the repeats that waited get the
+    /// same outcome.
+    pub fn settle(mut self, outcome: &Outcome) {
+        self.settle_with(outcome);
+    }
+
+    fn settle_with(&mut self, outcome: &Outcome) {
+        let Some(id) = self.id.take() else { return };
+        let mut state = self.store.state();
+        let waiting = match outcome::took_effect(outcome) {
+            true => {
+                let end = Instant::now() + self.store.limits.window;
+                let Some(entry) = state.entries.get_mut(&id) else { return };
+                let waiting = std::mem::replace(&mut entry.phase, Phase::Stored(outcome.clone()));
+                state.expiry.push_back((end, id));
+                waiting
+            }
+            false => match state.forget(&id) {
+                Some(entry) => entry.phase,
+                None => return,
+            },
+        };
+        drop(state);
+        if let Phase::InFlight(waiting) = waiting {
+            for answer in waiting {
+                answer.send(outcome.clone());
+            }
+        }
+    }
+}
+
+impl Drop for Ticket {
+    /// Unsettled (a bug unwound past it): the key is forgotten and its repeats answered, never stuck.
+    fn drop(&mut self) {
+        self.settle_with(&Err(Failure::internal("krakend-kafka: internal error; the record's outcome is unknown")));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::outcome::Delivery;
+    use std::sync::mpsc::{sync_channel, Receiver};
+
+    fn answer() -> (Answer, Receiver<Outcome>) {
+        let (tx, rx) = sync_channel(1);
+        (Answer::new(move |o| drop(tx.send(o))), rx)
+    }
+
+    fn store(window_ms: u64, max_keys: usize, max_bytes: usize) -> Arc<Idempotency> {
+        Idempotency::new(IdempotencyLimits { window: Duration::from_millis(window_ms), max_keys, max_bytes }, 2)
+    }
+
+    const STORED: Outcome = Ok(Delivery::Stored { partition: 1, offset: 7 });
+
+    #[test]
+    fn a_repeat_waits_for_the_first_then_later_ones_are_replayed_and_a_different_request_is_422() {
+        let store = store(60_000, 10, 1 << 20);
+        let (first, _) = answer();
+        let (ticket, _) = store.begin("t", "k", 1, first).expect("the first publishes");
+        let (waiting, waited) = answer();
+        assert!(store.begin("t", "k", 1, waiting).is_none());
+        assert!(waited.try_recv().is_err(), "waits for the first's outcome");
+        ticket.settle(&STORED);
+        assert_eq!(waited.recv().unwrap(), STORED);
+        let (again, replayed) = answer();
+        assert!(store.begin("t", "k", 1, again).is_none());
+        assert_eq!(replayed.recv().unwrap(), STORED);
+        let (other, refused) = answer();
+        assert!(store.begin("t", "k", 2, other).is_none());
+        let refused = refused.recv().unwrap().unwrap_err();
+        assert!(refused.status == 422 && refused.message.contains("different request"), "{refused:?}");
+        let (elsewhere, _) = answer();
+        assert!(store.begin("u", "k", 2, elsewhere).is_some(), "keys are per topic");
+    }
+
+    #[test]
+    fn after_a_failure_the_key_is_forgotten_and_its_waiters_get_the_failure() {
+        let store = store(60_000, 10, 1 << 20);
+        let (first, _) = answer();
+        let (ticket, _) = store.begin("t", "k", 1, first).unwrap();
+        let (waiting, waited) = answer();
+        assert!(store.begin("t", "k", 1, waiting).is_none());
+        ticket.settle(&Err(Failure::unavailable("down")));
+        assert_eq!(waited.recv().unwrap().unwrap_err().status, 503);
+        let (retry, _) = answer();
+        let again = store.begin("t", "k", 1, retry);
+        assert!(again.is_some(), "a retry publishes again");
+        assert_eq!(store.state().entries.len(), 1);
+    }
+
+    #[test]
+    fn a_ticket_dropped_unsettled_frees_its_key_and_answers_its_waiters() {
+        let store = store(60_000, 10, 1 << 20);
+        let (first, _) = answer();
+        let (ticket, _) = store.begin("t", "k", 1, first).unwrap();
+        let (waiting, waited) = answer();
+        assert!(store.begin("t", "k", 1, waiting).is_none());
+        drop(ticket);
+        assert_eq!(waited.recv().unwrap().unwrap_err().status, 500);
+        assert!(store.state().entries.is_empty() && store.state().bytes == 0);
+    }
+
+    #[test]
+    fn keys_expire_after_the_window_and_the_oldest_stored_go_first_past_the_limits() {
+        let store = store(50, 2, 1 << 20);
+        let (first, _) = answer();
+        store.begin("t", "a", 1, first).unwrap().0.settle(&STORED);
+        let (second, _) = answer();
+        store.begin("t", "b", 1, second).unwrap().0.settle(&STORED);
+        let (third, _) = answer();
+        let (in_flight, _) = store.begin("t", "c", 1, third).expect("a is forgotten to make room");
+        assert!(!store.state().entries.contains_key(&("t".into(), "a".into())));
+        let (fourth, _) = answer();
+        let _d = store.begin("t", "d", 1, fourth).expect("then b");
+        let (fifth, refused) = answer();
+        assert!(store.begin("t", "e", 1, fifth).is_none(), "every key in flight: nothing to forget");
+        let refused = refused.recv().unwrap().unwrap_err();
+        assert_eq!((refused.status, refused.retry_after_s), (429, 2));
+        drop(in_flight);
+
+        let store = self::store(50, 10, 1 << 20);
+        let (first, _) = answer();
+        store.begin("t", "a", 1, first).unwrap().0.settle(&STORED);
+        std::thread::sleep(Duration::from_millis(60));
+        let (after, _) = answer();
+        assert!(store.begin("t", "a", 2, after).is_some(), "past the window a key is new again");
+    }
+
+    #[test]
+    fn bytes_are_bounded() {
+        let store = store(60_000, 1000, 3 * (ENTRY_BYTES + 2));
+        for key in ["a", "b", "c", "d", "e"] {
+            let (a, _) = answer();
+            store.begin("t", key, 1, a).unwrap().0.settle(&STORED);
+            assert!(store.state().bytes <= 3 * (ENTRY_BYTES + 2));
+        }
+        assert_eq!(store.state().entries.len(), 3);
+    }
+}

@@ -1,0 +1,190 @@
+//! Schemas from a registry with Confluent Schema Registry's REST API: a subject's version, and the
+//! schemas it references (its imports), each by its own subject and version.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use reqwest::{StatusCode, Url};
+use serde::Deserialize;
+
+use crate::config::{ConfluentRegistry, SubjectNameStrategy};
+use crate::format::wire::VersionId;
+use crate::registry::source::{FetchError, SchemaSource, SchemaText};
+use crate::telemetry::log;
+
+/// More imports than a schema has: a reference cycle or a runaway chain stops here.
+const MAX_REFERENCES: usize = 100;
+
+pub struct Confluent {
+    client: reqwest::Client,
+    url: Url,
+    strategy: SubjectNameStrategy,
+}
+
+/// A subject's version as the registry answers it.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SubjectVersion {
+    id: u32,
+    schema: String,
+    /// Left out for Avro, the registry's default.
+    schema_type: Option<String>,
+    #[serde(default)]
+    references: Vec<Reference>,
+}
+
+#[derive(Deserialize)]
+struct Reference {
+    /// The name the schema imports it by.
+    name: String,
+    subject: String,
+    version: i64,
+}
+
+impl Confluent {
+    /// A client of the registry `config` names, whose calls end within `timeout`. Reads the CA file.
+    pub fn new(config: &ConfluentRegistry, timeout: Duration) -> Result<Confluent, String> {
+        let key = "config key confluent_registry";
+        let url = Url::parse(&config.url).map_err(|e| format!("{key}.url: {e}"))?;
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(format!("{key}.url: put the credentials in username and password, not in the URL"));
+        }
+        let mut headers = reqwest::header::HeaderMap::new();
+        let authorization = match (&config.username, &config.password, &config.bearer_token) {
+            (Some(user), Some(password), _) => {
+                use base64::Engine;
+                let pair = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+                Some(format!("Basic {pair}"))
+            }
+            (_, _, Some(token)) => Some(format!("Bearer {token}")),
+            _ => None,
+        };
+        if let Some(value) = authorization {
+            let mut value = reqwest::header::HeaderValue::from_str(&value)
+                .map_err(|_| format!("{key}: the credentials hold characters an HTTP header cannot"))?;
+            value.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, value);
+        }
+        let mut builder = reqwest::Client::builder()
+            .default_headers(headers)
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(3)))
+            .no_proxy();
+        if let Some(path) = &config.ca_location {
+            let pem = std::fs::read(path).map_err(|e| format!("{key}.ca_location: {path}: {e}"))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .ok()
+                .filter(|c| !c.is_empty())
+                .ok_or_else(|| format!("{key}.ca_location: {path}: no PEM certificate in it"))?;
+            builder = builder.tls_certs_only(certs);
+        }
+        let client = builder.build().map_err(|e| format!("{key}: {e}"))?;
+        Ok(Confluent { client, url, strategy: config.subject_name_strategy })
+    }
+
+    /// `subject`'s `version` ("latest" or a number).
+    async fn version(&self, subject: &str, version: &str) -> Result<SubjectVersion, FetchError> {
+        let mut url = self.url.clone();
+        url.path_segments_mut()
+            .map_err(|()| FetchError::Unavailable("its URL cannot hold a path".into()))?
+            .pop_if_empty()
+            .extend(["subjects", subject, "versions", version]);
+        let unavailable = |why: &str, detail: &dyn std::fmt::Display| {
+            log::once(
+                &format!("confluent {} {why}", self.url),
+                format_args!("schema registry {}: {why}: {detail}", self.url),
+            );
+            FetchError::Unavailable(format!("the schema registry is unavailable ({why})"))
+        };
+        let answer = self.client.get(url).header("Accept", "application/vnd.schemaregistry.v1+json").send().await;
+        let answer = answer.map_err(|e| {
+            let chain = error_chain(&e);
+            unavailable(why(&e, &chain), &chain)
+        })?;
+        match answer.status() {
+            StatusCode::OK => answer.json().await.map_err(|e| unavailable("its answer could not be read", &e)),
+            StatusCode::NOT_FOUND => Err(FetchError::NotFound(match version {
+                "latest" => format!("no subject {subject} in the schema registry"),
+                n => format!("no version {n} of subject {subject} in the schema registry"),
+            })),
+            StatusCode::UNAUTHORIZED => Err(unavailable("authentication failed", &"HTTP 401")),
+            StatusCode::FORBIDDEN => Err(unavailable("access denied", &"HTTP 403")),
+            status => {
+                let body = answer.text().await.unwrap_or_default();
+                Err(unavailable(&format!("it answered HTTP {}", status.as_u16()), &body))
+            }
+        }
+    }
+}
+
+impl SchemaSource for Confluent {
+    fn default_name(&self, topic: &str, message_type: Option<&str>) -> Result<String, String> {
+        let record = || {
+            message_type.ok_or_else(|| {
+                format!("topic {topic}: the record-name subject_name_strategy needs topics.{topic}.message_type")
+            })
+        };
+        Ok(match self.strategy {
+            SubjectNameStrategy::TopicName => format!("{topic}-value"),
+            SubjectNameStrategy::RecordName => record()?.to_owned(),
+            SubjectNameStrategy::TopicRecordName => format!("{topic}-{}", record()?),
+        })
+    }
+
+    async fn fetch(&self, subject: &str, version: Option<i64>) -> Result<SchemaText, FetchError> {
+        let version = version.map_or_else(|| "latest".to_owned(), |n| n.to_string());
+        let top = self.version(subject, &version).await?;
+        // Each referenced file once, however many schemas import it.
+        let mut imports = Vec::new();
+        let mut seen = HashSet::new();
+        let mut pending: Vec<Reference> = top.references;
+        while let Some(reference) = pending.pop() {
+            if !seen.insert(reference.name.clone()) {
+                continue;
+            }
+            if seen.len() > MAX_REFERENCES {
+                return Err(FetchError::NotFound(format!(
+                    "subject {subject}: imports more than {MAX_REFERENCES} schemas"
+                )));
+            }
+            let found =
+                self.version(&reference.subject, &reference.version.to_string()).await.map_err(|e| match e {
+                    FetchError::NotFound(why) => {
+                        FetchError::NotFound(format!("subject {subject}: its reference {}: {why}", reference.name))
+                    }
+                    unavailable => unavailable,
+                })?;
+            pending.extend(found.references);
+            imports.push((reference.name, found.schema));
+        }
+        Ok(SchemaText {
+            definition: top.schema,
+            data_format: top.schema_type.unwrap_or_else(|| "AVRO".into()),
+            id: Some(VersionId::Confluent(top.id)),
+            imports,
+        })
+    }
+}
+
+/// What a caller is told of a failed call, in a few words; the whole error (`chain`) goes to the log.
+fn why(e: &reqwest::Error, chain: &str) -> &'static str {
+    match () {
+        _ if e.is_timeout() => "it did not answer in time",
+        // rustls's verdicts ("invalid peer certificate: UnknownIssuer"), under hyper's and io's errors
+        _ if chain.contains("certificate") => "TLS failed: its certificate is not trusted (check ca_location)",
+        _ if e.is_connect() => "it cannot be reached",
+        _ => "the call failed",
+    }
+}
+
+/// The error and its causes, as the log shows them.
+fn error_chain(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

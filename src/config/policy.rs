@@ -3,17 +3,16 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use super::limits::{AdmissionLimits, IdempotencyLimits};
 use super::resolve::Resolved;
+use super::rules::Rules;
 use super::schemas::{RegistryConfig, TopicSchema, WireFormat};
+use super::settings::{BackendConfig, Config, ProducerConfig, EXPIRY_SCAN};
 use super::topics::{check_topic, AllowList};
-use super::{AdmissionLimits, BackendConfig, Config, IdempotencyLimits, ProducerConfig, Rules};
 
 const DEFAULT_MAX_BATCH_RECORDS: u64 = 500;
 const DEFAULT_STATISTICS_INTERVAL_MS: &str = "5000";
 
-/// librdkafka looks for expired records about once a second, so it reports one up to this long after
-/// `message.timeout.ms`.
-pub(super) const EXPIRY_SCAN: Duration = Duration::from_secs(1);
 /// How long before `timeout_ms` the default `message.timeout.ms` ends: the expiry scan, and half a second
 /// more so that librdkafka's verdict, which names the cause, comes before the backend's own deadline
 /// answers 504 (src/pipeline/deadline.rs).

@@ -7,7 +7,7 @@ use serde_json::Value;
 
 use super::raw::Raw;
 use super::schemas::{RegistryConfig, TopicSchema};
-use super::AwsConfig;
+use super::settings::AwsConfig;
 
 const DEFAULT_TIMEOUT_MS: u64 = 10_000;
 const DEFAULT_SCHEMA_TTL_MS: u64 = 300_000;

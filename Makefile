@@ -16,11 +16,13 @@ AWS_SIGNER := $(BUILD)/msk-iam-signer
 # with cgo and without -trimpath, and so is everything here: `make plugin GO=/path/to/go1.25.12/bin/go`
 # builds for KrakenD CE 2.13.x, and `make plugin-check KRAKEND=/path/to/krakend` says whether it loads.
 GO ?= go
+# A path given as GO is made absolute: the recipes run go from the module's folder.
+GO_BIN = $(if $(findstring /,$(GO)),$(abspath $(GO)),$(GO))
 GO_BUILD_FLAGS ?=
 # GOSUMDB is off because the checksum database cannot be reached from the build machines; go.sum still
 # pins every module's hash. GOTOOLCHAIN=local: the toolchain is $(GO), never one go.mod asks for.
 GO_ENV := GOTOOLCHAIN=local GOFLAGS=-modcacherw GOMODCACHE=$(CACHE)/gomod GOSUMDB=off CGO_ENABLED=1
-GOCMD = $(GO_ENV) $(GO)
+GOCMD = $(GO_ENV) $(GO_BIN)
 GO_BUILD = $(GOCMD) build $(GO_BUILD_FLAGS)
 # No symbol table or DWARF in the plugin (it is found through its dynamic symbols, which stay; the
 # loader does not compare these).
@@ -62,12 +64,13 @@ plugin-check: plugin-check-bin
 
 # The test rig's plugins that a gateway of build/ must refuse (tests/plugin_build.rs): one built with
 # -trimpath, one built by the one other Go release these machines may use (fetched by the go command
-# into the module cache, as GOTOOLCHAIN does).
+# into the module cache, as GOTOOLCHAIN does; a toolchain is verified against the checksum database
+# even where modules are not, so this one step needs it).
 VARIANTS := $(BUILD)/variants
 OTHER_GO_RELEASE := go1.27.3
 plugin-variants: build
 	$(MAKE) --no-print-directory plugin PLUGIN=$(VARIANTS)/trimpath/krakend-kafka.so GO_BUILD_FLAGS=-trimpath
-	other="$$(GOTOOLCHAIN=$(OTHER_GO_RELEASE) GOFLAGS=-modcacherw GOMODCACHE=$(CACHE)/gomod $(GO) env GOROOT)" && \
+	other="$$(GOTOOLCHAIN=$(OTHER_GO_RELEASE) GOFLAGS=-modcacherw GOMODCACHE=$(CACHE)/gomod $(GO_BIN) env GOROOT)" && \
 	$(MAKE) --no-print-directory plugin PLUGIN=$(VARIANTS)/$(OTHER_GO_RELEASE)/krakend-kafka.so GO="$$other/bin/go"
 
 # krakend/gateway/go.mod is the one place lura's version is pinned; the binary reports it (X-Krakend).
@@ -80,7 +83,7 @@ KRAKEND_RIG := $(BUILD)/krakend-rig
 
 .PHONY: krakend-rig config-check
 
-# The product's gateway is CE's build stripped (39 MB, not 71 MB, in the image): the loader compares no
+# The product's gateway is CE's build stripped (50 MB, not 71 MB, in the image): the loader compares no
 # symbol tables, and tests/plugin_build.rs holds the plugin against both gateways.
 ## krakend: the gateway binary (the product's, the one the image holds), into build/
 krakend:
@@ -113,7 +116,7 @@ go-test: build
 
 # Runs cargo test with the gateway (built in build/) up on the test services.
 WITH_GATEWAY = $(WITH_TEST_SERVICES) tests/e2e/gateway.sh tests/e2e/krakend.json $(CACHE)/state-test/krakend.log -- \
-	env KK_KRAKEND_BIN=$(GATEWAY) KK_PLUGIN_CHECK_BIN=$(PLUGIN_CHECK) KK_PLUGIN_VARIANTS=$(VARIANTS) KK_KRAKEND_RIG_BIN=$(KRAKEND_RIG) KK_PLUGIN=$(PLUGIN) KK_AWS_SIGNER_BIN=$(AWS_SIGNER) cargo test --release
+	env KK_KRAKEND_BIN=$(GATEWAY) KK_PLUGIN_CHECK_BIN=$(PLUGIN_CHECK) KK_PLUGIN_VARIANTS=$(VARIANTS) KK_GO_VERSION=$$($(GOCMD) env GOVERSION) KK_KRAKEND_RIG_BIN=$(KRAKEND_RIG) KK_PLUGIN=$(PLUGIN) KK_AWS_SIGNER_BIN=$(AWS_SIGNER) cargo test --release
 
 ## e2e: the gateway tests alone: HTTP through KrakenD and the plugin to Kafka
 e2e: plugin krakend

@@ -36,8 +36,8 @@ fn variant(name: &str) -> String {
 #[test]
 #[ignore = "needs the gateway and plugins of build/: run `make test`"]
 fn the_gateways_say_what_they_were_built_with_as_krakend_ce_does() {
-    let go = Command::new("go").arg("env").arg("GOVERSION").output().unwrap().stdout;
-    let go = String::from_utf8_lossy(&go).trim().trim_start_matches("go").to_string();
+    // The Go release the Makefile built them with.
+    let go = var("KK_GO_VERSION").trim_start_matches("go").to_string();
     for gateway in gateways() {
         let (code, out) = run(&gateway, &["version"]);
         assert_eq!(code, 0, "{out}");
@@ -54,10 +54,34 @@ fn the_plugin_built_here_is_compatible_and_loads() {
         let (code, out) = check(&gateway, &plugin);
         assert_eq!(code, 0, "{out}");
         assert!(out.starts_with("compatible: "), "{out}");
-        assert!(out.contains("no -trimpath, cgo; the gateway's glibc 2."), "{out}");
+        assert!(out.contains("no -trimpath, cgo; the gateway's glibc 2.36, the plugin needs glibc 2."), "{out}");
         let (code, out) = load(&gateway, &plugin);
         assert_eq!((code, out.starts_with("[OK]")), (0, true), "{out}");
     }
+}
+
+#[test]
+#[ignore = "needs the gateway and plugins of build/: run `make test`"]
+fn a_gateway_built_on_an_older_glibc_than_the_plugin_needs_is_refused() {
+    // What `krakend version` of a gateway built on glibc 2.17 prints, given as from another machine.
+    let version = std::env::temp_dir().join(common::unique("version.txt"));
+    std::fs::write(&version, "KrakenD Version: 2.13.8\nGo Version: 1.26.8\nGlibc Version: GLIBC-2.17_(centos-7)\n")
+        .unwrap();
+    let check = |file: &std::path::Path| {
+        let args = ["-krakend", &var("KK_KRAKEND_BIN"), "-plugin", &var("KK_PLUGIN"), "-version-file"];
+        let mut args: Vec<&str> = args.to_vec();
+        args.push(file.to_str().unwrap());
+        run(&var("KK_PLUGIN_CHECK_BIN"), &args)
+    };
+    let (code, out) = check(&version);
+    assert_eq!(code, 1, "{out}");
+    // The plugin's own needs, read from its ELF symbol versions (it is built on glibc 2.36).
+    assert!(out.contains("- glibc: the plugin has symbols of glibc 2."), "{out}");
+    assert!(out.contains("the gateway glibc 2.17."), "{out}");
+    assert_eq!(out.matches("\n- ").count(), 1, "one difference only: {out}");
+    // A version file that cannot be read is an error, not a pass.
+    let (code, out) = check(std::path::Path::new("/nonexistent/krakend-version"));
+    assert_eq!(code, 2, "{out}");
 }
 
 /// The check refuses `variant` for exactly one `difference`, naming `fix`, and Go's loader in each

@@ -39,7 +39,11 @@ func check(krakendPath, pluginPath, versionFile string) int {
 		return 2
 	}
 	version, err := krakendVersion(krakendPath, versionFile)
-	if err != nil {
+	switch {
+	case err != nil && versionFile != "":
+		fmt.Fprintln(os.Stderr, "plugin-check:", err)
+		return 2
+	case err != nil:
 		fmt.Fprintf(os.Stderr, "plugin-check: %v; the glibc it was built on is not known\n", err)
 	}
 	host = compat.Host(host, compat.ParseVersion(version))

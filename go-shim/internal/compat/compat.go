@@ -29,7 +29,8 @@ type Build struct {
 	BuildMode  string            // "plugin" for a plugin
 	Modules    map[string]string // module path -> version (the replacement's, when replaced)
 	// Libc is "glibc" or "musl" ("" when the file links no libc). For a host, LibcVersion is the glibc
-	// it was built on (its `krakend version`); for a plugin, the newest glibc symbol version it needs.
+	// it was built on (its `krakend version`; "" when not known); for a plugin, the newest glibc symbol
+	// version it needs.
 	Libc        string
 	LibcVersion string
 }
@@ -55,11 +56,13 @@ func Read(path string) (Build, error) {
 			b.BuildMode = s.Value
 		}
 	}
+	// Keyed by the module's own path: a gateway that replaced it with a fork still holds that module.
 	for _, m := range info.Deps {
-		if m.Replace != nil {
-			m = m.Replace
+		version := m.Version
+		if r := m.Replace; r != nil {
+			version = "=> " + r.Path + " " + r.Version
 		}
-		b.Modules[m.Path] = m.Version
+		b.Modules[m.Path] = version
 	}
 	f, err := elf.Open(path)
 	if err != nil {
@@ -171,6 +174,8 @@ func Host(b Build, v Version) Build {
 	if b.Go == "" {
 		b.Go = v.Go
 	}
+	// What the binary imports is not what it was built on: unknown unless `krakend version` says.
+	b.LibcVersion = ""
 	if v.Libc != "" {
 		b.Libc, b.LibcVersion = v.Libc, v.LibcVersion
 	}
@@ -199,7 +204,7 @@ func Compare(host, plugin Build) []Difference {
 			"use a KrakenD built with CGO_ENABLED=1 (every KrakenD CE release is), or run krakend-kafka as a service beside it")
 	}
 	switch {
-	case host.Libc == "musl":
+	case host.Libc == "musl" && plugin.Libc != "musl":
 		add("libc", orNone(plugin.Libc), "musl (the official KrakenD images are Alpine)",
 			"a glibc plugin cannot load into a musl gateway: run KrakenD's glibc build (the .deb, .rpm or .tar.gz, "+
 				"or an image FROM debian with it), or run krakend-kafka as a service beside the gateway")
@@ -235,7 +240,12 @@ func Compare(host, plugin Build) []Difference {
 	sort.Strings(paths)
 	for _, path := range paths {
 		if version, hv := plugin.Modules[path], host.Modules[path]; hv != "" && hv != version {
-			add("module "+path, version, hv, fmt.Sprintf("in go-shim/: `go get %s@%s`, then `make plugin`", path, hv))
+			fix := fmt.Sprintf("in go-shim/: `go get %s@%s`, then `make plugin`", path, hv)
+			if fork, replaced := strings.CutPrefix(hv, "=> "); replaced {
+				fix = fmt.Sprintf("in go-shim/: `go mod edit -replace %s=%s`, then `make plugin`",
+					path, strings.Replace(fork, " ", "@", 1))
+			}
+			add("module "+path, version, hv, fix)
 		}
 	}
 	return diffs

@@ -68,7 +68,7 @@ plugin-check: plugin-check-bin
 # even where modules are not, so this one step needs it).
 VARIANTS := $(BUILD)/variants
 OTHER_GO_RELEASE := go1.27.3
-plugin-variants: build
+plugin-variants:
 	$(MAKE) --no-print-directory plugin PLUGIN=$(VARIANTS)/trimpath/krakend-kafka.so GO_BUILD_FLAGS=-trimpath
 	other="$$(GOTOOLCHAIN=$(OTHER_GO_RELEASE) GOFLAGS=-modcacherw GOMODCACHE=$(CACHE)/gomod $(GO_BIN) env GOROOT)" && \
 	$(MAKE) --no-print-directory plugin PLUGIN=$(VARIANTS)/$(OTHER_GO_RELEASE)/krakend-kafka.so GO="$$other/bin/go"

@@ -7,7 +7,9 @@
 mod common;
 
 use std::process::{Command, Output};
+use std::time::Duration;
 
+use common::gateway::{gateway_config, Gateway};
 use common::var;
 
 fn run(program: &str, args: &[&str]) -> (i32, String) {
@@ -123,43 +125,19 @@ fn a_plugin_built_by_another_go_release_is_refused_and_would_not_load() {
     );
 }
 
-/// `krakend run` of the gateway built here with only `plugin` in its plugin folder; returns the process
-/// and the address it serves on.
-fn serve_with(plugin: &str, log: &std::path::Path) -> (std::process::Child, String) {
-    let dir = std::env::temp_dir().join(common::unique("plugin-build"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let mut config = common::gateway::gateway_config("2s", &[("/v1/event/{topic}", serde_json::json!({}))]);
-    config["port"] = port.into();
-    let folder = std::path::Path::new(plugin).parent().unwrap();
-    config["plugin"]["folder"] = format!("{}/", folder.display()).into();
-    std::fs::write(dir.join("krakend.json"), config.to_string()).unwrap();
-    let output = std::fs::File::create(log).unwrap();
-    let child = Command::new(var("KK_KRAKEND_BIN"))
-        .args(["run", "-c"])
-        .arg(dir.join("krakend.json"))
-        .stdout(output.try_clone().unwrap())
-        .stderr(output)
-        .spawn()
-        .unwrap();
-    (child, format!("127.0.0.1:{port}"))
+/// The product's gateway with `plugin` alone in its plugin folder, serving one plugin endpoint.
+fn gateway_with(plugin: &str) -> Gateway {
+    let config = gateway_config("2s", &[("/v1/event/{topic}", serde_json::json!({}))]);
+    Gateway::spawn(&var("KK_KRAKEND_BIN"), config, plugin)
 }
 
 #[test]
 #[ignore = "needs the gateway and plugins of build/: run `make test`"]
 fn a_gateway_given_the_trimpath_plugin_serves_without_it() {
-    let log = std::env::temp_dir().join(common::unique("trimpath-run.log"));
-    let (mut gateway, address) = serve_with(&variant("trimpath"), &log);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while !matches!(common::http_request(&address, "GET", "/__health", &[], b""), Ok((200, _))) {
-        assert!(gateway.try_wait().unwrap().is_none(), "{}", std::fs::read_to_string(&log).unwrap());
-        assert!(std::time::Instant::now() < deadline, "never served");
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    let answer = common::http_answer(&address, "POST", "/v1/event/t", &[], b"{}").unwrap();
-    gateway.kill().unwrap();
-    gateway.wait().unwrap();
-    let text = std::fs::read_to_string(&log).unwrap();
+    let mut gateway = gateway_with(&variant("trimpath"));
+    gateway.wait_serving();
+    let answer = common::http_answer(&gateway.address, "POST", "/v1/event/t", &[], b"{}").unwrap();
+    let text = gateway.log();
     eprintln!("the gateway's log: {text}");
     assert!(text.contains("Total plugins loaded: 0"), "{text}");
     assert!(text.contains("plugin was built with a different version of package"), "{text}");
@@ -171,20 +149,10 @@ fn a_gateway_given_the_trimpath_plugin_serves_without_it() {
 #[test]
 #[ignore = "needs the gateway and plugins of build/: run `make test`"]
 fn a_gateway_given_the_plugin_of_another_go_release_dies_at_start_up() {
-    let log = std::env::temp_dir().join(common::unique("go-release-run.log"));
-    let (mut gateway, _) = serve_with(&variant("go1.27.3"), &log);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = gateway.try_wait().unwrap() {
-            break status;
-        }
-        if std::time::Instant::now() > deadline {
-            gateway.kill().unwrap();
-            panic!("still running: {}", std::fs::read_to_string(&log).unwrap());
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    };
-    let text = std::fs::read_to_string(&log).unwrap();
+    let mut gateway = gateway_with(&variant("go1.27.3"));
+    let status = gateway.exited_within(Duration::from_secs(30));
+    let text = gateway.log();
+    let status = status.unwrap_or_else(|| panic!("still running: {text}"));
     assert!(!status.success(), "{text}");
     assert!(text.contains("fatal error: runtime: no plugin module data"), "{status}: {text}");
 }

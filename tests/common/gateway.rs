@@ -52,19 +52,28 @@ pub fn gateway_config(timeout: &str, endpoints: &[(&str, Value)]) -> Value {
 impl Gateway {
     /// Starts the rig's gateway with `config` (its port and plugin folder set here) and waits until it
     /// serves with the plugin loaded.
-    pub fn start(mut config: Value) -> Gateway {
+    pub fn start(config: Value) -> Gateway {
+        let mut gateway = Gateway::spawn(&var("KK_KRAKEND_RIG_BIN"), config, &var("KK_PLUGIN"));
+        gateway.wait_serving();
+        assert!(gateway.log().contains("Total plugins loaded: 1"), "{}", gateway.log());
+        gateway
+    }
+
+    /// Starts `binary run` with `config`, its port set here and `plugin` alone in its plugin folder,
+    /// without waiting for it.
+    pub fn spawn(binary: &str, mut config: Value, plugin: &str) -> Gateway {
         let dir = std::env::temp_dir().join(unique("gateway"));
         std::fs::create_dir_all(&dir).unwrap();
         let port = free_port();
         config["port"] = json!(port);
-        let plugin = PathBuf::from(var("KK_PLUGIN"));
+        let plugin = PathBuf::from(plugin);
         config["plugin"]["folder"] = json!(format!("{}/", plugin.parent().unwrap().display()));
         std::fs::write(dir.join("krakend.json"), config.to_string()).unwrap();
         let log = dir.join("krakend.log");
         let profiles = format!("127.0.0.1:{}", free_port());
         // One open file for both streams: two would each write at their own offset, over each other.
         let output = std::fs::File::create(&log).unwrap();
-        let child = Command::new(var("KK_KRAKEND_RIG_BIN"))
+        let child = Command::new(binary)
             .args(["run", "-c"])
             .arg(dir.join("krakend.json"))
             .env("KK_RIG_PPROF", &profiles)
@@ -72,20 +81,22 @@ impl Gateway {
             .stderr(output)
             .spawn()
             .unwrap();
-        let mut gateway = Gateway { child, address: format!("127.0.0.1:{port}"), profiles, log };
+        Gateway { child, address: format!("127.0.0.1:{port}"), profiles, log }
+    }
+
+    /// Waits until the gateway answers `/__health`; fails the test if it exits first.
+    pub fn wait_serving(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            if let Ok((200, _)) = super::http_request(&gateway.address, "GET", "/__health", &[], b"") {
-                break;
+            if let Ok((200, _)) = super::http_request(&self.address, "GET", "/__health", &[], b"") {
+                return;
             }
-            if let Ok(Some(status)) = gateway.child.try_wait() {
-                panic!("the gateway exited ({status}): {}", gateway.log());
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("the gateway exited ({status}): {}", self.log());
             }
-            assert!(Instant::now() < deadline, "the gateway did not start: {}", gateway.log());
+            assert!(Instant::now() < deadline, "the gateway did not start: {}", self.log());
             std::thread::sleep(Duration::from_millis(50));
         }
-        assert!(gateway.log().contains("Total plugins loaded: 1"), "{}", gateway.log());
-        gateway
     }
 
     /// One request to the plugin's endpoint for `topic`: its status and the plugin's JSON answer (the

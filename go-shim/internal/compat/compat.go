@@ -13,6 +13,7 @@ import (
 	"debug/buildinfo"
 	"debug/elf"
 	"fmt"
+	"os"
 	"regexp"
 	"sort"
 	"strconv"
@@ -37,7 +38,12 @@ type Build struct {
 
 // Read reads a Go binary's or plugin's build information and the libc it links.
 func Read(path string) (Build, error) {
-	info, err := buildinfo.ReadFile(path)
+	file, err := os.Open(path)
+	if err != nil {
+		return Build{}, err
+	}
+	defer file.Close()
+	info, err := buildinfo.Read(file)
 	if err != nil {
 		return Build{}, fmt.Errorf("%s: no Go build information (%v)", path, err)
 	}
@@ -64,11 +70,10 @@ func Read(path string) (Build, error) {
 		}
 		b.Modules[m.Path] = version
 	}
-	f, err := elf.Open(path)
+	f, err := elf.NewFile(file)
 	if err != nil {
 		return b, fmt.Errorf("%s: not an ELF file (%v)", path, err)
 	}
-	defer f.Close()
 	b.Libc, b.LibcVersion = libc(f)
 	return b, nil
 }

@@ -13,12 +13,10 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
-use crate::outcome::{self, Failure, Outcome};
+use crate::outcome::{self, Failure};
 use crate::pipeline::answers::{AnswerQueue, Ready};
-use crate::pipeline::backend::Backend;
-use crate::pipeline::publisher::Publisher;
-use crate::pipeline::request::{BodyRead, HttpParts, Request};
-use crate::telemetry::metrics;
+use crate::pipeline::backend::{Backend, Input};
+use crate::pipeline::request::{BodyRead, HttpParts};
 
 /// Bytes lent across the boundary: `len` bytes at `data`. `data` may be NULL only when `len` is 0.
 #[repr(C)]
@@ -165,13 +163,7 @@ pub unsafe extern "C" fn kk_publish(publisher: *const kk_publisher, request: kk_
         || {
             // SAFETY: the caller passes NULL or a live handle, and lends `request` for this call.
             let (publisher, request) = unsafe { (publisher.as_ref(), request.as_slice()) };
-            let outcome: Outcome = match usable(publisher).and_then(|p| Ok((p, Request::from_envelope(request)?))) {
-                Ok((p, r)) => p.publish(r),
-                Err(f) => {
-                    metrics::answered_without_topic(f.status);
-                    Err(f)
-                }
-            };
+            let outcome = backend(publisher).publish(Input::Envelope(request));
             string(outcome::to_json(&outcome))
         },
     )
@@ -203,29 +195,13 @@ pub unsafe extern "C" fn kk_publish_message(
             // SAFETY: the caller passes NULL or live values.
             let (publisher, answers) = unsafe { (publisher.as_ref(), answers.as_ref()) };
             let Some(answers) = answers else { return KK_NULL_ARGUMENT };
-            let slot = answers.queue.slot(context);
-            let publisher = match usable(publisher) {
-                Ok(p) => p,
-                Err(f) => {
-                    metrics::answered_without_topic(f.status);
-                    slot.answer_now(Err(f));
-                    return if publisher.is_none() { KK_NULL_ARGUMENT } else { KK_OK };
-                }
-            };
-            if message.wait_ms > 0 {
-                publisher.check_wait(Duration::from_millis(message.wait_ms));
-            }
+            let caller = answers.queue.slot(context).caller();
+            let wait = (message.wait_ms > 0).then(|| Duration::from_millis(message.wait_ms));
             // SAFETY: the message's bytes are lent for this call.
             let parts = unsafe { message.parts() };
-            match Request::from_http(parts, publisher.rules()) {
-                Ok(request) => {
-                    let answer = slot.answer(&request.topic);
-                    publisher.submit(request, answer)
-                }
-                Err(f) => {
-                    metrics::answered_without_topic(f.status);
-                    slot.answer_now(Err(f))
-                }
+            backend(publisher).submit(Input::Http { parts, wait }, caller);
+            if publisher.is_none() {
+                return KK_NULL_ARGUMENT;
             }
             KK_OK
         },
@@ -417,12 +393,9 @@ impl kk_message {
     }
 }
 
-/// The publisher to publish with, or the answer for every request when there is none.
-fn usable(publisher: Option<&kk_publisher>) -> Result<Arc<Publisher>, Failure> {
-    match publisher {
-        Some(p) => p.backend.publisher(),
-        None => Err(Failure::unavailable("krakend-kafka: the publisher is closed")),
-    }
+/// The backend of `publisher`; a NULL one's answers 503 (a closed publisher: nothing can publish).
+fn backend(publisher: Option<&kk_publisher>) -> &Backend {
+    publisher.map_or(Backend::closed(), |p| &p.backend)
 }
 
 /// Releases what `Box::into_raw` handed to C; NULL is ignored.

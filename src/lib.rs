@@ -1,7 +1,7 @@
 //! krakend-kafka publishes HTTP requests to Kafka from inside the KrakenD API gateway: it turns a JSON
 //! body into protobuf with the topic's schema from the AWS Glue Schema Registry and sends it through one
-//! long-lived, idempotent producer. C callers use [`ffi`]; Rust callers use [`Publisher`]. Every request,
-//! from either, is a [`Request`] published by [`Publisher::submit`].
+//! long-lived, idempotent producer. C callers use [`ffi`]; Rust callers use [`Backend`]. Every request,
+//! from any front end, enters the pipeline by [`Backend::submit`].
 
 #![allow(non_camel_case_types)] // C names in the C surface, as rustls-ffi does.
 
@@ -20,8 +20,9 @@ pub use config::{Config, Rules};
 pub use format::codec::Codec;
 pub use kafka::msk_iam;
 pub use outcome::{Delivery, Failure, Outcome};
-pub use pipeline::publisher::Publisher;
+pub use pipeline::backend::{Backend, Input};
 pub use pipeline::request::{BodyRead, HttpParts, Record, Records, Request};
+pub use pipeline::trip::Caller;
 
 /// Faults the test suite raises through the real parts' own test hooks. Not in a release build.
 #[cfg(feature = "fault-injection")]

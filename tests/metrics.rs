@@ -56,12 +56,16 @@ fn a_scrape_parses_and_its_counters_move_by_exactly_what_was_published() {
     }
     let (status, answer) = gateway.send(&topic, &[], r#"{"some_message":5}"#);
     assert_eq!(status, 400, "{answer}");
+    let (status, answer) = gateway.send(&topic, &[], "not json");
+    assert_eq!(status, 400, "{answer}");
     let after = Scrape::take(&metrics, true);
 
     let moved = |name: &str, labels: &[(&str, &str)]| after.value(name, labels) - before.value(name, labels);
     let t = ("topic", topic.as_str());
     assert_eq!(moved("krakend_kafka_requests_total", &[t, ("status", "200")]), N as f64);
     assert_eq!(moved("krakend_kafka_requests_total", &[t, ("status", "400")]), 1.0);
+    // A request refused before its topic was read is counted once, under no topic.
+    assert_eq!(moved("krakend_kafka_requests_total", &[("topic", "_none"), ("status", "400")]), 1.0);
     assert_eq!(moved("krakend_kafka_produced_records_total", &[t]), N as f64);
     let bytes: usize = all_records(&topic).iter().map(|r| r.payload().unwrap().len()).sum();
     assert_eq!(moved("krakend_kafka_produced_bytes_total", &[t]), bytes as f64);

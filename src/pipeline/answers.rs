@@ -5,16 +5,16 @@
 //! sleeps in Go and drains a batch per wake-up.
 //!
 //! A caller may stop waiting (the gateway's deadline passed, the client went away) while its record is
-//! still on its way: the queue knows which requests are still waited for, so that the outcome of one
-//! nobody waits for any more is logged instead of lost with the answer nobody reads.
+//! still on its way: the queue knows which requests are still waited for, and gives back the outcome of
+//! one nobody waits for any more, to be logged instead of lost with the answer nobody reads.
 
 use std::collections::{HashSet, VecDeque};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use crate::outcome::{self, Answer, Failure, Outcome};
-use crate::telemetry::log;
+use crate::outcome::{self, Failure, Outcome};
+use crate::pipeline::trip::Caller;
 
 /// One finished publish: the caller's context, the HTTP status and the response JSON.
 #[derive(Debug, PartialEq, Eq)]
@@ -82,9 +82,9 @@ impl AnswerQueue {
         self.state().waited_for.remove(&context)
     }
 
-    /// Queues `context`'s outcome, and logs it when its caller stopped waiting. Still queued then: the
+    /// Queues `context`'s outcome; gives it back when its caller stopped waiting. Still queued then: the
     /// collector releases what it keeps per context when it takes the answer.
-    fn push(&self, context: usize, topic: &str, outcome: Outcome) {
+    fn push(&self, context: usize, outcome: Outcome) -> Result<(), Outcome> {
         let ready = Ready {
             context,
             status: outcome::status(&outcome),
@@ -96,15 +96,17 @@ impl AnswerQueue {
         let was_empty = state.ready.is_empty();
         state.ready.push_back(ready);
         drop(state);
-        if !waited_for {
-            log::unwaited(topic, "whose caller stopped waiting", &outcome);
-        }
         // The collector waits only on an empty queue: later answers find it awake.
         if was_empty {
             self.arrived.notify_one();
             // SAFETY: writes 8 bytes from a live u64 to our own descriptor. It cannot fail short of the
             // counter's 2^64-2 limit, far beyond the number of unread wake-ups.
             unsafe { libc::write(self.wake.as_raw_fd(), (&1u64 as *const u64).cast(), 8) };
+        }
+        if waited_for {
+            Ok(())
+        } else {
+            Err(outcome)
         }
     }
 
@@ -121,28 +123,21 @@ impl AnswerQueue {
 }
 
 impl Slot {
-    /// The answer for a record of `topic`, handed on to be answered later.
-    pub fn answer(mut self, topic: &str) -> Answer {
-        self.used = true;
-        let (queue, context, topic) = (Arc::clone(&self.queue), self.context, topic.to_owned());
-        Answer::new(move |outcome| queue.push(context, &topic, outcome))
-    }
-
-    /// Answers now, before the call that took the slot returns (its caller is still waiting).
-    pub fn answer_now(mut self, outcome: Outcome) {
-        self.used = true;
-        self.queue.push(self.context, "", outcome);
+    /// Where the request's outcome goes: its context's place on the queue.
+    pub fn caller(self) -> Caller {
+        Box::new(move |outcome| {
+            let mut slot = self;
+            slot.used = true;
+            slot.queue.push(slot.context, outcome)
+        })
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
         if !self.used {
-            self.queue.push(
-                self.context,
-                "",
-                Err(Failure::internal("krakend-kafka: internal error; nothing was sent")),
-            );
+            let unused = Err(Failure::internal("krakend-kafka: internal error; nothing was sent"));
+            drop(self.queue.push(self.context, unused));
         }
     }
 }
@@ -156,9 +151,9 @@ mod tests {
     #[test]
     fn answers_arrive_in_batches_with_their_context_status_and_retry_after() {
         let queue = Arc::new(AnswerQueue::new().unwrap());
-        queue.slot(1).answer("t").send(Ok(Delivery::Stored { partition: 0, offset: 5 }));
-        queue.slot(2).answer_now(Err(Failure::overloaded("full", 3)));
-        drop(queue.slot(3).answer("t")); // never answered: 503
+        assert!(queue.slot(1).caller()(Ok(Delivery::Stored { partition: 0, offset: 5 })).is_ok());
+        assert!(queue.slot(2).caller()(Err(Failure::overloaded("full", 3))).is_ok());
+        drop(queue.slot(3).caller()); // never answered: 500
         let mut batch = Vec::new();
         queue.take(&mut batch, 2, Duration::ZERO);
         assert_eq!(
@@ -179,7 +174,7 @@ mod tests {
             ]
         );
         queue.take(&mut batch, 2, Duration::ZERO);
-        assert_eq!((batch.len(), batch[0].context, batch[0].status), (1, 3, 503));
+        assert_eq!((batch.len(), batch[0].context, batch[0].status), (1, 3, 500));
     }
 
     #[test]
@@ -190,10 +185,10 @@ mod tests {
         queue.take(&mut batch, 8, Duration::from_millis(50));
         assert!(batch.is_empty() && started.elapsed() >= Duration::from_millis(50));
 
-        let answer = queue.slot(7).answer("t");
+        let caller = queue.slot(7).caller();
         let sender = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(20));
-            answer.send(Ok(Delivery::Stored { partition: 1, offset: 2 }));
+            caller(Ok(Delivery::Stored { partition: 1, offset: 2 })).unwrap();
         });
         queue.take(&mut batch, 8, Duration::from_secs(10));
         assert_eq!((batch.len(), batch[0].context), (1, 7));
@@ -215,26 +210,27 @@ mod tests {
     fn the_descriptor_turns_readable_when_an_empty_queue_gets_an_answer() {
         let queue = Arc::new(AnswerQueue::new().unwrap());
         assert_eq!(wake_ups(&queue), 0, "nothing yet (and the read does not block)");
-        queue.slot(1).answer("t").send(Ok(Delivery::Stored { partition: 0, offset: 0 }));
-        queue.slot(2).answer("t").send(Ok(Delivery::Stored { partition: 0, offset: 1 }));
+        queue.slot(1).caller()(Ok(Delivery::Stored { partition: 0, offset: 0 })).unwrap();
+        queue.slot(2).caller()(Ok(Delivery::Stored { partition: 0, offset: 1 })).unwrap();
         assert_eq!(wake_ups(&queue), 1, "once for the first answer on an empty queue");
         let mut batch = Vec::new();
         queue.take(&mut batch, 8, Duration::ZERO);
         assert_eq!(batch.len(), 2);
-        queue.slot(3).answer("t").send(Ok(Delivery::Stored { partition: 0, offset: 2 }));
+        queue.slot(3).caller()(Ok(Delivery::Stored { partition: 0, offset: 2 })).unwrap();
         assert_eq!(wake_ups(&queue), 1);
     }
 
     #[test]
     fn a_request_is_abandoned_only_while_its_answer_has_not_come_and_is_still_queued_for_its_context() {
         let queue = Arc::new(AnswerQueue::new().unwrap());
-        let early = queue.slot(1).answer("t");
-        let late = queue.slot(2).answer("t");
-        late.send(Ok(Delivery::Stored { partition: 0, offset: 0 }));
+        let early = queue.slot(1).caller();
+        let late = queue.slot(2).caller();
+        late(Ok(Delivery::Stored { partition: 0, offset: 0 })).unwrap();
         assert!(queue.abandon(1), "still on its way: the caller gets the 504");
         assert!(!queue.abandon(2), "already queued: the caller takes it");
         assert!(!queue.abandon(1), "once");
-        early.send(Ok(Delivery::Stored { partition: 0, offset: 1 })); // logged
+        let unwaited = early(Ok(Delivery::Stored { partition: 0, offset: 1 }));
+        assert_eq!(unwaited, Err(Ok(Delivery::Stored { partition: 0, offset: 1 })), "given back, to be logged");
         let mut batch = Vec::new();
         queue.take(&mut batch, 8, Duration::ZERO);
         assert_eq!(batch.iter().map(|r| r.context).collect::<Vec<_>>(), [2, 1]);

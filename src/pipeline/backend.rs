@@ -3,15 +3,17 @@
 //! AWS settings (region, credentials) cannot be resolved yet, as at a machine's boot, answers 503 and is
 //! opened again in the background until it can be: a transient start-up failure heals without a restart.
 
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
 use crate::config::Config;
 use crate::config::Rules;
-use crate::outcome::Failure;
+use crate::outcome::{Failure, Outcome};
 use crate::pipeline::publisher::{Publisher, Unopened};
+use crate::pipeline::request::{HttpParts, Request};
+use crate::pipeline::trip::{Caller, Trip};
 use crate::runtime;
 use crate::telemetry::log::log;
 
@@ -46,19 +48,61 @@ impl Backend {
         }
     }
 
-    fn with(state: Result<Arc<Publisher>, Failure>, rules: Option<Rules>) -> Arc<Backend> {
-        Arc::new(Backend { state: ArcSwap::from_pointee(state), rules })
+    /// The backend of a front end that holds none (its handle is closed): it answers every request 503.
+    pub fn closed() -> &'static Backend {
+        static CLOSED: OnceLock<Arc<Backend>> = OnceLock::new();
+        CLOSED.get_or_init(|| Backend::with(Err(Failure::unavailable("krakend-kafka: the publisher is closed")), None))
     }
 
-    /// The publisher to publish with, or the answer for every request while there is none.
-    pub fn publisher(&self) -> Result<Arc<Publisher>, Failure> {
-        Result::clone(&self.state.load())
+    fn with(state: Result<Arc<Publisher>, Failure>, rules: Option<Rules>) -> Arc<Backend> {
+        Arc::new(Backend { state: ArcSwap::from_pointee(state), rules })
     }
 
     /// What this backend's requests may be; `None` for a refused configuration.
     pub fn rules(&self) -> Option<&Rules> {
         self.rules.as_ref()
     }
+
+    /// Publishes `input` and gives `caller` its one outcome, without waiting for the broker or the
+    /// registry (bad input is answered before this returns): every front end's way in.
+    pub fn submit(&self, input: Input<'_>, caller: Caller) {
+        let trip = Trip::start();
+        let publisher = match Result::clone(&self.state.load()) {
+            Ok(publisher) => publisher,
+            Err(f) => return trip.around(caller).send(Err(f)),
+        };
+        let request = match input {
+            Input::Http { parts, wait } => {
+                if let Some(wait) = wait {
+                    publisher.check_wait(wait);
+                }
+                Request::from_http(parts, publisher.rules())
+            }
+            Input::Envelope(json) => Request::from_envelope(json),
+        };
+        match request {
+            Ok(request) => publisher.submit(request, trip, caller),
+            Err(f) => trip.around(caller).send(Err(f)),
+        }
+    }
+
+    /// Publishes `input` and waits for its outcome: the broker's acknowledgement or the failure. Blocks
+    /// the calling thread.
+    pub fn publish(&self, input: Input<'_>) -> Outcome {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.submit(input, Box::new(move |outcome| tx.send(outcome).map_err(|e| e.0)));
+        // The trip answers exactly once, even when a stage drops its answer: recv always gets one.
+        rx.recv().unwrap_or_else(|_| Err(Failure::internal("publish: answered by no one")))
+    }
+}
+
+/// A request as a front end received it.
+pub enum Input<'a> {
+    /// The parts of an HTTP request, and how long its caller will wait (logged once when shorter than
+    /// the backend's budget).
+    Http { parts: HttpParts<'a>, wait: Option<Duration> },
+    /// The seed's envelope `{"topicName":..,"body":{..},"headers":{..},"key":..}`.
+    Envelope(&'a [u8]),
 }
 
 fn refused(e: &str) -> Failure {

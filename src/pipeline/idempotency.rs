@@ -18,7 +18,6 @@ use std::time::Instant;
 use crate::config::IdempotencyLimits;
 use crate::outcome::{self, Answer, Failure, Outcome};
 use crate::pipeline::request::{Request, TRACEPARENT, TRACESTATE};
-use crate::telemetry::metrics;
 
 /// What each key costs beside its topic and key text: the map's slot, the expiry queue's item, the
 /// strings' headers (measured by size_of, rounded up).
@@ -88,16 +87,8 @@ impl Idempotency {
         hasher.finish()
     }
 
-    /// Takes `answer` when the request of `key` on `topic` is a repeat (replayed, refused, or waiting
-    /// for the first's outcome) or cannot be remembered (429); else it is the first: publish it, and
-    /// settle the ticket with its outcome.
-    pub fn begin(
-        self: &Arc<Self>,
-        topic: &str,
-        key: &str,
-        fingerprint: u64,
-        answer: Answer,
-    ) -> Option<(Ticket, Answer)> {
+    /// What the request of `key` on `topic` is: the first of its key, or a repeat.
+    pub fn begin(self: &Arc<Self>, topic: &str, key: &str, fingerprint: u64) -> Begun<'_> {
         let id = (topic.to_owned(), key.to_owned());
         let mut state = self.state();
         let now = Instant::now();
@@ -108,50 +99,62 @@ impl Idempotency {
         if !state.entries.contains_key(&id) {
             while state.entries.len() >= self.limits.max_keys || state.bytes + size > self.limits.max_bytes {
                 if !state.forget_oldest() {
-                    drop(state);
-                    answer.send(Err(Failure::overloaded(
+                    return Begun::Refused(Failure::overloaded(
                         format!(
                             "topic {topic}: not stored: the gateway holds its limit of idempotency keys in flight; \
                              retry after {} s",
                             self.retry_after_s
                         ),
                         self.retry_after_s,
-                    )));
-                    return None;
+                    ));
                 }
             }
         }
-        let refused = match state.entries.get_mut(&id) {
-            Some(entry) if entry.fingerprint != fingerprint => Failure::new(
+        match state.entries.get(&id) {
+            Some(entry) if entry.fingerprint != fingerprint => Begun::Refused(Failure::new(
                 422,
                 format!(
                     "idempotency-key {key}: already used on topic {topic} for a different request (key, headers or \
                      body) within the last {} s; use a new key for a new request",
                     self.limits.window.as_secs()
                 ),
-            ),
-            Some(Entry { phase: Phase::InFlight(waiting), .. }) => {
-                waiting.push(answer);
-                drop(state);
-                metrics::replayed(topic);
-                return None;
-            }
-            Some(Entry { phase: Phase::Stored(outcome), .. }) => {
-                let outcome = outcome.clone();
-                drop(state);
-                metrics::replayed(topic);
-                answer.send(outcome);
-                return None;
-            }
+            )),
+            Some(Entry { phase: Phase::InFlight(_), .. }) => Begun::InFlight(Waiting { state, id }),
+            Some(Entry { phase: Phase::Stored(outcome), .. }) => Begun::Stored(outcome.clone()),
             None => {
                 state.entries.insert(id.clone(), Entry { fingerprint, phase: Phase::InFlight(Vec::new()) });
                 state.bytes += size;
-                return Some((Ticket { store: Arc::clone(self), id: Some(id) }, answer));
+                Begun::First(Ticket { store: Arc::clone(self), id: Some(id) })
             }
-        };
-        drop(state);
-        answer.send(Err(refused));
-        None
+        }
+    }
+}
+
+/// What a request with an idempotency key is.
+pub enum Begun<'a> {
+    /// The first of its key: publish it, and settle the ticket with its outcome.
+    First(Ticket),
+    /// A repeat of a request that stored a record: answer it this outcome.
+    Stored(Outcome),
+    /// A repeat of a request still in flight: it waits for that one's outcome.
+    InFlight(Waiting<'a>),
+    /// Not published: a different request under a key in use (422), or no room for another key (429).
+    Refused(Failure),
+}
+
+/// A repeat of a request in flight, holding the store until it joins that request's waiters (so the
+/// outcome cannot come in between).
+pub struct Waiting<'a> {
+    state: MutexGuard<'a, State>,
+    id: Id,
+}
+
+impl Waiting<'_> {
+    /// `answer` gets the outcome of the request in flight when it comes.
+    pub fn join(mut self, answer: Answer) {
+        if let Some(Entry { phase: Phase::InFlight(waiting), .. }) = self.state.entries.get_mut(&self.id) {
+            waiting.push(answer);
+        }
     }
 }
 
@@ -222,6 +225,17 @@ mod tests {
         (Answer::new(move |o| drop(tx.send(o))), rx)
     }
 
+    /// As the pipeline takes `begin`'s verdict: `answer` gets a repeat's outcome; the first gets its ticket.
+    fn begin(store: &Arc<Idempotency>, topic: &str, key: &str, fp: u64, answer: Answer) -> Option<(Ticket, Answer)> {
+        match store.begin(topic, key, fp) {
+            Begun::First(ticket) => return Some((ticket, answer)),
+            Begun::Stored(outcome) => answer.send(outcome),
+            Begun::InFlight(waiting) => waiting.join(answer),
+            Begun::Refused(f) => answer.send(Err(f)),
+        }
+        None
+    }
+
     fn store(window_ms: u64, max_keys: usize, max_bytes: usize) -> Arc<Idempotency> {
         Idempotency::new(IdempotencyLimits { window: Duration::from_millis(window_ms), max_keys, max_bytes }, 2)
     }
@@ -232,34 +246,34 @@ mod tests {
     fn a_repeat_waits_for_the_first_then_later_ones_are_replayed_and_a_different_request_is_422() {
         let store = store(60_000, 10, 1 << 20);
         let (first, _) = answer();
-        let (ticket, _) = store.begin("t", "k", 1, first).expect("the first publishes");
+        let (ticket, _) = begin(&store, "t", "k", 1, first).expect("the first publishes");
         let (waiting, waited) = answer();
-        assert!(store.begin("t", "k", 1, waiting).is_none());
+        assert!(begin(&store, "t", "k", 1, waiting).is_none());
         assert!(waited.try_recv().is_err(), "waits for the first's outcome");
         ticket.settle(&STORED);
         assert_eq!(waited.recv().unwrap(), STORED);
         let (again, replayed) = answer();
-        assert!(store.begin("t", "k", 1, again).is_none());
+        assert!(begin(&store, "t", "k", 1, again).is_none());
         assert_eq!(replayed.recv().unwrap(), STORED);
         let (other, refused) = answer();
-        assert!(store.begin("t", "k", 2, other).is_none());
+        assert!(begin(&store, "t", "k", 2, other).is_none());
         let refused = refused.recv().unwrap().unwrap_err();
         assert!(refused.status == 422 && refused.message.contains("different request"), "{refused:?}");
         let (elsewhere, _) = answer();
-        assert!(store.begin("u", "k", 2, elsewhere).is_some(), "keys are per topic");
+        assert!(begin(&store, "u", "k", 2, elsewhere).is_some(), "keys are per topic");
     }
 
     #[test]
     fn after_a_failure_the_key_is_forgotten_and_its_waiters_get_the_failure() {
         let store = store(60_000, 10, 1 << 20);
         let (first, _) = answer();
-        let (ticket, _) = store.begin("t", "k", 1, first).unwrap();
+        let (ticket, _) = begin(&store, "t", "k", 1, first).unwrap();
         let (waiting, waited) = answer();
-        assert!(store.begin("t", "k", 1, waiting).is_none());
+        assert!(begin(&store, "t", "k", 1, waiting).is_none());
         ticket.settle(&Err(Failure::unavailable("down")));
         assert_eq!(waited.recv().unwrap().unwrap_err().status, 503);
         let (retry, _) = answer();
-        let again = store.begin("t", "k", 1, retry);
+        let again = begin(&store, "t", "k", 1, retry);
         assert!(again.is_some(), "a retry publishes again");
         assert_eq!(store.state().entries.len(), 1);
     }
@@ -268,9 +282,9 @@ mod tests {
     fn a_ticket_dropped_unsettled_frees_its_key_and_answers_its_waiters() {
         let store = store(60_000, 10, 1 << 20);
         let (first, _) = answer();
-        let (ticket, _) = store.begin("t", "k", 1, first).unwrap();
+        let (ticket, _) = begin(&store, "t", "k", 1, first).unwrap();
         let (waiting, waited) = answer();
-        assert!(store.begin("t", "k", 1, waiting).is_none());
+        assert!(begin(&store, "t", "k", 1, waiting).is_none());
         drop(ticket);
         assert_eq!(waited.recv().unwrap().unwrap_err().status, 500);
         assert!(store.state().entries.is_empty() && store.state().bytes == 0);
@@ -280,26 +294,26 @@ mod tests {
     fn keys_expire_after_the_window_and_the_oldest_stored_go_first_past_the_limits() {
         let store = store(50, 2, 1 << 20);
         let (first, _) = answer();
-        store.begin("t", "a", 1, first).unwrap().0.settle(&STORED);
+        begin(&store, "t", "a", 1, first).unwrap().0.settle(&STORED);
         let (second, _) = answer();
-        store.begin("t", "b", 1, second).unwrap().0.settle(&STORED);
+        begin(&store, "t", "b", 1, second).unwrap().0.settle(&STORED);
         let (third, _) = answer();
-        let (in_flight, _) = store.begin("t", "c", 1, third).expect("a is forgotten to make room");
+        let (in_flight, _) = begin(&store, "t", "c", 1, third).expect("a is forgotten to make room");
         assert!(!store.state().entries.contains_key(&("t".into(), "a".into())));
         let (fourth, _) = answer();
-        let _d = store.begin("t", "d", 1, fourth).expect("then b");
+        let _d = begin(&store, "t", "d", 1, fourth).expect("then b");
         let (fifth, refused) = answer();
-        assert!(store.begin("t", "e", 1, fifth).is_none(), "every key in flight: nothing to forget");
+        assert!(begin(&store, "t", "e", 1, fifth).is_none(), "every key in flight: nothing to forget");
         let refused = refused.recv().unwrap().unwrap_err();
         assert_eq!((refused.status, refused.retry_after_s), (429, 2));
         drop(in_flight);
 
         let store = self::store(50, 10, 1 << 20);
         let (first, _) = answer();
-        store.begin("t", "a", 1, first).unwrap().0.settle(&STORED);
+        begin(&store, "t", "a", 1, first).unwrap().0.settle(&STORED);
         std::thread::sleep(Duration::from_millis(60));
         let (after, _) = answer();
-        assert!(store.begin("t", "a", 2, after).is_some(), "past the window a key is new again");
+        assert!(begin(&store, "t", "a", 2, after).is_some(), "past the window a key is new again");
     }
 
     #[test]
@@ -307,7 +321,7 @@ mod tests {
         let store = store(60_000, 1000, 3 * (ENTRY_BYTES + 2));
         for key in ["a", "b", "c", "d", "e"] {
             let (a, _) = answer();
-            store.begin("t", key, 1, a).unwrap().0.settle(&STORED);
+            begin(&store, "t", key, 1, a).unwrap().0.settle(&STORED);
             assert!(store.state().bytes <= 3 * (ENTRY_BYTES + 2));
         }
         assert_eq!(store.state().entries.len(), 3);

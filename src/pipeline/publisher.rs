@@ -17,8 +17,9 @@ use crate::outcome::{Answer, Delivery, Failure, Outcome};
 use crate::pipeline::admission::{Admission, Permit};
 use crate::pipeline::batch::{self, Verdicts};
 use crate::pipeline::deadline::Deadlines;
-use crate::pipeline::idempotency::{Idempotency, Ticket};
+use crate::pipeline::idempotency::{Begun, Idempotency, Ticket};
 use crate::pipeline::request::{At, Record, Records, Request};
+use crate::pipeline::trip::{Caller, Trip};
 use crate::registry::budget::CallBudget;
 use crate::registry::cache::SchemaCache;
 use crate::registry::confluent::Confluent;
@@ -147,50 +148,40 @@ impl Publisher {
         &self.rules
     }
 
-    /// Publishes `request` and waits for its one answer: the broker's acknowledgement or the failure.
-    /// Blocks the calling thread.
-    pub fn publish(self: &Arc<Self>, request: Request<'_>) -> Outcome {
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        self.submit(request, Answer::new(move |outcome| drop(tx.send(outcome))));
-        // The answer is sent exactly once, or answers 503 itself when dropped: recv always gets one.
-        rx.recv().unwrap_or_else(|_| Err(Failure::internal("publish: answered by no one")))
-    }
-
-    /// Publishes `request` and gives `answer` the outcome, without waiting: on the calling thread when the
+    /// Publishes `request` and gives `caller` the outcome, without waiting: on the calling thread when the
     /// topic's schema is at hand (encoding takes microseconds; the broker's acknowledgement arrives on the
-    /// producer's thread), else once the schema is fetched on the runtime. Keeps what it needs of the
-    /// request and of `self`.
-    pub fn submit(self: &Arc<Self>, request: Request<'_>, answer: Answer) {
-        let answer = metrics::measured(&request.topic, answer);
+    /// producer's thread), else once the schema is fetched on the runtime. Each stage's verdict goes to
+    /// `trip`, which ends with the outcome. Keeps what it needs of the request and of `self`.
+    pub fn submit(self: &Arc<Self>, request: Request<'_>, mut trip: Trip, caller: Caller) {
+        trip.topic(&request.topic);
         if self.rules.allowed.as_ref().is_some_and(|allowed| !allowed.allows(&request.topic)) {
             // before the registry is asked: a caller cannot make the gateway look up names at will
             let served = format!("topic {}: not served by this endpoint (allowed_topics)", request.topic);
-            return answer.send(Err(Failure::not_found(served)));
+            return trip.around(caller).send(Err(Failure::not_found(served)));
         }
         // A repeat is answered before it is admitted: a retry of a stored record is never refused 429.
-        let (ticket, answer) = match &request.idempotency_key {
-            None => (None, answer),
-            Some(key) => {
-                let fingerprint = self.idempotency.fingerprint(&request);
-                match self.idempotency.begin(&request.topic, key, fingerprint, answer) {
-                    Some((ticket, answer)) => (Some(ticket), answer),
-                    None => return,
-                }
-            }
+        let ticket = match &request.idempotency_key {
+            None => None,
+            Some(key) => match self.idempotency.begin(&request.topic, key, self.idempotency.fingerprint(&request)) {
+                Begun::First(ticket) => Some(ticket),
+                Begun::Stored(outcome) => return trip.replayed().around(caller).send(outcome),
+                Begun::InFlight(waiting) => return waiting.join(trip.replayed().around(caller)),
+                Begun::Refused(f) => return trip.around(caller).send(Err(f)),
+            },
         };
         let (records, bytes) = request.size();
         let hold = match self.admission.admit(&request.topic, records, bytes) {
             Ok(permit) => Hold { permit, ticket },
             Err(f) => {
-                metrics::refused(&request.topic);
                 if let Some(ticket) = ticket {
                     ticket.settle(&Err(f.clone()));
                 }
-                return answer.send(Err(f));
+                return trip.around(caller).send(Err(f));
             }
         };
         let usable = self.schemas.usable(&request.topic);
-        metrics::schema_cache(if usable.is_some() { SchemaLookup::Hit } else { SchemaLookup::Miss });
+        trip.schema(if usable.is_some() { SchemaLookup::Hit } else { SchemaLookup::Miss });
+        let answer = trip.around(caller);
         match usable {
             Some(Ok(codec)) => self.send(&codec, &request, answer, hold),
             Some(Err(f)) => hold.around(answer).send(Err(f)),
@@ -239,7 +230,7 @@ impl Publisher {
                 }
             }
             Err((f, verdict)) => {
-                let f = self.refused_at_once(topic, f);
+                let f = self.refused_at_once(f);
                 if let Some((answer, answered_202)) = queued {
                     // refused at once: its caller is told, and it is no fire-and-forget record's verdict
                     answered_202.store(false, Ordering::Relaxed);
@@ -285,7 +276,7 @@ impl Publisher {
             }
             if let Err((f, verdict)) = self.producer.send(topic, record.key.as_deref(), &record.headers, value, verdict)
             {
-                let f = self.refused_at_once(topic, f);
+                let f = self.refused_at_once(f);
                 refusal = Some(Failure {
                     message: format!("not sent: an earlier record of the batch was refused: {}", f.message),
                     ..f.clone()
@@ -297,9 +288,8 @@ impl Publisher {
 
     /// A failure librdkafka gave at once, before the record was queued: its queue is full (429), which
     /// the backend's limits answer alike.
-    fn refused_at_once(&self, topic: &str, mut f: Failure) -> Failure {
+    fn refused_at_once(&self, mut f: Failure) -> Failure {
         if f.status == 429 {
-            metrics::refused(topic);
             f.retry_after_s = self.admission.retry_after_s();
         }
         f

@@ -20,7 +20,7 @@ use crate::registry::budget::CallBudget;
 use crate::registry::source::{FetchError, SchemaSource};
 use crate::runtime;
 use crate::telemetry::log;
-use crate::telemetry::metrics::{self, SchemaLookup};
+use crate::telemetry::metrics;
 
 struct Entry {
     /// A codec, or the failure to answer until `expires` (no such schema, or one that does not compile).
@@ -162,7 +162,7 @@ impl<S: SchemaSource> SchemaCache<S> {
             Err(FetchError::NotFound(message)) => (Err(Failure::not_found(message)), self.miss_ttl),
             Err(FetchError::Unavailable(why)) => match previous.as_ref().map(|e| &e.value) {
                 Some(Ok(codec)) => {
-                    metrics::schema_cache(SchemaLookup::RefreshFailure);
+                    metrics::schema_refresh_failed();
                     log::once(
                         &format!("kept {topic}"),
                         format_args!("schema {schema}: kept the last version for topic {topic}: {why}"),

@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
-use std::time::Instant;
+use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -19,8 +19,6 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
-
-use crate::outcome::{self, Answer};
 
 /// Topics with a label value of their own; later topics are counted under [`OTHER`].
 pub const MAX_TOPICS: usize = 1000;
@@ -214,25 +212,44 @@ impl Metrics {
     }
 }
 
-/// `answer`, counting the request's status under `topic` and, for a record the broker acknowledged, the
-/// time from now to the acknowledgement.
-pub fn measured(topic: &str, answer: Answer) -> Answer {
-    let (topic, started) = (metrics().topic(topic), Instant::now());
-    Answer::new(move |outcome| {
-        let status = outcome::status(&outcome);
-        let m = metrics();
-        m.requests.get_or_create(&RequestLabels { topic, status }).inc();
-        if status == 200 {
-            m.latency.observe(started.elapsed().as_secs_f64());
-        }
-        answer.send(outcome)
-    })
+/// What one request met on its way, from its arrival in the core to its final outcome: written once,
+/// when the outcome comes (src/pipeline/trip.rs).
+pub struct Answered<'a> {
+    /// `None`: answered before its topic was read.
+    pub topic: Option<&'a str>,
+    pub status: u16,
+    /// From the request's arrival to the broker's acknowledgement, for a request answered 200.
+    pub latency: Option<Duration>,
+    /// What the schema cache held for its topic, when it was asked.
+    pub schema: Option<SchemaLookup>,
+    /// Not published: it repeats an earlier request's Idempotency-Key.
+    pub replayed: bool,
+    /// Refused 429 at once, in whole or for a record of its batch.
+    pub refused: bool,
 }
 
-/// Counts a request answered `status` before its topic was read.
-pub fn answered_without_topic(status: u16) {
+/// Counts a request by what it met.
+pub fn answered(request: &Answered<'_>) {
     let m = metrics();
-    m.requests.get_or_create(&RequestLabels { topic: Arc::clone(&m.no_topic), status }).inc();
+    let topic = match request.topic {
+        Some(topic) => m.topic(topic),
+        None => Arc::clone(&m.no_topic),
+    };
+    match request.schema {
+        Some(SchemaLookup::Hit) => m.schema_hits.inc(),
+        Some(SchemaLookup::Miss) => m.schema_misses.inc(),
+        None => 0,
+    };
+    if let Some(latency) = request.latency {
+        m.latency.observe(latency.as_secs_f64());
+    }
+    if request.replayed {
+        m.replays.get_or_create(&TopicLabels { topic: Arc::clone(&topic) }).inc();
+    }
+    if request.refused {
+        m.refusals.get_or_create(&TopicLabels { topic: Arc::clone(&topic) }).inc();
+    }
+    m.requests.get_or_create(&RequestLabels { topic, status: request.status }).inc();
 }
 
 /// Counts a record of `topic` with a value of `bytes` that the broker acknowledged.
@@ -250,36 +267,17 @@ pub enum SchemaLookup {
     Hit,
     /// The request waited for the registry.
     Miss,
-    /// A cached topic's refresh failed: its last schema is kept.
-    RefreshFailure,
 }
 
-pub fn schema_cache(lookup: SchemaLookup) {
-    let m = metrics();
-    match lookup {
-        SchemaLookup::Hit => m.schema_hits.inc(),
-        SchemaLookup::Miss => m.schema_misses.inc(),
-        SchemaLookup::RefreshFailure => m.schema_refresh_failures.inc(),
-    };
+/// Counts a refresh of a cached topic's schema that failed: its last schema is kept.
+pub fn schema_refresh_failed() {
+    metrics().schema_refresh_failures.inc();
 }
 
 /// Counts a call to a registry of kind `registry` (`glue`, `confluent`) that ended with `result` (`ok`,
 /// `not_found`, `unavailable`).
 pub fn registry_call(registry: &'static str, result: &'static str) {
     metrics().registry_calls.get_or_create(&RegistryLabels { registry, result }).inc();
-}
-
-/// Counts a request of `topic` refused 429 at once: its backend, or librdkafka's queue, held its limit.
-pub fn refused(topic: &str) {
-    let m = metrics();
-    m.refusals.get_or_create(&TopicLabels { topic: m.topic(topic) }).inc();
-}
-
-/// Counts a request of `topic` not published because it repeats an earlier one's Idempotency-Key
-/// (answered with that one's outcome, at once or when it comes).
-pub fn replayed(topic: &str) {
-    let m = metrics();
-    m.replays.get_or_create(&TopicLabels { topic: m.topic(topic) }).inc();
 }
 
 /// Counts the delivery outcome of a record of `topic` answered 202 before the broker's acknowledgement
@@ -293,7 +291,6 @@ pub fn unacknowledged(topic: &str, ok: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::outcome::{Delivery, Failure};
 
     /// The value of the series `name{labels}` in the exposition, if it is there.
     fn value(text: &str, series: &str) -> Option<f64> {
@@ -313,20 +310,25 @@ mod tests {
         assert_eq!(m.topics.read().unwrap().len(), MAX_TOPICS);
     }
 
+    fn request(topic: &str, status: u16) -> Answered<'_> {
+        Answered { topic: Some(topic), status, latency: None, schema: None, replayed: false, refused: false }
+    }
+
     #[test]
     fn requests_count_their_status_and_acknowledged_ones_their_latency() {
         let topic = "metrics-unit-requests";
         let series = |status| format!("krakend_kafka_requests_total{{topic=\"{topic}\",status=\"{status}\"}}");
         let before = metrics().encode(false);
         let latency = value(&before, "krakend_kafka_publish_latency_seconds_count").unwrap_or(0.0);
-        measured(topic, Answer::new(drop)).send(Ok(Delivery::Stored { partition: 0, offset: 1 }));
-        measured(topic, Answer::new(drop)).send(Err(Failure::bad_request("x")));
-        drop(measured(topic, Answer::new(drop))); // answers 503 itself
+        answered(&Answered { latency: Some(Duration::from_millis(3)), ..request(topic, 200) });
+        answered(&request(topic, 400));
+        answered(&request(topic, 400));
+        answered(&Answered { topic: None, ..request(topic, 413) });
         produced(topic, 7);
         let after = metrics().encode(false);
         assert_eq!(value(&after, &series(200)), Some(1.0), "{after}");
-        assert_eq!(value(&after, &series(400)), Some(1.0));
-        assert_eq!(value(&after, &series(503)), Some(1.0));
+        assert_eq!(value(&after, &series(400)), Some(2.0));
+        assert!(value(&after, "krakend_kafka_requests_total{topic=\"_none\",status=\"413\"}") >= Some(1.0));
         let latency_after = value(&after, "krakend_kafka_publish_latency_seconds_count").unwrap();
         assert!(latency_after >= latency + 1.0, "{latency} -> {latency_after}");
         let produced = |name| value(&after, &format!("krakend_kafka_produced_{name}_total{{topic=\"{topic}\"}}"));
@@ -336,8 +338,8 @@ mod tests {
     #[test]
     fn the_counters_for_the_rest_of_the_api_are_in_the_exposition() {
         let topic = "metrics-unit-rest";
-        refused(topic);
-        replayed(topic);
+        answered(&Answered { refused: true, ..request(topic, 429) });
+        answered(&Answered { replayed: true, ..request(topic, 200) });
         unacknowledged(topic, true);
         unacknowledged(topic, false);
         unacknowledged(topic, false);

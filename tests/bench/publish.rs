@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use krakend_kafka::{BodyRead, Codec, Config, HttpParts, Publisher, Request};
+use krakend_kafka::{Backend, BodyRead, Codec, HttpParts, Input};
 use serde_json::json;
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -62,9 +62,13 @@ fn main() {
         body: body.as_bytes(),
         body_read: BodyRead::Complete,
     };
-    let open = |config: String| Arc::new(Publisher::open(Config::parse(config.as_bytes(), |_| None).unwrap()).unwrap());
-    let publish = |publisher: &Arc<Publisher>| {
-        publisher.publish(Request::from_http(parts, publisher.rules()).unwrap()).unwrap();
+    let open = |config: String| {
+        let (backend, error) = Backend::open(config.as_bytes(), |_| None);
+        assert_eq!(error, None);
+        backend
+    };
+    let publish = |backend: &Arc<Backend>| {
+        backend.publish(Input::Http { parts, wait: None }).unwrap();
     };
 
     // Our producer alone, in-process: 64 callers at once, as 64 gateway connections would be.

@@ -6,6 +6,7 @@
 
 use std::sync::OnceLock;
 
+use nix::sys::signal::{SigSet, SigmaskHow};
 use tokio::runtime::Runtime;
 
 static RUNTIME: OnceLock<Runtime> = OnceLock::new();
@@ -27,35 +28,27 @@ pub fn runtime() -> &'static Runtime {
 /// Runs `f` with every signal blocked on the calling thread, so threads it starts inherit the mask;
 /// the caller's mask is restored afterwards, even if `f` panics.
 pub fn with_signals_blocked<T>(f: impl FnOnce() -> T) -> T {
-    struct Restore(libc::sigset_t);
+    struct Restore(Option<SigSet>);
     impl Drop for Restore {
         fn drop(&mut self) {
-            // SAFETY: restores the mask saved below on this same thread.
-            unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.0, std::ptr::null_mut()) };
+            if let Some(old) = &self.0 {
+                // Setting a mask saved on this same thread cannot fail.
+                let _ = old.thread_set_mask();
+            }
         }
     }
-    // SAFETY: sigset_t is plain data, initialised by sigfillset/pthread_sigmask before it is read.
-    let _restore = unsafe {
-        let mut all: libc::sigset_t = std::mem::zeroed();
-        let mut old: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut all);
-        libc::pthread_sigmask(libc::SIG_BLOCK, &all, &mut old);
-        Restore(old)
-    };
+    // pthread_sigmask fails only for an invalid `how`: SIG_BLOCK is valid.
+    let _restore = Restore(SigSet::all().thread_swap_mask(SigmaskHow::SIG_BLOCK).ok());
     f()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use nix::sys::signal::Signal;
 
     fn sigpipe_blocked() -> bool {
-        // SAFETY: reads this thread's mask into a zeroed sigset_t.
-        unsafe {
-            let mut mask: libc::sigset_t = std::mem::zeroed();
-            libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut mask);
-            libc::sigismember(&mask, libc::SIGPIPE) == 1
-        }
+        SigSet::thread_get_mask().unwrap().contains(Signal::SIGPIPE)
     }
 
     #[test]

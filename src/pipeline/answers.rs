@@ -9,9 +9,11 @@
 //! one nobody waits for any more, to be logged instead of lost with the answer nobody reads.
 
 use std::collections::{HashSet, VecDeque};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
+
+use nix::sys::eventfd::{EfdFlags, EventFd};
 
 use crate::outcome::{self, Failure, Outcome};
 use crate::pipeline::trip::Caller;
@@ -29,8 +31,8 @@ pub struct Ready {
 pub struct AnswerQueue {
     state: Mutex<State>,
     arrived: Condvar,
-    /// Readable while answers wait (an eventfd, non-blocking).
-    wake: OwnedFd,
+    /// Readable while answers wait (non-blocking).
+    wake: EventFd,
 }
 
 #[derive(Default)]
@@ -50,13 +52,7 @@ pub struct Slot {
 
 impl AnswerQueue {
     pub fn new() -> std::io::Result<Self> {
-        // SAFETY: eventfd takes no pointers; a non-negative result is a new descriptor we own.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        // SAFETY: fd was just created and is owned by nothing else.
-        let wake = unsafe { OwnedFd::from_raw_fd(fd) };
+        let wake = EventFd::from_flags(EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC)?;
         Ok(AnswerQueue { state: Mutex::default(), arrived: Condvar::new(), wake })
     }
 
@@ -99,9 +95,8 @@ impl AnswerQueue {
         // The collector waits only on an empty queue: later answers find it awake.
         if was_empty {
             self.arrived.notify_one();
-            // SAFETY: writes 8 bytes from a live u64 to our own descriptor. It cannot fail short of the
-            // counter's 2^64-2 limit, far beyond the number of unread wake-ups.
-            unsafe { libc::write(self.wake.as_raw_fd(), (&1u64 as *const u64).cast(), 8) };
+            // It cannot fail short of the counter's 2^64-2 limit, far beyond the number of unread wake-ups.
+            let _ = self.wake.write(1);
         }
         if waited_for {
             Ok(())
@@ -196,14 +191,8 @@ mod tests {
     }
 
     fn wake_ups(queue: &AnswerQueue) -> u64 {
-        let mut count = 0u64;
-        // SAFETY: reads at most 8 bytes into a live u64.
-        let n = unsafe { libc::read(queue.wake_fd(), (&mut count as *mut u64).cast(), 8) };
-        if n == 8 {
-            count
-        } else {
-            0
-        }
+        // Non-blocking: none yet is EAGAIN.
+        queue.wake.read().unwrap_or(0)
     }
 
     #[test]

@@ -379,20 +379,13 @@ pub(crate) fn header_list(list: &str) -> Result<Vec<(String, String)>, String> {
 
 fn percent_decoded(text: &str) -> Result<String, String> {
     let text = text.trim();
-    let (bytes, mut out) = (text.as_bytes(), Vec::with_capacity(text.len()));
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = text.get(i + 1..i + 3).filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()));
-            let byte = hex.and_then(|h| u8::from_str_radix(h, 16).ok());
-            out.push(byte.ok_or_else(|| format!("bad percent-encoding in {text:?}"))?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
+    // percent_decode keeps a malformed escape as it is; a header list with one is refused instead.
+    let escape = |at: usize| text.get(at + 1..at + 3).is_some_and(|h| h.bytes().all(|b| b.is_ascii_hexdigit()));
+    if !text.match_indices('%').all(|(at, _)| escape(at)) {
+        return Err(format!("bad percent-encoding in {text:?}"));
     }
-    String::from_utf8(out).map_err(|_| format!("{text:?} is not UTF-8 once decoded"))
+    let decoded = percent_encoding::percent_decode_str(text).decode_utf8();
+    decoded.map(Cow::into_owned).map_err(|_| format!("{text:?} is not UTF-8 once decoded"))
 }
 
 /// A `headers` object (the envelope's, a batch record's) as name/value pairs in the order written: a JSON

@@ -139,3 +139,37 @@ fn ready_only_while_every_producer_reaches_a_broker() {
     let (status, body) = http_request(&gateway.address, "POST", &path, &[], br#"{"some_message":"reached"}"#).unwrap();
     assert_eq!(status, 200, "{body}");
 }
+
+#[test]
+#[ignore = "needs Kafka, the Glue emulator and the built gateway: run `make test`"]
+fn topics_that_are_not_served_take_no_label_and_leave_every_label_to_the_topics_served() {
+    let topic = topic_with_schema("metrics-labels", 1, SEED_SCHEMA);
+    let metrics = free_address();
+    let allowed = json!([topic, "metrics-nothing-*"]);
+    let backend = config_value(REGISTRY, json!({"metrics_address": metrics, "allowed_topics": allowed}));
+    let gateway = Gateway::start(gateway_config("25s", &[("/v1/event/{topic}", backend)]));
+    ready_until(&metrics, Duration::from_secs(30), |status, _| status == 200);
+    // More made-up names than there are labels: refused by the allow-list, or allowed without a schema.
+    let junk: Vec<String> =
+        (0..1001).map(|i| format!("junk-{i}")).chain((0..3).map(|i| format!("metrics-nothing-{i}"))).collect();
+    for name in &junk {
+        let (status, answer) = gateway.send(name, &[], r#"{"some_message":"junk"}"#);
+        assert_eq!(status, 404, "{name}: {answer}");
+    }
+    let (status, answer) = gateway.send(&topic, &[], r#"{"some_message":"served"}"#);
+    assert_eq!(status, 200, "{answer}");
+
+    let scrape = Scrape::take(&metrics, true);
+    let requests = |topic: &str, status: &str| {
+        scrape.value("krakend_kafka_requests_total", &[("topic", topic), ("status", status)])
+    };
+    assert_eq!(requests(&topic, "200"), 1.0, "the topic served has its own label");
+    assert_eq!(requests("_other", "404"), junk.len() as f64, "the others are counted, under _other");
+    let labelled: Vec<String> = scrape
+        .samples("krakend_kafka_requests_total")
+        .iter()
+        .map(|(labels, _)| labels["topic"].as_str().unwrap().to_owned())
+        .filter(|t| junk.contains(t))
+        .collect();
+    assert!(labelled.is_empty(), "{labelled:?}");
+}

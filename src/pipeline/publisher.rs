@@ -180,16 +180,23 @@ impl Publisher {
             }
         };
         let usable = self.schemas.usable(&request.topic);
-        trip.schema(if usable.is_some() { SchemaLookup::Hit } else { SchemaLookup::Miss });
-        let answer = trip.around(caller);
         match usable {
-            Some(Ok(codec)) => self.send(&codec, &request, answer, hold),
-            Some(Err(f)) => hold.around(answer).send(Err(f)),
+            Some(Ok(codec)) => {
+                trip.schema(SchemaLookup::Hit, true);
+                self.send(&codec, &request, trip.around(caller), hold)
+            }
+            Some(Err(f)) => {
+                trip.schema(SchemaLookup::Hit, false);
+                hold.around(trip.around(caller)).send(Err(f))
+            }
             None => {
                 let (publisher, request) = (Arc::clone(self), request.into_owned());
                 runtime::runtime().spawn(async move {
                     let budget = publisher.timeout;
-                    match tokio::time::timeout(budget, publisher.schemas.get(&request.topic)).await {
+                    let codec = tokio::time::timeout(budget, publisher.schemas.get(&request.topic)).await;
+                    trip.schema(SchemaLookup::Miss, matches!(codec, Ok(Ok(_))));
+                    let answer = trip.around(caller);
+                    match codec {
                         Ok(Ok(codec)) => publisher.send(&codec, &request, answer, hold),
                         Ok(Err(f)) => hold.around(answer).send(Err(f)),
                         // Nothing was sent: the record is certainly not stored.

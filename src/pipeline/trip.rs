@@ -30,9 +30,13 @@ impl Trip {
         self.topic = Some(topic.to_owned());
     }
 
-    /// What the schema cache held for the request's topic.
-    pub fn schema(&mut self, lookup: SchemaLookup) {
+    /// What the schema cache held for the request's topic, and whether its schema was found: the topic
+    /// is served then (it passed the allow-list before), and takes a metrics label of its own.
+    pub fn schema(&mut self, lookup: SchemaLookup, found: bool) {
         self.schema = Some(lookup);
+        if let (true, Some(topic)) = (found, &self.topic) {
+            metrics::served(topic);
+        }
     }
 
     /// The request repeats an earlier one's Idempotency-Key: it gets that one's outcome.

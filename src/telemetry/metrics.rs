@@ -4,9 +4,10 @@
 //! whatever the number of backends, encoded by `GET /metrics` (src/telemetry/listener.rs) in Prometheus' text
 //! format or OpenMetrics'.
 //!
-//! A caller chooses the topic (the last segment of the URL path): the first `MAX_TOPICS` topics seen get
-//! a label value of their own, later ones are counted under `_other`, so no caller can make the series,
-//! and the memory they take, grow without bound. A known topic's label costs a read lock and no allocation.
+//! A caller chooses the topic (the last segment of the URL path): the first `MAX_TOPICS` topics served
+//! (allowed, and with a schema) get a label value of their own, later ones are counted under `_other`, as
+//! are the requests to a topic that is not served, so no caller can make the series, and the memory they
+//! take, grow without bound, nor use up the labels of the topics to come. A known topic's label costs a read lock and no allocation.
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;
@@ -181,6 +182,12 @@ impl Metrics {
         Metrics { registry, ..m }
     }
 
+    /// The label `topic` has, or `_other`: a topic takes one of its own only once it is served.
+    fn known(&self, topic: &str) -> Label {
+        let topics = self.topics.read().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(topics.get(topic).unwrap_or(&self.other))
+    }
+
     /// The label value of `topic`: its own among the first `MAX_TOPICS` topics, `_other` past them.
     pub fn topic(&self, topic: &str) -> Label {
         let topics = self.topics.read().unwrap_or_else(PoisonError::into_inner);
@@ -232,7 +239,7 @@ pub struct Answered<'a> {
 pub fn answered(request: &Answered<'_>) {
     let m = metrics();
     let topic = match request.topic {
-        Some(topic) => m.topic(topic),
+        Some(topic) => m.known(topic),
         None => Arc::clone(&m.no_topic),
     };
     match request.schema {
@@ -250,6 +257,11 @@ pub fn answered(request: &Answered<'_>) {
         m.refusals.get_or_create(&TopicLabels { topic: Arc::clone(&topic) }).inc();
     }
     m.requests.get_or_create(&RequestLabels { topic, status: request.status }).inc();
+}
+
+/// Gives `topic`, which is served (allowed, with a schema), a label of its own while there are labels left.
+pub fn served(topic: &str) {
+    metrics().topic(topic);
 }
 
 /// Counts a record of `topic` with a value of `bytes` that the broker acknowledged.
@@ -311,7 +323,17 @@ mod tests {
     }
 
     fn request(topic: &str, status: u16) -> Answered<'_> {
+        served(topic);
         Answered { topic: Some(topic), status, latency: None, schema: None, replayed: false, refused: false }
+    }
+
+    #[test]
+    fn a_topic_takes_a_label_only_once_it_is_served() {
+        let m = Metrics::new();
+        assert_eq!(m.known("orders").as_str(), OTHER);
+        assert!(m.topics.read().unwrap().is_empty(), "looking takes none");
+        m.topic("orders");
+        assert_eq!(m.known("orders").as_str(), "orders");
     }
 
     #[test]

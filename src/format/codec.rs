@@ -101,7 +101,7 @@ impl Codec {
                 .map_err(|_| self.refusal(body, at))?;
         // prost's own encoding for what src/format/encoding.rs leaves to it (extensions, groups)
         let (bytes, nesting) =
-            encoding::encode(&message).unwrap_or_else(|| (message.encode_to_vec(), nesting(&message)));
+            encoding::encode(&message).unwrap_or_else(|| Ok((message.encode_to_vec(), nesting(&message))))?;
         if nesting > MAX_NESTING {
             return Err(Failure::bad_request(format!(
                 "{at}: messages nested more than {MAX_NESTING} deep (a map entry counts as one), which protobuf's decoders refuse"

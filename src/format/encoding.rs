@@ -9,15 +9,47 @@
 use prost::encoding::{self as wire, encode_key, encode_varint, encoded_len_varint, key_len, WireType};
 use prost_reflect::{DynamicMessage, Kind, MapKey, Value};
 
+use crate::outcome::Failure;
+use crate::telemetry::log;
+
 /// The bytes of `message` and how many levels of messages nest below it (a map entry counts as one). None
 /// for a message this encoder leaves to prost: one with extensions, unknown fields or proto2 groups.
-pub fn encode(message: &DynamicMessage) -> Option<(Vec<u8>, usize)> {
-    let mut lengths = Vec::new();
-    let (len, nesting) = measure(message, &mut lengths)?;
+pub fn encode(message: &DynamicMessage) -> Option<Result<(Vec<u8>, usize), Failure>> {
+    let mut noted = Vec::new();
+    let (len, nesting) = measure(message, &mut noted)?;
     let mut bytes = Vec::with_capacity(len);
-    write(message, &mut lengths.into_iter(), &mut bytes);
-    debug_assert_eq!(bytes.len(), len);
-    Some((bytes, nesting))
+    let mut lengths = Lengths { noted: noted.into_iter(), short: false };
+    write(message, &mut lengths, &mut bytes);
+    Some(agreed(bytes, len, lengths).map(|bytes| (bytes, nesting)))
+}
+
+/// The lengths `measure` noted, as `write` takes them; `short` when it asked for more.
+struct Lengths {
+    noted: std::vec::IntoIter<usize>,
+    short: bool,
+}
+
+impl Lengths {
+    fn next(&mut self) -> usize {
+        self.noted.next().unwrap_or_else(|| {
+            self.short = true;
+            0
+        })
+    }
+}
+
+/// `bytes`, when the second pass wrote exactly what the first measured. They agree by construction; if
+/// a change ever broke that, the bytes would be corrupt, so the record is refused, never published.
+fn agreed(bytes: Vec<u8>, len: usize, lengths: Lengths) -> Result<Vec<u8>, Failure> {
+    if bytes.len() == len && !lengths.short && lengths.noted.len() == 0 {
+        return Ok(bytes);
+    }
+    let cause = "protobuf encoding: the measuring and writing passes disagree";
+    log::once(
+        cause,
+        format_args!("{cause} ({} bytes written, {len} measured): a bug; the record was refused", bytes.len()),
+    );
+    Err(Failure::internal("krakend-kafka: internal error while encoding the record; nothing was sent"))
 }
 
 /// The encoded length of `message` and its nesting; pushes the length of every length-delimited part below
@@ -112,7 +144,7 @@ impl Entry {
 }
 
 /// Writes what `measure` measured, taking the lengths it noted in the same order.
-fn write(message: &DynamicMessage, lengths: &mut impl Iterator<Item = usize>, buf: &mut Vec<u8>) {
+fn write(message: &DynamicMessage, lengths: &mut Lengths, buf: &mut Vec<u8>) {
     for (field, value) in message.fields() {
         let (number, kind) = (field.number(), field.kind());
         match value {
@@ -144,7 +176,7 @@ fn write(message: &DynamicMessage, lengths: &mut impl Iterator<Item = usize>, bu
     }
 }
 
-fn write_value(number: u32, kind: &Kind, value: &Value, lengths: &mut impl Iterator<Item = usize>, buf: &mut Vec<u8>) {
+fn write_value(number: u32, kind: &Kind, value: &Value, lengths: &mut Lengths, buf: &mut Vec<u8>) {
     match value {
         Value::Message(message) => {
             delimited(number, lengths, buf);
@@ -157,9 +189,9 @@ fn write_value(number: u32, kind: &Kind, value: &Value, lengths: &mut impl Itera
 }
 
 /// The key and length of the next length-delimited part.
-fn delimited(number: u32, lengths: &mut impl Iterator<Item = usize>, buf: &mut Vec<u8>) {
+fn delimited(number: u32, lengths: &mut Lengths, buf: &mut Vec<u8>) {
     encode_key(number, WireType::LengthDelimited, buf);
-    encode_varint(lengths.next().unwrap_or_default() as u64, buf);
+    encode_varint(lengths.next() as u64, buf);
 }
 
 /// Encodes (when `buf` is given) a scalar field's value with its key, as prost does; its length. None for a
@@ -294,7 +326,7 @@ mod tests {
                 "lv":[null,1,[[]]]}"#,
         ] {
             let m = message(ALL, "enc.All", body);
-            assert_eq!(encode(&m), Some((m.encode_to_vec(), nesting(&m))), "{body}");
+            assert_eq!(encode(&m), Some(Ok((m.encode_to_vec(), nesting(&m)))), "{body}");
         }
     }
 
@@ -303,7 +335,7 @@ mod tests {
         let level = (r#"{"s":"x","items":[{},{"by":{"k":{"next":"#, "}}}]}");
         let deep = format!(r#"{}{{"s":"end"}}{}"#, level.0.repeat(20), level.1.repeat(20));
         let m = message(ALL, "enc.Node", &deep);
-        let (bytes, levels) = encode(&m).unwrap();
+        let (bytes, levels) = encode(&m).unwrap().unwrap();
         assert_eq!((bytes, levels), (m.encode_to_vec(), nesting(&m)));
         assert_eq!(levels, 80, "a list item, a map entry, its value and the next message per level");
     }
@@ -317,8 +349,18 @@ mod tests {
             }
             extend M { optional int32 ext = 100; }"#;
         let plain = message(proto2, "enc2.M", r#"{"a":0,"m":{"0":0},"r":[0,1]}"#);
-        assert_eq!(encode(&plain), Some((plain.encode_to_vec(), nesting(&plain))), "proto2: defaults are written");
+        assert_eq!(encode(&plain), Some(Ok((plain.encode_to_vec(), nesting(&plain)))), "proto2: defaults are written");
         assert_eq!(encode(&message(proto2, "enc2.M", r#"{"a":1,"[enc2.ext]":5}"#)), None);
         assert_eq!(encode(&message(proto2, "enc2.M", r#"{"g":{"x":1}}"#)), None);
+    }
+
+    #[test]
+    fn passes_that_disagree_refuse_the_record() {
+        let lengths = |noted: Vec<usize>, short| Lengths { noted: noted.into_iter(), short };
+        assert_eq!(agreed(vec![1, 2], 2, lengths(vec![], false)), Ok(vec![1, 2]));
+        for (len, noted, short) in [(3, vec![], false), (2, vec![], true), (2, vec![7], false)] {
+            let refused = agreed(vec![1, 2], len, lengths(noted, short)).unwrap_err();
+            assert_eq!(refused.status, 500, "{refused:?}");
+        }
     }
 }

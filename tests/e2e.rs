@@ -73,8 +73,12 @@ fn a_w3c_trace_context_is_carried_into_the_records_headers() {
         ("Tracestate", "congo=t61rcWkgMzE"),
     ];
     let invalid = [("Traceparent", "00-00000000000000000000000000000000-00f067aa0ba902b7-01"), ("Tracestate", "a=1")];
+    // A later version with a field of its own: W3C says to read its first four.
+    let later = "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let extended = format!("{later}-future");
+    let newer = [("Traceparent", extended.as_str())];
     let mut records = Vec::new();
-    for headers in [&traced[..], &invalid[..]] {
+    for headers in [&traced[..], &invalid[..], &newer[..]] {
         let (status, answer) = post_json(&format!("/v1/event/{topic}"), headers, &json!({"id": "t"}));
         assert_eq!(status, 200, "{answer}");
         records.push(record_at(&topic, 0, answer["offset"].as_i64().unwrap()));
@@ -88,6 +92,7 @@ fn a_w3c_trace_context_is_carried_into_the_records_headers() {
         ]
     );
     assert!(headers_of(&records[1]).is_empty(), "an invalid trace context is dropped, the record published");
+    assert_eq!(headers_of(&records[2]), vec![("traceparent".into(), later.as_bytes().to_vec())]);
 }
 
 #[test]

@@ -284,10 +284,17 @@ const MAX_TRACESTATE: usize = 512;
 
 /// The record headers a W3C trace context becomes, so a consumer can continue the trace: `traceparent`
 /// when it is valid (W3C's rules: version, trace id and parent id in lowercase hex, neither id all
-/// zeros, version ff refused), and with it `tracestate` when it is printable and at most 512 bytes.
-/// An invalid context is dropped, as W3C asks of a propagator, not refused: tracing never fails a publish.
+/// zeros, version ff refused), and with it `tracestate` when it is printable and at most 512 bytes. A
+/// version above 00 may carry more fields after the four of 00 (W3C: parse the first four, the 56th
+/// character a `-`): the four are kept, the rest dropped. An invalid context is dropped, as W3C asks of a
+/// propagator, not refused: tracing never fails a publish.
 fn trace_context<'b>(traceparent: &'b [u8], tracestate: &'b [u8]) -> Vec<(&'static str, &'b str)> {
+    const FOUR_FIELDS: usize = 55;
     let Ok(parent) = std::str::from_utf8(traceparent.trim_ascii()) else { return Vec::new() };
+    let parent = match parent.get(FOUR_FIELDS..) {
+        Some(more) if !parent.starts_with("00") && more.starts_with('-') => &parent[..FOUR_FIELDS],
+        _ => parent,
+    };
     let mut fields = parent.split('-');
     let hex =
         |s: &str, len: usize| s.len() == len && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
@@ -664,6 +671,11 @@ mod tests {
             ])
         );
         assert_eq!(with(PARENT, "", &RULES), pairs(&[("source", "web"), ("traceparent", PARENT)]));
+        // a later version's extra fields are dropped, its four fields kept
+        const LATER: &str = "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        for later in [LATER.to_owned(), format!("{LATER}-what-comes-next"), format!("{LATER}-")] {
+            assert_eq!(with(&later, "", &RULES), pairs(&[("source", "web"), ("traceparent", LATER)]), "{later}");
+        }
         assert_eq!(with(PARENT, &"k=v,".repeat(129), &RULES), pairs(&[("source", "web"), ("traceparent", PARENT)]));
         for invalid in [
             "",
@@ -673,6 +685,9 @@ mod tests {
             "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", // version ff
             "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",    // no flags
             "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",  // short trace id
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x", // version 00 has four fields
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01x", // the 56th character not a '-'
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0",  // shorter than four fields
         ] {
             assert_eq!(with(invalid, "rojo=1", &RULES), pairs(&[("source", "web")]), "{invalid:?}");
         }

@@ -118,8 +118,10 @@ pub unsafe extern "C" fn kk_publisher_new(config: kk_bytes, out: *mut *mut kk_pu
                 return string("kk_publisher_new: out is NULL".into());
             }
             // SAFETY: the caller lends `config` for this call.
-            let json = unsafe { config.as_slice() };
-            let (backend, error) = Backend::open(json, |name| std::env::var(name).ok());
+            let (backend, error) = match unsafe { config.read("config") } {
+                Ok(json) => Backend::open(json, |name| std::env::var(name).ok()),
+                Err(e) => Backend::refuse(format!("kk_publisher_new: {e}")),
+            };
             // SAFETY: `out` is not NULL and the caller made it valid for a write.
             unsafe { *out = Box::into_raw(Box::new(kk_publisher { backend })) };
             error.map_or(std::ptr::null_mut(), string)
@@ -162,8 +164,8 @@ pub unsafe extern "C" fn kk_publish(publisher: *const kk_publisher, request: kk_
         |panic| string(outcome::to_json(&Err(Failure::internal(format!("internal error: {panic}"))))),
         || {
             // SAFETY: the caller passes NULL or a live handle, and lends `request` for this call.
-            let (publisher, request) = unsafe { (publisher.as_ref(), request.as_slice()) };
-            let outcome = backend(publisher).publish(Input::Envelope(request));
+            let (publisher, request) = unsafe { (publisher.as_ref(), request.read("request")) };
+            let outcome = backend(publisher).publish(request.map_or_else(unreadable, Input::Envelope));
             string(outcome::to_json(&outcome))
         },
     )
@@ -199,7 +201,8 @@ pub unsafe extern "C" fn kk_publish_message(
             let wait = (message.wait_ms > 0).then(|| Duration::from_millis(message.wait_ms));
             // SAFETY: the message's bytes are lent for this call.
             let parts = unsafe { message.parts() };
-            backend(publisher).submit(Input::Http { parts, wait }, caller);
+            let input = parts.map_or_else(unreadable, |parts| Input::Http { parts, wait });
+            backend(publisher).submit(input, caller);
             if publisher.is_none() {
                 return KK_NULL_ARGUMENT;
             }
@@ -356,22 +359,34 @@ impl kk_bytes {
         kk_bytes { data: bytes.as_ptr(), len: bytes.len() }
     }
 
+    /// The bytes; `None` for a NULL `data` with a non-zero `len`, the caller's bug, refused rather than
+    /// read as empty.
+    ///
     /// # Safety
     /// `data` must point to `len` readable bytes that stay valid and unchanged for `'a` (or be NULL).
-    unsafe fn as_slice<'a>(self) -> &'a [u8] {
-        if self.data.is_null() || self.len == 0 {
-            &[]
-        } else {
+    unsafe fn as_slice<'a>(self) -> Option<&'a [u8]> {
+        match (self.data.is_null(), self.len) {
+            (_, 0) => Some(&[]),
+            (true, _) => None,
             // SAFETY: not NULL, and the caller vouches for `len` bytes living for 'a.
-            unsafe { std::slice::from_raw_parts(self.data, self.len) }
+            (false, len) => Some(unsafe { std::slice::from_raw_parts(self.data, len) }),
         }
+    }
+
+    /// `as_slice`, or why not, naming the argument `what`.
+    ///
+    /// # Safety
+    /// As `as_slice`.
+    unsafe fn read<'a>(self, what: &str) -> Result<&'a [u8], String> {
+        // SAFETY: as the caller vouches.
+        unsafe { self.as_slice() }.ok_or_else(|| format!("{what}: NULL data with a length of {}", self.len))
     }
 }
 
 impl kk_message {
     /// # Safety
     /// Every `kk_bytes` of the message must be valid for `'a`.
-    unsafe fn parts<'a>(&self) -> HttpParts<'a> {
+    unsafe fn parts<'a>(&self) -> Result<HttpParts<'a>, String> {
         let body_read = match self.body_read {
             KK_BODY_COMPLETE => BodyRead::Complete,
             KK_BODY_OVER_LIMIT => BodyRead::OverLimit,
@@ -379,18 +394,23 @@ impl kk_message {
         };
         // SAFETY: the caller vouches for every span.
         unsafe {
-            HttpParts {
-                path: self.path.as_slice(),
-                key: self.key.as_slice(),
-                headers: self.headers.as_slice(),
-                traceparent: self.traceparent.as_slice(),
-                tracestate: self.tracestate.as_slice(),
-                idempotency_key: self.idempotency_key.as_slice(),
-                body: self.body.as_slice(),
+            Ok(HttpParts {
+                path: self.path.read("path")?,
+                key: self.key.read("key")?,
+                headers: self.headers.read("headers")?,
+                traceparent: self.traceparent.read("traceparent")?,
+                tracestate: self.tracestate.read("tracestate")?,
+                idempotency_key: self.idempotency_key.read("idempotency_key")?,
+                body: self.body.read("body")?,
                 body_read,
-            }
+            })
         }
     }
+}
+
+/// The input of arguments that cannot be read: answered 500, for the caller's bug is not its client's.
+fn unreadable<'a>(why: String) -> Input<'a> {
+    Input::Unreadable(Failure::internal(format!("krakend-kafka: internal error: {why}; nothing was sent")))
 }
 
 /// The backend of `publisher`; a NULL one's answers 503 (a closed publisher: nothing can publish).
@@ -445,6 +465,21 @@ mod tests {
         kk_bytes::of(b)
     }
 
+    /// A complete request to `/v1/t` with `body` and nothing else.
+    fn posted(body: kk_bytes) -> kk_message {
+        kk_message {
+            path: bytes(b"/v1/t"),
+            key: kk_bytes::EMPTY,
+            headers: kk_bytes::EMPTY,
+            traceparent: kk_bytes::EMPTY,
+            tracestate: kk_bytes::EMPTY,
+            idempotency_key: kk_bytes::EMPTY,
+            body,
+            body_read: KK_BODY_COMPLETE,
+            wait_ms: 0,
+        }
+    }
+
     const GOOD: &[u8] =
         br#"{"bootstrap_servers":"127.0.0.1:1","registry_name":"r","region":"eu-west-1","max_body_bytes":64}"#;
 
@@ -457,7 +492,7 @@ mod tests {
             assert!(k > 0, "answer {} of {n} within 10 s", got.len() + 1);
             out.set_len(k);
             for a in &out {
-                got.push((a.context, a.status, String::from_utf8(a.response.as_slice().to_vec()).unwrap()));
+                got.push((a.context, a.status, String::from_utf8(a.response.as_slice().unwrap().to_vec()).unwrap()));
             }
         }
         assert_eq!(kk_answers_wait(answers, out.as_mut_ptr(), 1, 50), 0, "exactly {n} answers");
@@ -485,6 +520,30 @@ mod tests {
             assert!(take(kk_publisher_new(bytes(json), &mut handle)).contains("no.such.property"));
             kk_publisher_free(handle);
             assert!(take(kk_publisher_new(bytes(GOOD), std::ptr::null_mut())).contains("out is NULL"));
+        }
+    }
+
+    #[test]
+    fn null_data_with_a_length_is_refused_not_read_as_empty() {
+        let null = kk_bytes { data: std::ptr::null(), len: 3 };
+        let mut handle = std::ptr::null_mut();
+        unsafe {
+            let err = take(kk_publisher_new(null, &mut handle));
+            assert_eq!(err, "kk_publisher_new: config: NULL data with a length of 3");
+            kk_publisher_free(handle);
+            assert!(kk_publisher_new(bytes(GOOD), &mut handle).is_null());
+            let answer = take(kk_publish(handle, null));
+            assert_eq!(
+                answer,
+                r#"{"statusCode":"500","message":"krakend-kafka: internal error: request: NULL data with a length of 3; nothing was sent"}"#
+            );
+            let answers = kk_answers_new();
+            assert_eq!(kk_publish_message(handle, posted(null), answers, 9), KK_OK);
+            let got = collect(answers, 1);
+            assert_eq!((got[0].0, got[0].1), (9, 500));
+            assert!(got[0].2.contains("body: NULL data with a length of 3"), "{}", got[0].2);
+            kk_answers_free(answers);
+            kk_publisher_free(handle);
         }
     }
 
@@ -571,20 +630,10 @@ mod tests {
             assert!(kk_publisher_new(bytes(config), &mut handle).is_null());
             let answers = kk_answers_new();
             let mut a = kk_answer { context: 0, status: 0, retry_after_s: 0, response: kk_bytes::EMPTY };
-            let message = |body: &'static [u8]| kk_message {
-                path: bytes(b"/v1/t"),
-                key: kk_bytes::EMPTY,
-                headers: kk_bytes::EMPTY,
-                traceparent: kk_bytes::EMPTY,
-                tracestate: kk_bytes::EMPTY,
-                idempotency_key: kk_bytes::EMPTY,
-                body: bytes(body),
-                body_read: KK_BODY_COMPLETE,
-                wait_ms: 0,
-            };
+            let message = |body: &'static [u8]| posted(bytes(body));
             assert_eq!(kk_publish_message(handle, message(br#"{"a":1}"#), answers, 7), KK_OK);
             assert!(kk_answers_abandon(answers, 7, &mut a));
-            let response = std::str::from_utf8(a.response.as_slice()).unwrap();
+            let response = std::str::from_utf8(a.response.as_slice().unwrap()).unwrap();
             assert_eq!((a.context, a.status), (7, 504));
             let json: serde_json::Value = serde_json::from_str(response).unwrap();
             assert_eq!(json["statusCode"], "504");

@@ -32,12 +32,12 @@ impl Backend {
     pub fn open(json: &[u8], env: impl Fn(&str) -> Option<String>) -> (Arc<Backend>, Option<String>) {
         let config = match Config::parse(json, env) {
             Ok(config) => config,
-            Err(e) => return (Backend::with(Err(refused(&e)), None), Some(e)),
+            Err(e) => return Backend::refuse(e),
         };
         let rules = Some(config.backend.rules.clone());
         match Publisher::open(config.clone()) {
             Ok(publisher) => (Backend::with(Ok(Arc::new(publisher)), rules), None),
-            Err(Unopened::Refused(e)) => (Backend::with(Err(refused(&e)), None), Some(e)),
+            Err(Unopened::Refused(e)) => Backend::refuse(e),
             Err(Unopened::NotYet(e)) => {
                 let backend = Backend::with(Err(starting(&e)), rules);
                 let (weak, error) =
@@ -46,6 +46,11 @@ impl Backend {
                 (backend, Some(error))
             }
         }
+    }
+
+    /// A backend that cannot work, for the reason `e` (to log): it answers every request 500 naming it.
+    pub fn refuse(e: String) -> (Arc<Backend>, Option<String>) {
+        (Backend::with(Err(refused(&e)), None), Some(e))
     }
 
     /// The backend of a front end that holds none (its handle is closed): it answers every request 503.
@@ -79,6 +84,7 @@ impl Backend {
                 Request::from_http(parts, publisher.rules())
             }
             Input::Envelope(json) => Request::from_envelope(json),
+            Input::Unreadable(f) => Err(f),
         };
         match request {
             Ok(request) => publisher.submit(request, trip, caller),
@@ -103,6 +109,8 @@ pub enum Input<'a> {
     Http { parts: HttpParts<'a>, wait: Option<Duration> },
     /// The seed's envelope `{"topicName":..,"body":{..},"headers":{..},"key":..}`.
     Envelope(&'a [u8]),
+    /// What the front end could not read (its own caller's bug): answered with this failure.
+    Unreadable(Failure),
 }
 
 fn refused(e: &str) -> Failure {

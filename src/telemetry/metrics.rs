@@ -7,7 +7,8 @@
 //! A caller chooses the topic (the last segment of the URL path): the first `MAX_TOPICS` topics served
 //! (allowed, and with a schema) get a label value of their own, later ones are counted under `_other`, as
 //! are the requests to a topic that is not served, so no caller can make the series, and the memory they
-//! take, grow without bound, nor use up the labels of the topics to come. A known topic's label costs a read lock and no allocation.
+//! take, grow without bound, nor use up the labels of the topics to come. A known topic's label costs a
+//! read lock and no allocation.
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;

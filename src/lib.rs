@@ -12,6 +12,7 @@ mod format;
 mod kafka;
 mod outcome;
 mod pipeline;
+mod rate;
 mod registry;
 mod runtime;
 mod telemetry;

@@ -245,3 +245,39 @@ fn a_fatal_producer_error_replaces_the_producer_without_a_restart() {
     assert_eq!((stored(&topic, "before"), stored(&topic, "after")), (1, 1));
     assert_eq!(producer_ids(&topic), 2, "a fresh producer, with a producer id of its own");
 }
+
+/// The core logs from librdkafka's threads, where a panic cannot unwind and aborts the whole gateway. A
+/// standard error nobody reads any more (the log collector died; SIGPIPE is ignored, as in every Rust or
+/// Go program) loses the log lines, never the process: this test runs itself again with such a stderr.
+#[test]
+#[ignore = "needs Kafka and the Glue emulator: run `make test`"]
+fn a_log_that_cannot_be_written_loses_its_lines_not_the_process() {
+    const CHILD: &str = "KK_TEST_BROKEN_STDERR";
+    if std::env::var_os(CHILD).is_some() {
+        let topic = topic_with_schema("faults-stderr", 1, SEED_SCHEMA);
+        // No broker listens there: librdkafka's error callback logs the refused connection, and the
+        // record's answer waits for librdkafka's verdict on it.
+        let mut config = config_value(REGISTRY, json!({"timeout_ms": 2000}));
+        config["bootstrap_servers"] = json!(format!("127.0.0.1:{}", closed_port()));
+        let backend = Backend::open(&config.to_string());
+        let (status, message, _) = publish(&backend, &topic, "unlogged");
+        println!("child answered {status}: {message}");
+        return;
+    }
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "a_log_that_cannot_be_written_loses_its_lines_not_the_process", "--include-ignored"])
+        .args(["--nocapture", "--test-threads", "1"])
+        .env(CHILD, "1")
+        .stderr(writer)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&child.stdout);
+    assert!(child.status.success(), "{:?}\n{stdout}", child.status);
+    assert!(stdout.contains("child answered 503: topic faults-stderr"), "{stdout}");
+}
+
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}

@@ -93,31 +93,35 @@ impl<const MSK_IAM: bool> ClientContext for Context<MSK_IAM> {
     const ENABLE_REFRESH_OAUTH_TOKEN: bool = MSK_IAM;
 
     fn error(&self, error: KafkaError, reason: &str) {
-        // "all brokers are down" follows the error that says why; keep the one with the cause.
-        let code = error.rdkafka_error_code();
-        if code == Some(RDKafkaErrorCode::AllBrokersDown) && self.last_error.load().is_some() {
-            return;
-        }
-        let cause = cluster::cause(code, reason);
-        log::once(cause, format_args!("Kafka cluster: {cause}: {error}: {reason}"));
-        self.last_error.store(Some(Arc::new(cause.to_owned())));
+        contained("error", (), || {
+            // "all brokers are down" follows the error that says why; keep the one with the cause.
+            let code = error.rdkafka_error_code();
+            if code == Some(RDKafkaErrorCode::AllBrokersDown) && self.last_error.load().is_some() {
+                return;
+            }
+            let cause = cluster::cause(code, reason);
+            log::once(cause, format_args!("Kafka cluster: {cause}: {error}: {reason}"));
+            self.last_error.store(Some(Arc::new(cause.to_owned())));
+        })
     }
 
     /// Only the figures used are read from the JSON: rdkafka's own `stats` would decode all of it, every
     /// partition of every topic included.
     fn stats_raw(&self, statistics: &[u8]) {
-        self.stats.report(statistics);
+        contained("statistics", (), || self.stats.report(statistics))
     }
 
     /// Runs on librdkafka's thread, ahead of expiry; a failure is reported through `error` and the
     /// records waiting for the connection answer 503 with it.
     fn generate_oauth_token(&self, _: Option<&str>) -> Result<OAuthToken, Box<dyn std::error::Error>> {
-        let iam = self.msk_iam.as_ref().ok_or("OAUTHBEARER tokens are generated only for AWS_MSK_IAM")?;
-        let credentials = crate::runtime::runtime()
-            .block_on(iam.credentials.provide_credentials())
-            .map_err(|e| format!("MSK IAM: no AWS credentials: {}", DisplayErrorContext(&e)))?;
-        let (token, lifetime_ms) = msk_iam::token(&credentials, &iam.region, SystemTime::now())?;
-        Ok(OAuthToken { token, principal_name: "krakend-kafka".into(), lifetime_ms })
+        contained("OAUTHBEARER token", Err("MSK IAM: the token could not be made".into()), || {
+            let iam = self.msk_iam.as_ref().ok_or("OAUTHBEARER tokens are generated only for AWS_MSK_IAM")?;
+            let credentials = crate::runtime::runtime()
+                .block_on(iam.credentials.provide_credentials())
+                .map_err(|e| format!("MSK IAM: no AWS credentials: {}", DisplayErrorContext(&e)))?;
+            let (token, lifetime_ms) = msk_iam::token(&credentials, &iam.region, SystemTime::now())?;
+            Ok(OAuthToken { token, principal_name: "krakend-kafka".into(), lifetime_ms })
+        })
     }
 }
 
@@ -127,7 +131,7 @@ impl<const MSK_IAM: bool> ProducerContext for Context<MSK_IAM> {
     type DeliveryOpaque = Box<Answer>;
 
     fn delivery(&self, result: &DeliveryResult<'_>, answer: Box<Answer>) {
-        let outcome = match result {
+        let verdict = || match result {
             Ok(m) => {
                 if self.last_error.load().is_some() {
                     self.last_error.store(None);
@@ -142,9 +146,21 @@ impl<const MSK_IAM: bool> ProducerContext for Context<MSK_IAM> {
                 Err(delivery_failure(m.topic(), e, stored, self.last_error.load().as_deref().map(String::as_str)))
             }
         };
+        // The record's fate is unknown when its verdict could not be read: it may be stored.
+        let unread = || Err(Failure::timeout("may still be stored: its verdict from Kafka could not be read"));
+        let outcome = contained("delivery", None, || Some(verdict())).unwrap_or_else(unread);
         // A panicking receiver must not take the polling thread, and every later answer, with it.
-        let _ = catch_unwind(AssertUnwindSafe(|| answer.send(outcome)));
+        contained("delivery", (), || answer.send(outcome))
     }
+}
+
+/// Runs a callback librdkafka makes from C, where a panic cannot unwind (the gateway would abort): one
+/// that panics is logged and gives `otherwise`.
+fn contained<T>(callback: &str, otherwise: T, run: impl FnOnce() -> T) -> T {
+    catch_unwind(AssertUnwindSafe(run)).unwrap_or_else(|_| {
+        log::once(&format!("{callback} callback"), format_args!("librdkafka's {callback} callback panicked (a bug)"));
+        otherwise
+    })
 }
 
 impl Producer {

@@ -20,7 +20,7 @@ use crate::pipeline::deadline::Deadlines;
 use crate::pipeline::idempotency::{Begun, Idempotency, Ticket};
 use crate::pipeline::request::{At, Record, Records, Request};
 use crate::pipeline::trip::{Caller, Trip};
-use crate::registry::budget::CallBudget;
+use crate::registry::budget;
 use crate::registry::cache::SchemaCache;
 use crate::registry::confluent::Confluent;
 use crate::registry::glue::Glue;
@@ -108,7 +108,7 @@ impl Publisher {
                 backend.topics,
                 backend.schema_ttl,
                 backend.schema_miss_ttl,
-                CallBudget::process(),
+                budget::process(),
             ));
             let deadlines = Deadlines::new(backend.timeout);
             Ok(Publisher {

@@ -16,7 +16,7 @@ use arc_swap::ArcSwapOption;
 use crate::config::TopicSchema;
 use crate::format::codec::Codec;
 use crate::outcome::Failure;
-use crate::registry::budget::CallBudget;
+use crate::rate::TokenBucket;
 use crate::registry::source::{FetchError, SchemaSource};
 use crate::runtime;
 use crate::telemetry::log;
@@ -52,7 +52,7 @@ pub struct SchemaCache<S> {
     topics: HashMap<String, TopicSchema>,
     ttl: Duration,
     miss_ttl: Duration,
-    calls: Arc<CallBudget>,
+    calls: Arc<TokenBucket>,
     /// A lock held for a lookup or an insert, never across a fetch: inserting a topic costs the same
     /// with 10 topics or 10,000.
     slots: RwLock<HashMap<String, Arc<Slot>>>,
@@ -64,7 +64,7 @@ impl<S: SchemaSource> SchemaCache<S> {
         topics: HashMap<String, TopicSchema>,
         ttl: Duration,
         miss_ttl: Duration,
-        calls: Arc<CallBudget>,
+        calls: Arc<TokenBucket>,
     ) -> Self {
         SchemaCache { source, topics, ttl, miss_ttl, calls, slots: RwLock::default() }
     }
@@ -234,7 +234,7 @@ mod tests {
 
     fn cache(fake: &FakeRegistry, ttl_ms: u64) -> Arc<SchemaCache<FakeRegistry>> {
         let ttl = Duration::from_millis(ttl_ms);
-        Arc::new(SchemaCache::new(fake.clone(), HashMap::new(), ttl, ttl, Arc::new(CallBudget::new(1000))))
+        Arc::new(SchemaCache::new(fake.clone(), HashMap::new(), ttl, ttl, Arc::new(TokenBucket::new(1000, 1000))))
     }
 
     fn run<F: std::future::Future<Output = ()>>(test: F) {
@@ -366,7 +366,7 @@ mod tests {
             let fake = FakeRegistry::default();
             fake.answer(Err(FetchError::NotFound("no such schema".into())));
             let ttl = Duration::from_secs(60);
-            let cache = SchemaCache::new(fake.clone(), HashMap::new(), ttl, ttl, Arc::new(CallBudget::new(10)));
+            let cache = SchemaCache::new(fake.clone(), HashMap::new(), ttl, ttl, Arc::new(TokenBucket::new(10, 10)));
             let mut statuses = HashMap::<u16, usize>::new();
             let started = std::time::Instant::now();
             for i in 0..200 {
@@ -396,7 +396,7 @@ mod tests {
                 ("pinned".to_string(), TopicSchema { schema_version: Some(2), ..TopicSchema::default() }),
             ]);
             let ttl = Duration::from_millis(50);
-            let cache = SchemaCache::new(fake.clone(), topics, ttl, ttl, Arc::new(CallBudget::new(1000)));
+            let cache = SchemaCache::new(fake.clone(), topics, ttl, ttl, Arc::new(TokenBucket::new(1000, 1000)));
             for _ in 0..2 {
                 for topic in ["audit", "pinned", "plain"] {
                     cache.get(topic).await.unwrap();

@@ -17,6 +17,7 @@ use crate::outcome::{self, Failure};
 use crate::pipeline::answers::{AnswerQueue, Ready};
 use crate::pipeline::backend::{Backend, Input};
 use crate::pipeline::request::{BodyRead, HttpParts};
+use crate::telemetry::log::log;
 
 /// Bytes lent across the boundary: `len` bytes at `data`. `data` may be NULL only when `len` is 0.
 #[repr(C)]
@@ -94,7 +95,7 @@ pub struct kk_answers {
 /// The library version, e.g. "0.1.0". Static: the caller must not free it.
 #[no_mangle]
 pub extern "C" fn kk_version() -> *const c_char {
-    boundary(|_| std::ptr::null(), || concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast())
+    boundary(|| std::ptr::null(), || concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast())
 }
 
 /// Opens a publisher from a JSON configuration (`config`, lent for the call; empty or `null` means `{}`), taking
@@ -112,7 +113,7 @@ pub extern "C" fn kk_version() -> *const c_char {
 #[no_mangle]
 pub unsafe extern "C" fn kk_publisher_new(config: kk_bytes, out: *mut *mut kk_publisher) -> *mut c_char {
     boundary(
-        |panic| string(format!("kk_publisher_new: internal error: {panic}")),
+        || string("kk_publisher_new: internal error (a bug; the log has its panic)".into()),
         || {
             if out.is_null() {
                 return string("kk_publisher_new: out is NULL".into());
@@ -138,7 +139,7 @@ pub unsafe extern "C" fn kk_publisher_new(config: kk_bytes, out: *mut *mut kk_pu
 #[no_mangle]
 pub unsafe extern "C" fn kk_publisher_body_limit(publisher: *const kk_publisher) -> usize {
     boundary(
-        |_| 0,
+        || 0,
         || {
             // SAFETY: the caller passes NULL or a live handle.
             let publisher = unsafe { publisher.as_ref() };
@@ -161,7 +162,7 @@ pub unsafe extern "C" fn kk_publisher_body_limit(publisher: *const kk_publisher)
 #[no_mangle]
 pub unsafe extern "C" fn kk_publish(publisher: *const kk_publisher, request: kk_bytes) -> *mut c_char {
     boundary(
-        |panic| string(outcome::to_json(&Err(Failure::internal(format!("internal error: {panic}"))))),
+        || string(outcome::to_json(&Err(Failure::internal(PANICKED)))),
         || {
             // SAFETY: the caller passes NULL or a live handle, and lends `request` for this call.
             let (publisher, request) = unsafe { (publisher.as_ref(), request.read("request")) };
@@ -192,7 +193,7 @@ pub unsafe extern "C" fn kk_publish_message(
     context: usize,
 ) -> kk_result {
     boundary(
-        |_| KK_OK, // the answer was taken before anything could panic, and answers 503 when dropped
+        || KK_OK, // the answer was taken before anything could panic, and answers 503 when dropped
         || {
             // SAFETY: the caller passes NULL or live values.
             let (publisher, answers) = unsafe { (publisher.as_ref(), answers.as_ref()) };
@@ -224,7 +225,7 @@ pub unsafe extern "C" fn kk_publish_message(
 pub unsafe extern "C" fn kk_answers_abandon(answers: *const kk_answers, context: usize, out: *mut kk_answer) -> bool {
     static ABANDONED: OnceLock<String> = OnceLock::new();
     boundary(
-        |_| false,
+        || false,
         || {
             // SAFETY: the caller passes NULL or a live queue.
             let Some(answers) = (unsafe { answers.as_ref() }) else { return false };
@@ -252,7 +253,7 @@ pub unsafe extern "C" fn kk_answers_abandon(answers: *const kk_answers, context:
 #[no_mangle]
 pub unsafe extern "C" fn kk_publisher_free(publisher: *mut kk_publisher) {
     // SAFETY: the caller passes NULL or a handle it owns and no longer uses.
-    boundary(|_| (), || unsafe { free(publisher) })
+    boundary(|| (), || unsafe { free(publisher) })
 }
 
 /// A new, empty answer queue, owned by the caller (`kk_answers_free`); NULL if the system has no file
@@ -260,7 +261,7 @@ pub unsafe extern "C" fn kk_publisher_free(publisher: *mut kk_publisher) {
 #[no_mangle]
 pub extern "C" fn kk_answers_new() -> *mut kk_answers {
     boundary(
-        |_| std::ptr::null_mut(),
+        || std::ptr::null_mut(),
         || match AnswerQueue::new() {
             Ok(queue) => Box::into_raw(Box::new(kk_answers { queue: Arc::new(queue), batch: Mutex::default() })),
             Err(_) => std::ptr::null_mut(),
@@ -277,7 +278,7 @@ pub extern "C" fn kk_answers_new() -> *mut kk_answers {
 #[no_mangle]
 pub unsafe extern "C" fn kk_answers_fd(answers: *const kk_answers) -> i32 {
     // SAFETY: the caller passes NULL or a live queue.
-    boundary(|_| -1, || unsafe { answers.as_ref() }.map_or(-1, |a| a.queue.wake_fd()))
+    boundary(|| -1, || unsafe { answers.as_ref() }.map_or(-1, |a| a.queue.wake_fd()))
 }
 
 /// Waits up to `timeout_ms` for answers and copies up to `cap` of them into `out`, returning how many
@@ -295,7 +296,7 @@ pub unsafe extern "C" fn kk_answers_wait(
     timeout_ms: u32,
 ) -> usize {
     boundary(
-        |_| 0,
+        || 0,
         || {
             // SAFETY: the caller passes NULL or a live queue.
             let Some(answers) = (unsafe { answers.as_ref() }) else { return 0 };
@@ -326,7 +327,7 @@ pub unsafe extern "C" fn kk_answers_wait(
 #[no_mangle]
 pub unsafe extern "C" fn kk_answers_free(answers: *mut kk_answers) {
     // SAFETY: the caller passes NULL or a queue it owns and no longer uses.
-    boundary(|_| (), || unsafe { free(answers) })
+    boundary(|| (), || unsafe { free(answers) })
 }
 
 /// Releases a string returned by this library. NULL is ignored.
@@ -337,17 +338,20 @@ pub unsafe extern "C" fn kk_answers_free(answers: *mut kk_answers) {
 pub unsafe extern "C" fn kk_string_free(s: *mut c_char) {
     if !s.is_null() {
         // SAFETY: `s` came from `CString::into_raw` in `string` and is released once.
-        boundary(|_| (), || drop(unsafe { CString::from_raw(s) }))
+        boundary(|| (), || drop(unsafe { CString::from_raw(s) }))
     }
 }
 
-/// The one boundary every export runs through: a panic becomes `on_panic(its text)`, never an unwind
-/// into C (which aborts the process).
-fn boundary<T>(on_panic: impl FnOnce(String) -> T, body: impl FnOnce() -> T) -> T {
+/// What a caller is told of a panic: its text, which may quote a request or a schema, goes to the log.
+const PANICKED: &str = "internal error (a bug): the gateway's log has the details";
+
+/// The one boundary every export runs through: a panic is logged and becomes `on_panic()`, never an
+/// unwind into C (which aborts the process).
+fn boundary<T>(on_panic: impl FnOnce() -> T, body: impl FnOnce() -> T) -> T {
     catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|panic| {
-        let text =
-            panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned());
-        on_panic(text.unwrap_or_else(|| "panic".into()))
+        let text = panic.downcast_ref::<&str>().copied().or_else(|| panic.downcast_ref::<String>().map(String::as_str));
+        log(format_args!("internal error (a bug): panic: {}", text.unwrap_or("with no message")));
+        on_panic()
     })
 }
 
@@ -656,8 +660,7 @@ mod tests {
 
     #[test]
     fn a_panic_becomes_the_fallback_value() {
-        assert_eq!(boundary(|text| text, || panic!("boom")), "boom");
-        assert_eq!(boundary(|text| text, || panic!("{}", 42)), "42");
-        assert_eq!(boundary(|_| 0, || 1), 1);
+        assert_eq!(boundary(|| "fallback", || panic!("boom")), "fallback");
+        assert_eq!(boundary(|| 0, || 1), 1);
     }
 }

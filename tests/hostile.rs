@@ -378,8 +378,8 @@ fn every_bad_input_gets_its_status_and_a_message_naming_it_and_publishes_nothing
         ("%2E%2E".into(), 400, "topicName: \"..\" is not a legal Kafka topic name".into()),
         ("t%C3%A9".into(), 400, "topicName: \"té\" is not a legal Kafka topic name".into()),
         (long_topic, 400, "topicName: longer than Kafka's limit of 249 characters".into()),
-        (without_schema.clone(), 404, format!("no schema {without_schema} in Glue registry {REGISTRY}")),
-        (broken.clone(), 500, format!("schema {broken}: does not compile")),
+        (without_schema.clone(), 404, format!("no schema {without_schema} in the schema registry")),
+        (broken.clone(), 500, format!("schema {broken}: does not compile (the gateway's log has the compiler's message); fix it in the registry")),
         (no_message.clone(), 500, format!("schema {no_message}: defines no message")),
         (avro.clone(), 500, format!("schema {avro}: data format is AVRO, not PROTOBUF")),
     ];
@@ -398,6 +398,10 @@ fn every_bad_input_gets_its_status_and_a_message_naming_it_and_publishes_nothing
     assert_eq!(status, 404, "{body}");
     assert!(body.contains("topic other: not served by this endpoint (allowed_topics)"), "{body}");
     cases += 1;
+    // What the answers leave out is the operator's, in the log: the compiler's message, the registry.
+    let log = gateway.log();
+    assert!(log.contains(&format!("schema {broken}: does not compile: ")), "{log}");
+    assert!(log.contains(&format!("Glue registry {REGISTRY}: no schema ")), "{log}");
     for t in [&without_schema, &broken, &no_message, &avro] {
         assert_eq!(record_count(t), 0, "{t}");
     }

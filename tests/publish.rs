@@ -200,14 +200,14 @@ fn schema_problems_answer_404_or_500_and_publish_nothing() {
     register_schema(&registry, &unique("other"), DataFormat::Protobuf, SEED_SCHEMA);
     let (status, message) = refused(&backend, &missing, &json!({"some_message": "x"}));
     assert_eq!(status, 404, "{message}");
-    assert!(message.contains(&missing) && message.contains(&registry), "{message}");
+    assert_eq!(message, format!("no schema {missing} in the schema registry"), "the registry's name is the log's");
 
     let broken = unique("broken");
     create_topic(&broken, 1);
     register_schema(&registry, &broken, DataFormat::Protobuf, "syntax = \"proto3\";\nmessage A { strin x = 1; }");
     let (status, message) = refused(&backend, &broken, &json!({"x": "1"}));
     assert_eq!(status, 500, "{message}");
-    assert!(message.contains(&format!("{broken}.proto:2:")), "{message}");
+    assert!(!message.contains(".proto:"), "the compiler's message is the log's: {message}");
 
     let avro = unique("avro");
     create_topic(&avro, 1);
@@ -376,6 +376,6 @@ fn topics_may_share_a_named_schema_and_pin_a_version() {
     assert_eq!(status, 200, "version 1 pinned: {answer}");
 
     let (status, message) = refused(&backend, &missing, &json!({"some_message": "x"}));
-    assert_eq!((status, message), (404, format!("no version 9 of schema {shared} in Glue registry {REGISTRY}")));
+    assert_eq!((status, message), (404, format!("no version 9 of schema {shared} in the schema registry")));
     assert_eq!((record_count(&latest), record_count(&pinned), record_count(&missing)), (1, 1, 0));
 }

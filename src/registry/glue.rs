@@ -39,10 +39,15 @@ impl SchemaSource for Glue {
                 imports: Vec::new(),
             }),
             Err(SdkError::ServiceError(e)) if matches!(e.err(), GetSchemaVersionError::EntityNotFoundException(_)) => {
-                Err(FetchError::NotFound(match version {
-                    Some(n) => format!("no version {n} of schema {schema} in Glue registry {}", self.registry),
-                    None => format!("no schema {schema} in Glue registry {}", self.registry),
-                }))
+                // The registry's name is the operator's: the log has it, the caller is told what is missing.
+                let missing = match version {
+                    Some(n) => format!("no version {n} of schema {schema}"),
+                    None => format!("no schema {schema}"),
+                };
+                // One cause for every name: paths a caller makes up must not write a line each.
+                let cause = format!("glue {} not found", self.registry);
+                log::once(&cause, format_args!("Glue registry {}: {missing} (asked for by a request)", self.registry));
+                Err(FetchError::NotFound(format!("{missing} in the schema registry")))
             }
             Err(e) => {
                 let why = why_unavailable(&e);

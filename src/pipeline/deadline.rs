@@ -18,10 +18,20 @@ use crate::telemetry::log;
 /// in that order too, so the earliest is always first.
 pub struct Deadlines {
     budget: Duration,
-    waiting: Mutex<VecDeque<(Instant, Weak<Pending>)>>,
+    waiting: Mutex<Waiting>,
     /// Wakes the sweeper when the first record arrives in an empty queue, and when `self` goes.
     wake: Arc<Notify>,
 }
+
+/// The queue, and the length at which its answered records are dropped wherever they are.
+#[derive(Default)]
+struct Waiting {
+    queue: VecDeque<(Instant, Weak<Pending>)>,
+    compact_at: usize,
+}
+
+/// Entries the queue may hold before it is first compacted.
+const COMPACT_FIRST_AT: usize = 64;
 
 struct Pending {
     topic: String,
@@ -31,9 +41,13 @@ struct Pending {
 impl Deadlines {
     /// Starts the backend's sweeper on the runtime; it ends when the returned value is dropped.
     pub fn new(budget: Duration) -> Arc<Deadlines> {
+        Deadlines::start(budget).0
+    }
+
+    fn start(budget: Duration) -> (Arc<Deadlines>, tokio::task::JoinHandle<()>) {
         let deadlines = Arc::new(Deadlines { budget, waiting: Mutex::default(), wake: Arc::new(Notify::new()) });
-        runtime::runtime().spawn(sweep(Arc::downgrade(&deadlines), Arc::clone(&deadlines.wake)));
-        deadlines
+        let sweeper = runtime::runtime().spawn(sweep(Arc::downgrade(&deadlines), Arc::clone(&deadlines.wake)));
+        (deadlines, sweeper)
     }
 
     /// The answer to hand librdkafka for a record of `topic` sent now: it answers `answer` with
@@ -41,13 +55,20 @@ impl Deadlines {
     pub fn guard(&self, topic: &str, answer: Answer) -> Answer {
         let pending = Arc::new(Pending { topic: topic.to_owned(), answer: Mutex::new(Some(answer)) });
         let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
-        // Most records are answered within milliseconds: drop those at the front as new ones come, so the
-        // queue holds about what is really in flight.
-        while waiting.front().is_some_and(|(_, p)| p.strong_count() == 0) {
-            waiting.pop_front();
+        let Waiting { queue, compact_at } = &mut *waiting;
+        // Most records are answered within milliseconds: drop those at the front as new ones come.
+        while queue.front().is_some_and(|(_, p)| p.strong_count() == 0) {
+            queue.pop_front();
         }
-        let was_empty = waiting.is_empty();
-        waiting.push_back((Instant::now() + self.budget, Arc::downgrade(&pending)));
+        // One record that waits for its deadline would keep every later one queued behind it (memory by
+        // rate times timeout): past twice what was left last time, the answered ones go from anywhere,
+        // at a cost spread over the records that filled the queue since.
+        if queue.len() >= *compact_at {
+            queue.retain(|(_, p)| p.strong_count() > 0);
+            *compact_at = (2 * queue.len()).max(COMPACT_FIRST_AT);
+        }
+        let was_empty = queue.is_empty();
+        queue.push_back((Instant::now() + self.budget, Arc::downgrade(&pending)));
         drop(waiting);
         if was_empty {
             self.wake.notify_one();
@@ -60,14 +81,15 @@ impl Deadlines {
         let now = Instant::now();
         let mut due = Vec::new();
         let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
-        while let Some((deadline, pending)) = waiting.front() {
+        let queue = &mut waiting.queue;
+        while let Some((deadline, pending)) = queue.front() {
             if pending.strong_count() > 0 && *deadline > now {
                 break;
             }
             due.extend(pending.upgrade());
-            waiting.pop_front();
+            queue.pop_front();
         }
-        let next = waiting.front().map(|(deadline, _)| *deadline);
+        let next = queue.front().map(|(deadline, _)| *deadline);
         drop(waiting);
         for pending in due {
             pending.expire(self.budget);
@@ -126,6 +148,8 @@ mod tests {
     use crate::outcome::Delivery;
     use std::sync::mpsc;
 
+    /// An answer and its receiver: once the answer is sent (or dropped) the receiver is disconnected, so
+    /// `recv()` after the one outcome proves there is no second, with no wait.
     fn answer() -> (Answer, mpsc::Receiver<Outcome>) {
         let (tx, rx) = mpsc::channel();
         (Answer::new(move |o| tx.send(o).unwrap()), rx)
@@ -137,22 +161,20 @@ mod tests {
         let (a, rx) = answer();
         deadlines.guard("t", a).send(Ok(Delivery::Stored { partition: 1, offset: 2 }));
         assert_eq!(rx.recv().unwrap(), Ok(Delivery::Stored { partition: 1, offset: 2 }));
-        assert!(rx.recv_timeout(Duration::from_millis(200)).is_err(), "answered once");
+        assert!(rx.recv().is_err(), "answered once");
     }
 
     #[test]
     fn no_verdict_by_the_deadline_is_a_504_that_says_the_record_may_be_stored() {
         let deadlines = Deadlines::new(Duration::from_millis(100));
         let (a, rx) = answer();
-        let started = Instant::now();
         let late = deadlines.guard("orders", a);
-        let f = rx.recv_timeout(Duration::from_secs(5)).unwrap().unwrap_err();
-        assert!(started.elapsed() >= Duration::from_millis(100));
+        let f = rx.recv().unwrap().unwrap_err();
         assert_eq!(f.status, 504);
         assert!(f.message.starts_with("topic orders: no acknowledgement from Kafka within 100 ms"), "{f:?}");
         assert!(f.message.contains("may still be stored"), "{f:?}");
+        assert!(rx.recv().is_err(), "the caller's answer is spent");
         late.send(Ok(Delivery::Stored { partition: 0, offset: 9 })); // logged, not answered again
-        assert!(rx.recv_timeout(Duration::from_millis(100)).is_err());
     }
 
     #[test]
@@ -169,28 +191,45 @@ mod tests {
                 late.push(guarded);
             }
             answered.push(rx);
-            std::thread::sleep(Duration::from_millis(5));
         }
         for (i, rx) in answered.iter().enumerate() {
-            let outcome = rx.recv_timeout(Duration::from_secs(5)).unwrap();
+            let outcome = rx.recv().unwrap();
             assert_eq!(
                 outcome.map_err(|f| f.status),
                 if i % 2 == 0 { Ok(Delivery::Stored { partition: 0, offset: i as i64 }) } else { Err(504) }
             );
-            assert!(rx.recv_timeout(Duration::from_millis(10)).is_err());
+            assert!(rx.recv().is_err(), "once");
         }
-        assert!(deadlines.waiting.lock().unwrap().is_empty(), "nothing left waiting");
+        assert!(deadlines.waiting.lock().unwrap().queue.is_empty(), "nothing left waiting");
+    }
+
+    #[test]
+    fn one_record_waiting_for_its_deadline_keeps_no_answered_record_queued() {
+        let deadlines = Deadlines::new(Duration::from_secs(600));
+        let (slow, _rx) = answer();
+        let _slow = deadlines.guard("t", slow);
+        let mut longest = 0;
+        for i in 0..100_000 {
+            let (a, rx) = answer();
+            deadlines.guard("t", a).send(Ok(Delivery::Stored { partition: 0, offset: i }));
+            assert!(rx.recv().is_ok());
+            longest = longest.max(deadlines.waiting.lock().unwrap().queue.len());
+        }
+        // The queue follows the records in flight (one), not the rate times the timeout (100,000).
+        assert!(longest <= 2 * COMPACT_FIRST_AT, "{longest} entries for 1 record in flight");
     }
 
     #[test]
     fn the_sweeper_ends_with_its_backend() {
-        let deadlines = Deadlines::new(Duration::from_secs(60));
+        let (deadlines, sweeper) = Deadlines::start(Duration::from_secs(60));
         let (a, rx) = answer();
         let guarded = deadlines.guard("t", a);
         let weak = Arc::downgrade(&deadlines);
         drop(deadlines);
-        assert!(weak.upgrade().is_none(), "the sweeper holds no strong reference");
+        let ended = runtime::runtime().block_on(async { tokio::time::timeout(Duration::from_secs(30), sweeper).await });
+        assert!(matches!(ended, Ok(Ok(()))), "the sweeper ended, neither stuck nor panicked: {ended:?}");
+        assert!(weak.upgrade().is_none(), "nothing holds the backend's deadlines");
         guarded.send(Ok(Delivery::Stored { partition: 0, offset: 0 }));
-        assert!(rx.recv().unwrap().is_ok());
+        assert!(rx.recv().unwrap().is_ok(), "a record guarded before still gets its verdict");
     }
 }

@@ -95,7 +95,7 @@ pub struct kk_answers {
 /// The library version, e.g. "0.1.0". Static: the caller must not free it.
 #[no_mangle]
 pub extern "C" fn kk_version() -> *const c_char {
-    boundary(|| std::ptr::null(), || concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast())
+    boundary(std::ptr::null, || concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast())
 }
 
 /// Opens a publisher from a JSON configuration (`config`, lent for the call; empty or `null` means `{}`), taking
@@ -261,7 +261,7 @@ pub unsafe extern "C" fn kk_publisher_free(publisher: *mut kk_publisher) {
 #[no_mangle]
 pub extern "C" fn kk_answers_new() -> *mut kk_answers {
     boundary(
-        || std::ptr::null_mut(),
+        std::ptr::null_mut,
         || match AnswerQueue::new() {
             Ok(queue) => Box::into_raw(Box::new(kk_answers { queue: Arc::new(queue), batch: Mutex::default() })),
             Err(_) => std::ptr::null_mut(),

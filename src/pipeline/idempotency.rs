@@ -7,7 +7,10 @@
 //!
 //! The outcome remembered is librdkafka's verdict, not what the first caller was answered: a caller
 //! answered 504 at its deadline whose record was then stored gets 200 on its retry, not a second record.
-//! Keys live in this process only, within the backend's limits of keys and bytes.
+//! Keys live in this process only, within the backend's limits of keys and bytes: a key counts its text,
+//! its stored outcome (a batch's, every record's) and the repeats waiting on it. A repeat waits at most
+//! the backend's `timeout_ms` (its caller's deadline, as for any record), and at most
+//! `MAX_REPEATS_WAITING` wait on one key.
 
 use std::collections::HashMap;
 use std::collections::VecDeque;
@@ -16,12 +19,17 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use crate::config::IdempotencyLimits;
-use crate::outcome::{self, Answer, Failure, Outcome};
+use crate::outcome::{self, Answer, Delivery, Failure, Outcome};
 use crate::pipeline::request::{Request, TRACEPARENT, TRACESTATE};
 
 /// What each key costs beside its topic and key text: the map's slot, the expiry queue's item, the
 /// strings' headers (measured by size_of, rounded up).
 const ENTRY_BYTES: usize = 128;
+/// What a repeat waiting on a key costs: its answer and its caller's, with the trip they carry.
+const WAITER_BYTES: usize = 256;
+/// Repeats of one request waiting for its outcome at once: a client retrying its own request, not a
+/// queue; more are refused 429.
+pub const MAX_REPEATS_WAITING: usize = 16;
 
 pub struct Idempotency {
     limits: IdempotencyLimits,
@@ -45,6 +53,8 @@ struct State {
 struct Entry {
     fingerprint: u64,
     phase: Phase,
+    /// What it holds, as counted in `State::bytes`.
+    bytes: usize,
 }
 
 enum Phase {
@@ -96,18 +106,22 @@ impl Idempotency {
             state.forget_oldest();
         }
         let size = ENTRY_BYTES + topic.len() + key.len();
-        if !state.entries.contains_key(&id) {
-            while state.entries.len() >= self.limits.max_keys || state.bytes + size > self.limits.max_bytes {
-                if !state.forget_oldest() {
-                    return Begun::Refused(Failure::overloaded(
-                        format!(
-                            "topic {topic}: not stored: the gateway holds its limit of idempotency keys in flight; \
-                             retry after {} s",
-                            self.retry_after_s
-                        ),
-                        self.retry_after_s,
-                    ));
-                }
+        let (keys, adds) = match state.entries.get(&id) {
+            None => (1, size),
+            Some(Entry { phase: Phase::InFlight(waiting), .. }) if waiting.len() >= MAX_REPEATS_WAITING => {
+                return Begun::Refused(self.overloaded(format!(
+                    "topic {topic}: not stored: {MAX_REPEATS_WAITING} repeats of idempotency-key {key} already wait \
+                     for the first request's outcome"
+                )))
+            }
+            Some(Entry { phase: Phase::InFlight(_), .. }) => (0, WAITER_BYTES),
+            Some(_) => (0, 0),
+        };
+        while state.entries.len() + keys > self.limits.max_keys || state.bytes + adds > self.limits.max_bytes {
+            if !state.forget_oldest() {
+                return Begun::Refused(self.overloaded(format!(
+                    "topic {topic}: not stored: the gateway holds its limit of idempotency keys in flight"
+                )));
             }
         }
         match state.entries.get(&id) {
@@ -122,12 +136,28 @@ impl Idempotency {
             Some(Entry { phase: Phase::InFlight(_), .. }) => Begun::InFlight(Waiting { state, id }),
             Some(Entry { phase: Phase::Stored(outcome), .. }) => Begun::Stored(outcome.clone()),
             None => {
-                state.entries.insert(id.clone(), Entry { fingerprint, phase: Phase::InFlight(Vec::new()) });
+                state
+                    .entries
+                    .insert(id.clone(), Entry { fingerprint, phase: Phase::InFlight(Vec::new()), bytes: size });
                 state.bytes += size;
                 Begun::First(Ticket { store: Arc::clone(self), id: Some(id) })
             }
         }
     }
+
+    fn overloaded(&self, why: String) -> Failure {
+        Failure::overloaded(format!("{why}; retry after {} s", self.retry_after_s), self.retry_after_s)
+    }
+}
+
+/// What a stored outcome holds in memory: a batch's, each of its records'.
+fn outcome_bytes(outcome: &Outcome) -> usize {
+    std::mem::size_of::<Outcome>()
+        + match outcome {
+            Ok(Delivery::Batch(outcomes)) => outcomes.iter().map(outcome_bytes).sum(),
+            Ok(_) => 0,
+            Err(f) => f.message.len(),
+        }
 }
 
 /// What a request with an idempotency key is.
@@ -150,10 +180,13 @@ pub struct Waiting<'a> {
 }
 
 impl Waiting<'_> {
-    /// `answer` gets the outcome of the request in flight when it comes.
+    /// `answer` gets the outcome of the request in flight when it comes (`begin` made room for it).
     pub fn join(mut self, answer: Answer) {
-        if let Some(Entry { phase: Phase::InFlight(waiting), .. }) = self.state.entries.get_mut(&self.id) {
+        let state = &mut *self.state;
+        if let Some(Entry { phase: Phase::InFlight(waiting), bytes, .. }) = state.entries.get_mut(&self.id) {
             waiting.push(answer);
+            *bytes += WAITER_BYTES;
+            state.bytes += WAITER_BYTES;
         }
     }
 }
@@ -168,7 +201,7 @@ impl State {
 
     fn forget(&mut self, id: &Id) -> Option<Entry> {
         let entry = self.entries.remove(id)?;
-        self.bytes -= ENTRY_BYTES + id.0.len() + id.1.len();
+        self.bytes -= entry.bytes;
         Some(entry)
     }
 }
@@ -188,7 +221,13 @@ impl Ticket {
                 let end = Instant::now() + self.store.limits.window;
                 let Some(entry) = state.entries.get_mut(&id) else { return };
                 let waiting = std::mem::replace(&mut entry.phase, Phase::Stored(outcome.clone()));
+                // The waiters leave; the outcome stays, and counts: past the limit the oldest go first
+                // (this one last, should it alone be over the limit).
+                let held = ENTRY_BYTES + id.0.len() + id.1.len() + outcome_bytes(outcome);
+                let before = std::mem::replace(&mut entry.bytes, held);
+                state.bytes = state.bytes - before + held;
                 state.expiry.push_back((end, id));
+                while state.bytes > self.store.limits.max_bytes && state.forget_oldest() {}
                 waiting
             }
             false => match state.forget(&id) {
@@ -317,12 +356,51 @@ mod tests {
     }
 
     #[test]
+    fn a_stored_outcome_counts_against_the_bytes_limit() {
+        // Room for about two batches of 500 records' outcomes, and for thousands of keys of bare text.
+        let batch = Ok(Delivery::Batch(vec![STORED; 500]));
+        let store = store(60_000, 1000, 2 * outcome_bytes(&batch) + 4 * ENTRY_BYTES);
+        for key in ["a", "b", "c", "d", "e"] {
+            let (a, _) = answer();
+            begin(&store, "t", key, 1, a).unwrap().0.settle(&batch);
+            assert!(store.state().bytes <= store.limits.max_bytes, "{} bytes", store.state().bytes);
+        }
+        assert_eq!(store.state().entries.len(), 2, "the oldest batches' outcomes were forgotten");
+        let (again, replayed) = answer();
+        assert!(begin(&store, "t", "e", 1, again).is_none());
+        assert_eq!(replayed.recv().unwrap(), batch, "the newest is replayed");
+    }
+
+    #[test]
+    fn repeats_waiting_for_the_first_are_bounded_and_counted() {
+        let store = store(60_000, 10, 1 << 20);
+        let (first, _) = answer();
+        let (ticket, _) = begin(&store, "t", "k", 1, first).unwrap();
+        let mut waited = Vec::new();
+        for _ in 0..MAX_REPEATS_WAITING {
+            let (waiting, rx) = answer();
+            assert!(begin(&store, "t", "k", 1, waiting).is_none());
+            waited.push(rx);
+        }
+        assert_eq!(store.state().bytes, ENTRY_BYTES + 2 + MAX_REPEATS_WAITING * WAITER_BYTES);
+        let (one_more, refused) = answer();
+        assert!(begin(&store, "t", "k", 1, one_more).is_none());
+        let refused = refused.try_recv().expect("refused at once, not queued").unwrap_err();
+        assert_eq!((refused.status, refused.retry_after_s), (429, 2), "{refused:?}");
+        assert!(refused.message.contains("repeats of idempotency-key k already wait"), "{refused:?}");
+        ticket.settle(&STORED);
+        assert!(waited.iter().all(|rx| rx.recv().unwrap() == STORED), "each waiter gets the outcome");
+        assert_eq!(store.state().bytes, ENTRY_BYTES + 2 + outcome_bytes(&STORED), "the waiters' bytes are freed");
+    }
+
+    #[test]
     fn bytes_are_bounded() {
-        let store = store(60_000, 1000, 3 * (ENTRY_BYTES + 2));
+        let each = ENTRY_BYTES + 2 + outcome_bytes(&STORED);
+        let store = store(60_000, 1000, 3 * each);
         for key in ["a", "b", "c", "d", "e"] {
             let (a, _) = answer();
             begin(&store, "t", key, 1, a).unwrap().0.settle(&STORED);
-            assert!(store.state().bytes <= 3 * (ENTRY_BYTES + 2));
+            assert!(store.state().bytes <= 3 * each);
         }
         assert_eq!(store.state().entries.len(), 3);
     }

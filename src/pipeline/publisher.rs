@@ -165,7 +165,10 @@ impl Publisher {
             Some(key) => match self.idempotency.begin(&request.topic, key, self.idempotency.fingerprint(&request)) {
                 Begun::First(ticket) => Some(ticket),
                 Begun::Stored(outcome) => return trip.replayed().around(caller).send(outcome),
-                Begun::InFlight(waiting) => return waiting.join(trip.replayed().around(caller)),
+                // It waits for the first's outcome no longer than a record of its own would.
+                Begun::InFlight(waiting) => {
+                    return waiting.join(self.deadlines.guard(&request.topic, trip.replayed().around(caller)))
+                }
                 Begun::Refused(f) => return trip.around(caller).send(Err(f)),
             },
         };

@@ -110,9 +110,9 @@ unit:
 integration:
 	$(WITH_TEST_SERVICES) cargo test --release --test publish -- --include-ignored
 
-## go-test: the Go shim's tests, race-checked, with the core linked in
+## go-test: the Go shim's tests, race-checked, with the core linked in, on the test services
 go-test: build
-	cd go-shim && $(GOCMD) vet ./... && CGO_LDFLAGS="$(LIB)" $(GOCMD) test -race -count=1 ./...
+	cd go-shim && $(GOCMD) vet ./... && $(WITH_TEST_SERVICES) $(SERVICES) example test && CGO_LDFLAGS="$(LIB)" $(GOCMD) test -race -count=1 ./...
 
 # Runs cargo test with the gateway (built in build/) up on the test services.
 WITH_GATEWAY = $(WITH_TEST_SERVICES) tests/e2e/gateway.sh tests/e2e/krakend.json $(CACHE)/state-test/krakend.log -- \

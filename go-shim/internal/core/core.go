@@ -130,9 +130,13 @@ func (p *Publisher) Publish(ctx context.Context, m Message) Answer {
 // handed over as usual; requests from then on are answered 503 by the core.
 func (p *Publisher) Close() {
 	p.mu.Lock()
-	defer p.mu.Unlock()
-	C.kk_publisher_free(p.handle)
+	handle := p.handle
 	p.handle = nil
+	p.mu.Unlock()
+	// No call uses the old handle any more (each holds the lock throughout). It is freed outside the
+	// lock: freeing flushes for up to the delivery budget, and a request meanwhile gets the core's 503 at
+	// once instead of waiting in RLock, where its context cannot free it.
+	C.kk_publisher_free(handle)
 }
 
 // collect hands the core's answers to their requests: it sleeps in Go's poller until the queue's

@@ -2,9 +2,12 @@ package core
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -12,8 +15,11 @@ import (
 	"time"
 )
 
-// These tests run the real core (linked in by `make go-test`) with no broker: what they publish is
+// These tests run the real core (linked in by `make go-test`). Most need no broker: what they publish is
 // answered by the core's validation, by an unreachable registry, or by a registry that never answers.
+// Close's tests need records in flight, so a schema and a broker: they run on the test services that
+// `make go-test` starts (a Kafka broker, and moto for Glue, where `services.sh example` registered the
+// schema of topic example-events).
 
 func closedPort(t *testing.T) string {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -53,6 +59,120 @@ func publish(t *testing.T, ctx context.Context, p *Publisher, m Message) (int, r
 		t.Errorf("status %d, statusCode %q", status, r.StatusCode)
 	}
 	return status, r
+}
+
+// The topic and registry `services.sh example` makes, and a record of its schema.
+const (
+	exampleTopic  = "/v1/event/example-events"
+	exampleRecord = `{"some_message":"hello"}`
+	refused       = `{"some_message":1}` // not of the schema: 400, within the call once the schema is at hand
+)
+
+func service(t *testing.T, name string) string {
+	v := os.Getenv(name)
+	if v == "" {
+		t.Fatalf("%s is not set: this test runs on the test services (make go-test starts them)", name)
+	}
+	return v
+}
+
+// heldBroker is the test services' broker behind a proxy that holds every Produce request until
+// release: the records reach the producer and stay in flight, and the test learns when each is sent.
+type heldBroker struct {
+	address  string
+	produced chan struct{} // one per Produce request held
+	released chan struct{}
+	release  func()
+}
+
+// The broker advertises its FAULTY listener at KK_FAULTY_BOOTSTRAP: a producer that bootstraps there
+// reaches the broker only through the proxy listening on it.
+func holdBroker(t *testing.T) *heldBroker {
+	l, err := net.Listen("tcp", service(t, "KK_FAULTY_BOOTSTRAP"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := service(t, "KK_FAULTY_BROKER")
+	released := make(chan struct{})
+	b := &heldBroker{address: l.Addr().String(), produced: make(chan struct{}, 64), released: released,
+		release: sync.OnceFunc(func() { close(released) })}
+	var mu sync.Mutex
+	var conns []net.Conn
+	t.Cleanup(func() {
+		l.Close()
+		b.release()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	go func() {
+		for {
+			client, err := l.Accept()
+			if err != nil {
+				return
+			}
+			server, err := net.Dial("tcp", target)
+			if err != nil {
+				client.Close()
+				continue
+			}
+			mu.Lock()
+			conns = append(conns, client, server)
+			mu.Unlock()
+			go io.Copy(client, server)
+			go b.forward(client, server)
+		}
+	}()
+	return b
+}
+
+// forward passes the client's requests to the server in order, holding each Produce request (and what
+// follows it) until released; it reads on meanwhile, to tell each Produce request as it comes.
+func (b *heldBroker) forward(client, server net.Conn) {
+	const produce = 0 // Kafka's api key of a Produce request
+	requests := make(chan []byte, 64)
+	go func() {
+		defer close(requests)
+		for {
+			// A request is its size (4 bytes, big-endian), then its api key (2 bytes) and the rest.
+			var size [4]byte
+			if _, err := io.ReadFull(client, size[:]); err != nil {
+				return
+			}
+			request := make([]byte, 4+binary.BigEndian.Uint32(size[:]))
+			copy(request, size[:])
+			if _, err := io.ReadFull(client, request[4:]); err != nil {
+				return
+			}
+			if binary.BigEndian.Uint16(request[4:]) == produce {
+				b.produced <- struct{}{}
+			}
+			requests <- request
+		}
+	}()
+	for request := range requests {
+		if binary.BigEndian.Uint16(request[4:]) == produce {
+			<-b.released
+		}
+		if _, err := server.Write(request); err != nil {
+			return
+		}
+	}
+}
+
+// openExample opens a publisher of topic example-events on the test services, its broker at bootstrap.
+// librdkafka gives up on a record held in flight only after message.timeout.ms, derived from timeout_ms
+// (18.5 s), long past any hold of these tests.
+func openExample(t *testing.T, bootstrap string) *Publisher {
+	config := fmt.Sprintf(`{"bootstrap_servers":%q,"registry_name":"krakend-kafka","glue_endpoint":%q,
+		"timeout_ms":20000}`, bootstrap, service(t, "KK_GLUE_ENDPOINT"))
+	p, err := Open([]byte(config))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 func TestEachConcurrentRequestGetsItsOwnAnswer(t *testing.T) {
@@ -141,6 +261,41 @@ func TestRequestsDuringAndAfterCloseAreAnswered(t *testing.T) {
 	status, r := publish(t, context.Background(), p, Message{Path: "/t", Body: []byte(`{"a":1}`)})
 	if status != 503 || r.Message != "krakend-kafka: the publisher is closed" {
 		t.Errorf("after Close: %d %+v", status, r)
+	}
+}
+
+func TestARequestDuringCloseIsAnswered503WhileTheFlushStillWaits(t *testing.T) {
+	broker := holdBroker(t)
+	p := openExample(t, broker.address)
+	inFlight := make(chan Answer, 1)
+	go func() {
+		inFlight <- p.Publish(context.Background(), Message{Path: exampleTopic, Body: []byte(exampleRecord)})
+	}()
+	<-broker.produced // the broker does not answer: Close's flush waits for this record
+	closed := make(chan struct{})
+	go func() {
+		p.Close()
+		close(closed)
+	}()
+	// Until Close took the handle, the core refuses this body itself.
+	for {
+		status, r := publish(t, context.Background(), p, Message{Path: exampleTopic, Body: []byte(refused)})
+		if status == 503 && r.Message == "krakend-kafka: the publisher is closed" {
+			break
+		}
+		if status != 400 {
+			t.Fatalf("during Close: %d %+v", status, r)
+		}
+	}
+	select {
+	case <-closed:
+		t.Fatal("the request during Close was answered only once Close returned")
+	default:
+	}
+	broker.release()
+	<-closed
+	if a := <-inFlight; a.Status != 200 {
+		t.Errorf("the record in flight: %d %s", a.Status, a.Response)
 	}
 }
 

@@ -12,7 +12,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 )
 
 // These tests run the real core (linked in by `make go-test`). Most need no broker: what they publish is
@@ -328,6 +327,7 @@ func TestACallerWhoStopsWaitingGets504AndTheLateAnswerIsCollected(t *testing.T) 
 		t.Fatal(err)
 	}
 	defer silent.Close()
+	asked := make(chan struct{}, 1)
 	go func() {
 		for {
 			c, err := silent.Accept()
@@ -335,12 +335,21 @@ func TestACallerWhoStopsWaitingGets504AndTheLateAnswerIsCollected(t *testing.T) 
 				return
 			}
 			defer c.Close()
+			select {
+			case asked <- struct{}{}:
+			default:
+			}
 		}
 	}()
 	p := open(t, silent.Addr().String())
 	defer p.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	// The caller stops waiting once the core asks the registry for the schema: its answer is yet to come.
+	go func() {
+		<-asked
+		cancel()
+	}()
 	status, r := publish(t, ctx, p, Message{Path: "/waiting", Body: []byte(`{"a":1}`)})
 	if status != 504 || !strings.Contains(r.Message, "may still be stored") {
 		t.Errorf("%d %+v", status, r)

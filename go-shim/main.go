@@ -69,6 +69,7 @@ func newHandler(ctx context.Context, extra map[string]interface{}) (http.Handler
 	go func() {
 		<-ctx.Done() // KrakenD is shutting down: flush and release the producer.
 		p.Close()
+		log.Info("[PLUGIN: krakend-kafka] publisher closed")
 	}()
 	return handler{p}, nil
 }

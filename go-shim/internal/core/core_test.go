@@ -374,3 +374,24 @@ func TestACallerWhoStopsWaitingAfterItsAnswerCameGetsThatAnswer(t *testing.T) {
 		}
 	}
 }
+
+func TestAnswersStillReachTheirRequestsWhenTheWakeUpsCannotBeRead(t *testing.T) {
+	p := open(t, closedPort(t))
+	defer p.Close()
+	// collect's reads fail from now on (one under way returns at once): it waits in the core instead.
+	// Without that fallback no answer reaches its request, and the test hangs until go test's -timeout.
+	if err := p.wake.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		// answered within the call
+		if status, r := publish(t, context.Background(), p, Message{Path: "/t", Body: []byte(`[]`)}); status != 400 {
+			t.Errorf("%d %+v", status, r)
+		}
+		// answered later, on the core's runtime, once the registry could not be reached
+		status, r := publish(t, context.Background(), p, Message{Path: fmt.Sprintf("/t%d", i), Body: []byte(`{"a":1}`)})
+		if status != 503 || !strings.Contains(r.Message, "not stored: the schema registry") {
+			t.Errorf("%d %+v", status, r)
+		}
+	}
+}

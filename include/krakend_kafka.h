@@ -205,8 +205,9 @@ bool kk_answers_abandon(const kk_answers *answers,
                         kk_answer *out);
 
 /*
- Releases a handle. The last handle on a producer first waits, up to the producer's delivery budget,
- for the records still in flight. NULL is ignored.
+ Releases a handle. First waits for every request it took to have its outcome (each record's verdict
+ from librdkafka), up to the backend's `timeout_ms` plus the producer's delivery budget; their answers
+ are queued as usual. NULL is ignored.
 
  # Safety
  `publisher` must be NULL or a handle from `kk_publisher_new` not yet freed, in use by no other thread.

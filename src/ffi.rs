@@ -162,7 +162,7 @@ pub unsafe extern "C" fn kk_publisher_body_limit(publisher: *const kk_publisher)
 #[no_mangle]
 pub unsafe extern "C" fn kk_publish(publisher: *const kk_publisher, request: kk_bytes) -> *mut c_char {
     boundary(
-        || string(outcome::to_json(&Err(Failure::internal(PANICKED)))),
+        || string(outcome::to_json(&Err(Failure::panicked()))),
         || {
             // SAFETY: the caller passes NULL or a live handle, and lends `request` for this call.
             let (publisher, request) = unsafe { (publisher.as_ref(), request.read("request")) };
@@ -245,28 +245,35 @@ pub unsafe extern "C" fn kk_answers_abandon(answers: *const kk_answers, context:
     )
 }
 
-/// Releases a handle. The last handle on a producer first waits, up to the producer's delivery budget,
-/// for the records still in flight. NULL is ignored.
+/// Releases a handle. First waits for every request it took to have its outcome (each record's verdict
+/// from librdkafka), up to the backend's `timeout_ms` plus the producer's delivery budget; their answers
+/// are queued as usual. NULL is ignored.
 ///
 /// # Safety
 /// `publisher` must be NULL or a handle from `kk_publisher_new` not yet freed, in use by no other thread.
 #[no_mangle]
 pub unsafe extern "C" fn kk_publisher_free(publisher: *mut kk_publisher) {
-    // SAFETY: the caller passes NULL or a handle it owns and no longer uses.
-    boundary(|| (), || unsafe { free(publisher) })
+    boundary(
+        || (),
+        || {
+            // SAFETY: the caller passes NULL or a handle it owns and no longer uses.
+            if let Some(publisher) = unsafe { publisher.as_ref() } {
+                publisher.backend.close();
+            }
+            // SAFETY: as above.
+            unsafe { free(publisher) }
+        },
+    )
 }
 
 /// A new, empty answer queue, owned by the caller (`kk_answers_free`); NULL if the system has no file
 /// descriptor left for it.
 #[no_mangle]
 pub extern "C" fn kk_answers_new() -> *mut kk_answers {
-    boundary(
-        std::ptr::null_mut,
-        || match AnswerQueue::new() {
-            Ok(queue) => Box::into_raw(Box::new(kk_answers { queue: Arc::new(queue), batch: Mutex::default() })),
-            Err(_) => std::ptr::null_mut(),
-        },
-    )
+    boundary(std::ptr::null_mut, || match AnswerQueue::new() {
+        Ok(queue) => Box::into_raw(Box::new(kk_answers { queue: Arc::new(queue), batch: Mutex::default() })),
+        Err(_) => std::ptr::null_mut(),
+    })
 }
 
 /// A descriptor that turns readable when answers arrive on an empty queue, for callers with an event
@@ -341,9 +348,6 @@ pub unsafe extern "C" fn kk_string_free(s: *mut c_char) {
         boundary(|| (), || drop(unsafe { CString::from_raw(s) }))
     }
 }
-
-/// What a caller is told of a panic: its text, which may quote a request or a schema, goes to the log.
-const PANICKED: &str = "internal error (a bug): the gateway's log has the details";
 
 /// The one boundary every export runs through: a panic is logged and becomes `on_panic()`, never an
 /// unwind into C (which aborts the process).

@@ -28,5 +28,6 @@ pub use pipeline::trip::Caller;
 /// Faults the test suite raises through the real parts' own test hooks. Not in a release build.
 #[cfg(feature = "fault-injection")]
 pub mod fault_injection {
+    pub use crate::format::codec::held::{hold_compiles, HeldCompile};
     pub use crate::kafka::producer::raise_fatal_error;
 }

@@ -37,6 +37,10 @@ impl Failure {
     pub fn timeout(message: impl Into<String>) -> Self {
         Self::new(504, message)
     }
+    /// A panic, as its caller is told: its text, which may quote a request or a schema, is the log's.
+    pub fn panicked() -> Self {
+        Self::internal("internal error (a bug): the gateway's log has the details")
+    }
 }
 
 /// What became of an accepted request.

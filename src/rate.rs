@@ -1,7 +1,7 @@
 //! A token bucket: how the registry's call budget and the log's rate limit are kept.
 
 use std::sync::{Mutex, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Up to `per_second` takes a second, and up to `burst` at once after a quiet spell.
 pub struct TokenBucket {
@@ -29,5 +29,12 @@ impl TokenBucket {
         let taken = tokens >= 1.0;
         *state = (if taken { tokens - 1.0 } else { tokens }, now);
         taken
+    }
+
+    /// Takes one token, waiting for it if none is left (the caller's own deadline bounds the wait).
+    pub async fn take_waiting(&self) {
+        while !self.take() {
+            tokio::time::sleep(Duration::from_secs_f64(1.0 / self.per_second.max(1.0))).await;
+        }
     }
 }

@@ -15,7 +15,8 @@ pub fn runtime() -> &'static Runtime {
     RUNTIME.get_or_init(|| {
         with_signals_blocked(|| {
             tokio::runtime::Builder::new_multi_thread()
-                // Only schema fetches on a cache miss and credential refreshes run here; publishing does not.
+                // Only waiting runs here (registry calls, AWS credentials, deadlines, the metrics listener);
+                // schema compiles and a cold topic's encodes go to tokio's blocking pool, publishing elsewhere.
                 .worker_threads(1)
                 .thread_name("krakend-kafka")
                 .enable_all()

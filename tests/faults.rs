@@ -281,3 +281,24 @@ fn a_log_that_cannot_be_written_loses_its_lines_not_the_process() {
 fn closed_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
+
+/// The core's runtime has one worker, which makes every topic's registry calls: a cold topic's schema,
+/// compiling (or its first request encoding), must not hold it.
+#[test]
+#[ignore = "needs Kafka and the Glue emulator: run `make test`"]
+fn a_schema_compiling_holds_up_no_other_topic() {
+    let cold = topic_with_schema("faults-cold", 1, SEED_SCHEMA);
+    let missing = unique("faults-missing");
+    create_topic(&missing, 1);
+    let backend = Backend::open(&config(REGISTRY, json!({})));
+    let held = krakend_kafka::fault_injection::hold_compiles(&cold);
+    let cold_answer = backend.send(&format!("/v1/event/{cold}"), "k", "", r#"{"some_message":"cold"}"#);
+    held.wait_compiling();
+    // Another topic's registry call runs and is answered while the cold topic's compile is held.
+    let (status, message, _) = publish(&backend, &missing, "meanwhile");
+    assert_eq!(status, 404, "{message}");
+    drop(held);
+    let (status, response) = cold_answer.recv().unwrap();
+    assert_eq!(status, 200, "{response}");
+    assert_eq!(stored(&cold, "k"), 1);
+}

@@ -379,3 +379,23 @@ fn topics_may_share_a_named_schema_and_pin_a_version() {
     assert_eq!((status, message), (404, format!("no version 9 of schema {shared} in the schema registry")));
     assert_eq!((record_count(&latest), record_count(&pinned), record_count(&missing)), (1, 1, 0));
 }
+
+#[test]
+#[ignore = "needs Kafka and the Glue emulator: run `make test`"]
+fn freeing_a_publisher_returns_once_every_record_it_took_is_acknowledged() {
+    // A topic's first request waits for its schema on the runtime, which holds the publisher meanwhile:
+    // freeing the handle then returned at once, and the records reached Kafka after it (or never, had
+    // the process exited).
+    let topics: Vec<String> = (0..3).map(|_| topic_with_schema("publish-free", 1, SEED_SCHEMA)).collect();
+    let mut backend = Backend::open(&config(REGISTRY, json!({"kafka": {"client.id": unique("free")}})));
+    let body = json!({"some_message": "x"}).to_string();
+    let answers: Vec<_> = topics.iter().map(|t| backend.send(&format!("/v1/event/{t}"), "k", "", &body)).collect();
+    backend.close();
+    for topic in &topics {
+        assert_eq!(record_count(topic), 1, "{topic}: stored before kk_publisher_free returned");
+    }
+    for answer in answers {
+        let (status, response) = answer.recv().unwrap();
+        assert_eq!(status, 200, "{response}");
+    }
+}

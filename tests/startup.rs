@@ -13,15 +13,32 @@ use serde_json::json;
 #[ignore = "needs Kafka and the Glue emulator: run `make test`"]
 fn a_backend_whose_region_cannot_be_resolved_yet_answers_503_and_opens_by_itself() {
     let topic = topic_with_schema("startup", 1, SEED_SCHEMA);
-    // No region anywhere the AWS default chain looks: not in the config, not in the environment, no
-    // profile, and no instance metadata (which is off this machine: it is never asked).
-    std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
     std::env::set_var("AWS_CONFIG_FILE", "/nonexistent/krakend-kafka-test");
     for name in ["AWS_REGION", "AWS_DEFAULT_REGION", "REGION"] {
         std::env::remove_var(name);
     }
     let mut config = config_value(REGISTRY, json!({"timeout_ms": 3000}));
     config.as_object_mut().unwrap().remove("region");
+
+    // An instance metadata service that takes connections and never answers: the gateway's start is not
+    // held up by it beyond the bound, and the backend answers 503 while it is starting.
+    let metadata = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    std::env::set_var("AWS_EC2_METADATA_SERVICE_ENDPOINT", format!("http://{}", metadata.local_addr().unwrap()));
+    let held: Vec<std::net::TcpStream> = Vec::new();
+    let held = std::sync::Arc::new(std::sync::Mutex::new(held));
+    let holder = std::sync::Arc::clone(&held);
+    std::thread::spawn(move || metadata.incoming().flatten().for_each(|c| holder.lock().unwrap().push(c)));
+    let (silent, error) = Backend::try_open(&config.to_string());
+    let error = error.expect("no region yet");
+    assert!(error.contains("the AWS default chain gave no region within 3 s"), "{error}");
+    assert!(!held.lock().unwrap().is_empty(), "the metadata service was asked");
+    let (status, answer) = silent.publish(&format!("/v1/event/{topic}"), "silent", "", r#"{"some_message":"x"}"#);
+    assert_eq!(status, 503, "{answer}");
+    drop(silent);
+
+    // No region anywhere the AWS default chain looks: not in the config, not in the environment, no
+    // profile, and no instance metadata.
+    std::env::set_var("AWS_EC2_METADATA_DISABLED", "true");
     let (backend, error) = Backend::try_open(&config.to_string());
     let error = error.expect("the region is missing");
     assert!(error.contains("region: missing") && error.contains("tried again every 5 s"), "{error}");

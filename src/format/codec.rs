@@ -54,6 +54,8 @@ impl Codec {
         imports: &[(String, String)],
         message_type: Option<&str>,
     ) -> Result<Codec, Failure> {
+        #[cfg(feature = "fault-injection")]
+        held::wait_while_held(schema);
         let name = format!("{schema}.proto");
         let pool = compile_pool(&name, text, imports).map_err(|e| {
             log::once(&format!("schema {schema} does not compile"), format_args!("schema {schema}: does not compile: {e:?}"));
@@ -147,6 +149,72 @@ fn levels(value: &Value) -> usize {
         Value::List(items) => items.iter().map(levels).max().unwrap_or(0),
         Value::Map(entries) => entries.values().map(|v| 1 + levels(v)).max().unwrap_or(0),
         _ => 0,
+    }
+}
+
+/// A test hook: compiles of a schema held until the test lets them go, to show what else goes on meanwhile.
+#[cfg(feature = "fault-injection")]
+pub mod held {
+    use std::collections::HashSet;
+    use std::sync::{Condvar, LazyLock, Mutex, MutexGuard, PoisonError};
+
+    #[derive(Default)]
+    struct Compiles {
+        held: HashSet<String>,
+        waiting: HashSet<String>,
+    }
+
+    static COMPILES: LazyLock<Mutex<Compiles>> = LazyLock::new(Mutex::default);
+    static CHANGED: Condvar = Condvar::new();
+
+    fn compiles() -> MutexGuard<'static, Compiles> {
+        COMPILES.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn wait(compiles: MutexGuard<'static, Compiles>) -> MutexGuard<'static, Compiles> {
+        CHANGED.wait(compiles).unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Compiles of `schema` wait while this lives.
+    pub struct HeldCompile(String);
+
+    pub fn hold_compiles(schema: &str) -> HeldCompile {
+        change(|c| c.held.insert(schema.to_owned()));
+        HeldCompile(schema.to_owned())
+    }
+
+    impl HeldCompile {
+        /// Waits until a compile of the schema is held here.
+        pub fn wait_compiling(&self) {
+            let mut compiles = compiles();
+            while !compiles.waiting.contains(&self.0) {
+                compiles = wait(compiles);
+            }
+        }
+    }
+
+    impl Drop for HeldCompile {
+        fn drop(&mut self) {
+            change(|c| c.held.remove(&self.0));
+        }
+    }
+
+    pub(super) fn wait_while_held(schema: &str) {
+        let mut compiles = compiles();
+        if !compiles.held.contains(schema) {
+            return;
+        }
+        compiles.waiting.insert(schema.to_owned());
+        CHANGED.notify_all();
+        while compiles.held.contains(schema) {
+            compiles = wait(compiles);
+        }
+        compiles.waiting.remove(schema);
+    }
+
+    fn change(f: impl FnOnce(&mut Compiles) -> bool) {
+        f(&mut compiles());
+        CHANGED.notify_all();
     }
 }
 

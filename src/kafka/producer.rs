@@ -7,8 +7,7 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
 use arc_swap::{ArcSwap, ArcSwapOption, Guard};
-use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider};
-use aws_sdk_glue::error::DisplayErrorContext;
+use aws_credential_types::provider::SharedCredentialsProvider;
 use rdkafka::bindings::{rd_kafka_message_status, rd_kafka_msg_status_t};
 use rdkafka::client::{ClientContext, OAuthToken};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -18,6 +17,7 @@ use rdkafka::ClientConfig;
 
 use crate::config::{AwsConfig, ProducerConfig};
 use crate::kafka::cluster;
+use crate::kafka::credentials::FreshCredentials;
 use crate::kafka::msk_iam;
 use crate::kafka::readiness::{self, ProducerState};
 use crate::kafka::statistics::ClientStats;
@@ -66,11 +66,17 @@ pub type Key = (ProducerConfig, Option<AwsConfig>);
 /// same cluster the same way must share one producer (one set of connections, one producer id).
 static SHARED: Mutex<Vec<(Key, Weak<Producer>)>> = Mutex::new(Vec::new());
 
-/// What an MSK IAM producer signs its tokens with.
+/// What an MSK IAM producer signs its tokens with; its clients, the replacements too, share the credentials.
 #[derive(Clone)]
 pub struct MskIam {
-    pub credentials: SharedCredentialsProvider,
-    pub region: String,
+    credentials: Arc<FreshCredentials>,
+    region: String,
+}
+
+impl MskIam {
+    pub fn new(chain: SharedCredentialsProvider, region: String) -> Self {
+        MskIam { credentials: FreshCredentials::new(chain), region }
+    }
 }
 
 pub struct Context<const MSK_IAM: bool> {
@@ -111,15 +117,15 @@ impl<const MSK_IAM: bool> ClientContext for Context<MSK_IAM> {
         contained("statistics", (), || self.stats.report(statistics))
     }
 
-    /// Runs on librdkafka's thread, ahead of expiry; a failure is reported through `error` and the
-    /// records waiting for the connection answer 503 with it.
+    /// Runs on librdkafka's thread, ahead of expiry, and only signs: the credentials are asked of the AWS
+    /// chain on the runtime. A failure is reported through `error`, the records waiting for the
+    /// connection answer 503 with it, and librdkafka asks again.
     fn generate_oauth_token(&self, _: Option<&str>) -> Result<OAuthToken, Box<dyn std::error::Error>> {
         contained("OAUTHBEARER token", Err("MSK IAM: the token could not be made".into()), || {
             let iam = self.msk_iam.as_ref().ok_or("OAUTHBEARER tokens are generated only for AWS_MSK_IAM")?;
-            let credentials = crate::runtime::runtime()
-                .block_on(iam.credentials.provide_credentials())
-                .map_err(|e| format!("MSK IAM: no AWS credentials: {}", DisplayErrorContext(&e)))?;
-            let (token, lifetime_ms) = msk_iam::token(&credentials, &iam.region, SystemTime::now())?;
+            let now = SystemTime::now();
+            let credentials = iam.credentials.current(now)?;
+            let (token, lifetime_ms) = msk_iam::token(&credentials, &iam.region, now)?;
             Ok(OAuthToken { token, principal_name: "krakend-kafka".into(), lifetime_ms })
         })
     }
@@ -230,10 +236,11 @@ impl Producer {
         }
     }
 
-    /// What readiness needs to know of this producer. A client with a fatal error is replaced here too, as
-    /// by a request: a producer that is not ready gets no requests, and would otherwise never heal.
+    /// What readiness needs to know of this producer, read as it is: a probe never replaces a client (whoever
+    /// reaches the port would make librdkafka clients), so one with a fatal error is reported until a request
+    /// replaces it.
     fn state(&self) -> ProducerState {
-        let client = self.client();
+        let client = self.client.load();
         let last = with_producer!(&**client, |p| p.context().stats.health());
         ProducerState { fatal: client.fatal_error().is_some(), interval: self.statistics, last }
     }
@@ -277,6 +284,13 @@ impl Producer {
             None => Ok(()),
             Some((e, record)) => Err((delivery_failure(topic, &e, false, None), *record.delivery_opaque)),
         }
+    }
+}
+
+impl Producer {
+    /// How long librdkafka may hold a record before it answers it.
+    pub fn drain(&self) -> Duration {
+        self.drain
     }
 }
 
@@ -393,22 +407,10 @@ fn delivery_failure(topic: &str, error: &KafkaError, maybe_stored: bool, cluster
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aws_credential_types::provider::{error::CredentialsError, future, ProvideCredentials};
-
-    #[derive(Debug)]
-    struct NoCredentials;
-    impl ProvideCredentials for NoCredentials {
-        fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
-        where
-            Self: 'a,
-        {
-            future::ProvideCredentials::ready(Err(CredentialsError::not_loaded("no profile, no environment")))
-        }
-    }
+    use aws_credential_types::provider::ProvideCredentials;
 
     fn context(credentials: impl ProvideCredentials + 'static) -> Context<true> {
-        let credentials = SharedCredentialsProvider::new(credentials);
-        Context::new(Some(MskIam { credentials, region: "eu-west-1".into() }))
+        Context::new(Some(MskIam::new(SharedCredentialsProvider::new(credentials), "eu-west-1".into())))
     }
 
     #[test]
@@ -450,12 +452,6 @@ mod tests {
             assert!(refused.starts_with(&format!("config key kafka.{key}: ")), "{refused}");
             assert!(!refused.contains("hunter2"), "{refused}");
         }
-    }
-
-    #[test]
-    fn token_callback_names_the_missing_credentials() {
-        let err = context(NoCredentials).generate_oauth_token(None).err().expect("no token").to_string();
-        assert!(err.starts_with("MSK IAM: no AWS credentials") && err.contains("no profile, no environment"), "{err}");
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! requests time out with 504s that say nothing certain.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use crate::config::AdmissionLimits;
 use crate::outcome::Failure;
@@ -15,6 +16,8 @@ pub struct Admission {
     limits: AdmissionLimits,
     records: AtomicUsize,
     bytes: AtomicUsize,
+    /// Signalled when the last record held is released, for `wait_idle`.
+    idle: (Mutex<()>, Condvar),
 }
 
 /// One admitted request's share; released when dropped.
@@ -26,7 +29,20 @@ pub struct Permit {
 
 impl Admission {
     pub fn new(limits: AdmissionLimits) -> Arc<Admission> {
-        Arc::new(Admission { limits, records: AtomicUsize::new(0), bytes: AtomicUsize::new(0) })
+        let idle = (Mutex::new(()), Condvar::new());
+        Arc::new(Admission { limits, records: AtomicUsize::new(0), bytes: AtomicUsize::new(0), idle })
+    }
+
+    /// Waits until nothing is held, or `within` passed; whether nothing is held.
+    pub fn wait_idle(&self, within: Duration) -> bool {
+        let end = Instant::now() + within;
+        let (lock, released) = &self.idle;
+        let mut guard = lock.lock().unwrap_or_else(PoisonError::into_inner);
+        while self.records.load(Ordering::Acquire) > 0 {
+            let Some(left) = end.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) else { return false };
+            guard = released.wait_timeout(guard, left).unwrap_or_else(PoisonError::into_inner).0;
+        }
+        true
     }
 
     pub fn retry_after_s(&self) -> u32 {
@@ -61,8 +77,13 @@ impl Admission {
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        self.admission.records.fetch_sub(self.records, Ordering::AcqRel);
         self.admission.bytes.fetch_sub(self.bytes, Ordering::AcqRel);
+        if self.admission.records.fetch_sub(self.records, Ordering::AcqRel) == self.records {
+            // Under the lock: a waiter between its check and its wait cannot miss the signal.
+            let (lock, released) = &self.admission.idle;
+            drop(lock.lock().unwrap_or_else(PoisonError::into_inner));
+            released.notify_all();
+        }
     }
 }
 
@@ -89,6 +110,20 @@ mod tests {
         assert_eq!(held(&admission), (2, 100));
         drop((b, c));
         assert_eq!(held(&admission), (0, 0), "refusals hold nothing");
+    }
+
+    #[test]
+    fn waiting_for_idle_ends_when_the_last_permit_goes() {
+        let admission = Admission::new(AdmissionLimits { records: 10, bytes: 100, retry_after_s: 1 });
+        assert!(admission.wait_idle(Duration::ZERO), "nothing held");
+        let (a, b) = (admission.admit("t", 1, 1).unwrap(), admission.admit("t", 2, 1).unwrap());
+        assert!(!admission.wait_idle(Duration::ZERO), "two permits held");
+        let released = std::thread::spawn(move || {
+            drop(a);
+            drop(b);
+        });
+        assert!(admission.wait_idle(Duration::from_secs(600)), "woken by the last release");
+        released.join().unwrap();
     }
 
     #[test]

@@ -56,7 +56,16 @@ impl Backend {
     /// The backend of a front end that holds none (its handle is closed): it answers every request 503.
     pub fn closed() -> &'static Backend {
         static CLOSED: OnceLock<Arc<Backend>> = OnceLock::new();
-        CLOSED.get_or_init(|| Backend::with(Err(Failure::unavailable("krakend-kafka: the publisher is closed")), None))
+        CLOSED.get_or_init(|| Backend::with(Err(closed()), None))
+    }
+
+    /// Answers every request 503 from now on, and waits for those it took: their records' verdicts, or
+    /// the longest they may take. Whoever else still holds the publisher (a request fetching its schema,
+    /// a readiness probe) cannot make it return before the records are acknowledged.
+    pub fn close(&self) {
+        if let Ok(publisher) = &*self.state.swap(Arc::new(Err(closed()))) {
+            publisher.close();
+        }
     }
 
     fn with(state: Result<Arc<Publisher>, Failure>, rules: Option<Rules>) -> Arc<Backend> {
@@ -115,6 +124,10 @@ pub enum Input<'a> {
 
 fn refused(e: &str) -> Failure {
     Failure::internal(format!("krakend-kafka is misconfigured: {e}"))
+}
+
+fn closed() -> Failure {
+    Failure::unavailable("krakend-kafka: the publisher is closed")
 }
 
 fn starting(e: &str) -> Failure {

@@ -50,6 +50,11 @@ struct Hold {
     ticket: Option<Ticket>,
 }
 
+/// The longest a backend's opening waits for the AWS default chain, which may ask an instance metadata
+/// service that does not answer: the gateway's start is not held up for longer; the backend answers 503
+/// and keeps trying in the background.
+const AWS_CHAIN_WAIT: Duration = Duration::from_secs(3);
+
 /// Why a publisher could not be opened.
 #[derive(Debug)]
 pub enum Unopened {
@@ -73,7 +78,16 @@ impl Publisher {
             let aws = match glue || producer.msk_iam {
                 true => Some(
                     runtime::runtime()
-                        .block_on(aws_config(&aws_settings, backend.timeout))
+                        .block_on(async {
+                            tokio::time::timeout(AWS_CHAIN_WAIT, aws_config(&aws_settings, backend.timeout)).await
+                        })
+                        .map_err(|_| {
+                            Unopened::NotYet(format!(
+                                "the AWS default chain gave no region within {} s (is the instance metadata service \
+                                 slow? set region)",
+                                AWS_CHAIN_WAIT.as_secs()
+                            ))
+                        })?
                         .map_err(Unopened::NotYet)?,
                 ),
                 false => None,
@@ -89,13 +103,14 @@ impl Publisher {
                 (RegistryConfig::Glue { .. }, None) => unreachable!("the AWS settings are loaded for Glue"),
                 // As for Glue's client: a second behind the caller's own timer (see aws_config).
                 (RegistryConfig::Confluent(c), _) => Registry::Confluent(
-                    Confluent::new(&c, backend.timeout + Duration::from_secs(1)).map_err(Unopened::Refused)?,
+                    Confluent::new(&c, backend.timeout + Duration::from_secs(1), budget::process())
+                        .map_err(Unopened::Refused)?,
                 ),
             };
             let msk_iam =
                 match (producer.msk_iam, aws.as_ref().and_then(|a| Some((a.credentials_provider()?, a.region()?)))) {
                     (false, _) => None,
-                    (true, Some((credentials, region))) => Some(MskIam { credentials, region: region.to_string() }),
+                    (true, Some((credentials, region))) => Some(MskIam::new(credentials, region.to_string())),
                     (true, None) => {
                         return Err(Unopened::NotYet("AWS_MSK_IAM: no AWS credential chain or region".into()))
                     }
@@ -139,6 +154,18 @@ impl Publisher {
                 wait.as_millis(),
                 budget.as_millis(),
                 budget.as_millis()
+            ));
+        }
+    }
+
+    /// Waits until every request this publisher took has its outcome, up to the longest one may take (a
+    /// schema fetch, then librdkafka's delivery budget).
+    pub fn close(&self) {
+        let longest = self.timeout + self.producer.drain();
+        if !self.admission.wait_idle(longest) {
+            log(format!(
+                "closed with records still waiting for Kafka after {} ms: their outcomes are logged if they come",
+                longest.as_millis()
             ));
         }
     }
@@ -200,7 +227,10 @@ impl Publisher {
                     trip.schema(SchemaLookup::Miss, matches!(codec, Ok(Ok(_))));
                     let answer = trip.around(caller);
                     match codec {
-                        Ok(Ok(codec)) => publisher.send(&codec, &request, answer, hold),
+                        // A cold topic's request may be a 4 MiB batch: encoded off the runtime's one worker.
+                        Ok(Ok(codec)) => {
+                            drop(tokio::task::spawn_blocking(move || publisher.send(&codec, &request, answer, hold)))
+                        }
                         Ok(Err(f)) => hold.around(answer).send(Err(f)),
                         // Nothing was sent: the record is certainly not stored.
                         Err(_) => hold.around(answer).send(Err(Failure::unavailable(format!(

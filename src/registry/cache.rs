@@ -146,17 +146,17 @@ impl<S: SchemaSource> SchemaCache<S> {
                 ttl,
             ),
             Ok(text) => {
-                let codec = Codec::compile(
-                    schema,
-                    &text.definition,
-                    &text.imports,
-                    wanted.and_then(|t| t.message_type.as_deref()),
-                )
-                .and_then(|codec| {
-                    let format = wanted.map(|t| (t.wire_format, t.glue_compression.unwrap_or_default()));
-                    let (format, compression) = format.unwrap_or_default();
-                    codec.framed(format, compression, text.id.as_ref())
-                });
+                let (schema, message_type) = (schema.to_owned(), wanted.and_then(|t| t.message_type.clone()));
+                let format = wanted.map(|t| (t.wire_format, t.glue_compression.unwrap_or_default()));
+                let (format, compression) = format.unwrap_or_default();
+                // A large schema compiles for milliseconds: not on the runtime's one worker, whose other
+                // tasks (every topic's registry calls, the deadlines' sweeps) would wait behind it.
+                let compiled = tokio::task::spawn_blocking(move || {
+                    Codec::compile(&schema, &text.definition, &text.imports, message_type.as_deref())
+                        .and_then(|codec| codec.framed(format, compression, text.id.as_ref()))
+                })
+                .await;
+                let codec = compiled.unwrap_or_else(|_| Err(Failure::panicked()));
                 (codec.map(Arc::new), ttl)
             }
             Err(FetchError::NotFound(message)) => (Err(Failure::not_found(message)), self.miss_ttl),

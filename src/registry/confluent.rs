@@ -2,6 +2,7 @@
 //! schemas it references (its imports), each by its own subject and version.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::{StatusCode, Url};
@@ -9,16 +10,25 @@ use serde::Deserialize;
 
 use crate::config::{ConfluentRegistry, SubjectNameStrategy};
 use crate::format::wire::VersionId;
+use crate::rate::TokenBucket;
 use crate::registry::source::{FetchError, SchemaSource, SchemaText};
 use crate::telemetry::log;
 
 /// More imports than a schema has: a reference cycle or a runaway chain stops here.
 const MAX_REFERENCES: usize = 100;
+/// The largest answer read from the registry: far above any schema, far below what would hurt the
+/// gateway (a registry, or whatever answers at its URL, may send without end).
+const MAX_ANSWER_BYTES: usize = 8 << 20;
+/// Of an error's answer, what the log shows.
+const MAX_LOGGED_BYTES: usize = 1024;
 
 pub struct Confluent {
     client: reqwest::Client,
     url: Url,
     strategy: SubjectNameStrategy,
+    /// The process's registry call budget: the cache takes a call for a schema, each reference it
+    /// imports takes one more here.
+    calls: Arc<TokenBucket>,
 }
 
 /// A subject's version as the registry answers it.
@@ -42,8 +52,9 @@ struct Reference {
 }
 
 impl Confluent {
-    /// A client of the registry `config` names, whose calls end within `timeout`. Reads the CA file.
-    pub fn new(config: &ConfluentRegistry, timeout: Duration) -> Result<Confluent, String> {
+    /// A client of the registry `config` names, whose calls end within `timeout` and spend `calls`.
+    /// Reads the CA file.
+    pub fn new(config: &ConfluentRegistry, timeout: Duration, calls: Arc<TokenBucket>) -> Result<Confluent, String> {
         let key = "config key confluent_registry";
         let url = Url::parse(&config.url).map_err(|e| format!("{key}.url: {e}"))?;
         if !url.username().is_empty() || url.password().is_some() {
@@ -79,7 +90,7 @@ impl Confluent {
             builder = builder.tls_certs_only(certs);
         }
         let client = builder.build().map_err(|e| format!("{key}: {e}"))?;
-        Ok(Confluent { client, url, strategy: config.subject_name_strategy })
+        Ok(Confluent { client, url, strategy: config.subject_name_strategy, calls })
     }
 
     /// `subject`'s `version` ("latest" or a number).
@@ -102,7 +113,10 @@ impl Confluent {
             unavailable(why(&e, &chain), &chain)
         })?;
         match answer.status() {
-            StatusCode::OK => answer.json().await.map_err(|e| unavailable("its answer could not be read", &e)),
+            StatusCode::OK => {
+                let body = bounded(answer, MAX_ANSWER_BYTES).await.map_err(|e| unavailable(&e, &e))?;
+                serde_json::from_slice(&body).map_err(|e| unavailable("its answer could not be read", &e))
+            }
             StatusCode::NOT_FOUND => Err(FetchError::NotFound(match version {
                 "latest" => format!("no subject {subject} in the schema registry"),
                 n => format!("no version {n} of subject {subject} in the schema registry"),
@@ -110,8 +124,8 @@ impl Confluent {
             StatusCode::UNAUTHORIZED => Err(unavailable("authentication failed", &"HTTP 401")),
             StatusCode::FORBIDDEN => Err(unavailable("access denied", &"HTTP 403")),
             status => {
-                let body = answer.text().await.unwrap_or_default();
-                Err(unavailable(&format!("it answered HTTP {}", status.as_u16()), &body))
+                let body = bounded(answer, MAX_LOGGED_BYTES).await.unwrap_or_default();
+                Err(unavailable(&format!("it answered HTTP {}", status.as_u16()), &String::from_utf8_lossy(&body)))
             }
         }
     }
@@ -147,6 +161,7 @@ impl SchemaSource for Confluent {
                     "subject {subject}: imports more than {MAX_REFERENCES} schemas"
                 )));
             }
+            self.calls.take_waiting().await;
             let found =
                 self.version(&reference.subject, &reference.version.to_string()).await.map_err(|e| match e {
                     FetchError::NotFound(why) => {
@@ -164,6 +179,22 @@ impl SchemaSource for Confluent {
             imports,
         })
     }
+}
+
+/// The body of `answer`, read up to `limit` bytes: the registry's answer, or why it cannot be used.
+async fn bounded(mut answer: reqwest::Response, limit: usize) -> Result<Vec<u8>, String> {
+    let too_large = || format!("its answer is larger than {limit} bytes");
+    if answer.content_length().is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = answer.chunk().await.map_err(|_| "its answer could not be read".to_owned())? {
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// What a caller is told of a failed call, in a few words; the whole error (`chain`) goes to the log.
@@ -187,4 +218,46 @@ fn error_chain(e: &reqwest::Error) -> String {
         source = s.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+
+    /// Serves one connection on 127.0.0.1: reads the request head, then writes `head` and `body_bytes`
+    /// bytes of body, or until the reader stops reading.
+    fn serve_once(head: String, body_bytes: usize) -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut request = [0; 4096];
+            let _ = stream.read(&mut request);
+            let _ = stream.write_all(head.as_bytes());
+            let chunk = vec![b' '; 64 * 1024];
+            let mut sent = 0;
+            while sent < body_bytes && stream.write_all(&chunk).is_ok() {
+                sent += chunk.len();
+            }
+        });
+        format!("http://{address}/")
+    }
+
+    fn read(url: &str, limit: usize) -> Result<Vec<u8>, String> {
+        crate::runtime::runtime().block_on(async {
+            let answer = reqwest::Client::new().get(url).send().await.unwrap();
+            super::bounded(answer, limit).await
+        })
+    }
+
+    #[test]
+    fn an_answer_past_the_limit_is_refused_whether_its_length_is_told_or_not() {
+        let told = serve_once("HTTP/1.1 200 OK\r\nContent-Length: 1048576\r\n\r\n".into(), 0);
+        assert_eq!(read(&told, 1000), Err("its answer is larger than 1000 bytes".into()));
+        // Without a length, the body is read only up to the limit, however long the server goes on.
+        let endless = serve_once("HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n".into(), 1 << 30);
+        assert_eq!(read(&endless, 100_000), Err("its answer is larger than 100000 bytes".into()));
+        let small = serve_once("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}".into(), 0);
+        assert_eq!(read(&small, 1000), Ok(b"{}".to_vec()));
+    }
 }

@@ -1,14 +1,18 @@
 //! `GET /metrics` and `GET /ready` on the address `metrics_address` names, served by the core on its own
 //! runtime, whatever hosts it (KrakenD or another caller). One listener per process: the first backend
-//! that names an address starts it; another address named later is logged once and ignored.
+//! that names an address starts it; another address named later is logged once and ignored. An address
+//! that cannot be bound is tried again every `BIND_RETRY` for as long as the process runs.
 //!
-//! It is bounded against slow or hostile clients: a request's head must arrive within
-//! `HEADER_READ_TIMEOUT`, a connection carries one request and lasts at most `CONNECTION_TIMEOUT`, and at
-//! most `MAX_CONNECTIONS` are served at once (more are closed on arrival).
+//! Whoever reaches the port must not keep the kubelet's probe from its answer, so the server is small and
+//! bounded: a connection carries one request, its head must arrive within `HEAD_TIMEOUT` and the whole
+//! exchange, answer written, ends within `CONNECTION_TIMEOUT`; at most `MAX_CONNECTIONS` are open at once,
+//! and one that arrives when all are taken closes the oldest rather than being refused, so connections held
+//! open (idle, half a head, an answer never read) cannot lock a probe out.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -17,18 +21,22 @@ use hyper::body::Incoming;
 use hyper::header::{HeaderValue, ACCEPT, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::sync::Semaphore;
+use tokio::task::AbortHandle;
 
 use crate::runtime;
 use crate::telemetry::log::{self, log};
 use crate::telemetry::metrics::metrics;
 
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
-const CONNECTION_TIMEOUT: Duration = Duration::from_secs(10);
-/// Scrapers and probes make a handful of connections; far more is an attack or a bug.
-const MAX_CONNECTIONS: usize = 32;
+/// A probe's or a scraper's head is a few hundred bytes, sent at once.
+const HEAD_TIMEOUT: Duration = Duration::from_secs(2);
+/// Ample to write a scrape across the pod network; a probe is answered within milliseconds.
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(5);
+/// Far more than the probes and scrapers of a replica open at once: the oldest past that are closed.
+const MAX_CONNECTIONS: usize = 64;
 /// Request heads larger than this are refused: ours are a line and a few headers.
 const MAX_HEAD_BYTES: usize = 16 * 1024;
+/// How often an address that could not be bound is tried again.
+const BIND_RETRY: Duration = Duration::from_secs(5);
 
 const TEXT: &str = "text/plain; charset=utf-8";
 
@@ -53,15 +61,44 @@ pub fn serve(address: SocketAddr, ready: Readiness) {
         }
         None => {}
     }
-    // Taken even if it cannot listen: the error is logged once, not again by every backend that names it.
+    // Taken even if it cannot listen yet: it is tried again here, not by every backend that names it.
     *serving = Some(address);
-    let listener = std::net::TcpListener::bind(address).and_then(|l| l.set_nonblocking(true).map(|()| l));
-    match listener {
-        Ok(listener) => {
-            log(format!("metrics on http://{address}/metrics, readiness on http://{address}/ready"));
-            runtime::with_signals_blocked(|| runtime::runtime().spawn(accept(listener, ready)));
+    // The first attempt at once, so that the log says at start-up whether it serves.
+    let bound = bind(address);
+    runtime::with_signals_blocked(|| {
+        runtime::runtime().spawn(async move {
+            let listener = match bound {
+                Ok(listener) => listener,
+                Err(e) => rebind(address, e).await,
+            };
+            accept(listener, ready).await
+        })
+    });
+}
+
+fn bind(address: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let listener = std::net::TcpListener::bind(address)?;
+    listener.set_nonblocking(true)?;
+    log(format!("metrics on http://{address}/metrics, readiness on http://{address}/ready"));
+    Ok(listener)
+}
+
+/// Tries `address` again until it can be bound: a port held by the process this one replaces (a rolling
+/// restart) or by another is freed sooner or later, and the probes need it then, not after a restart.
+async fn rebind(address: SocketAddr, mut error: std::io::Error) -> std::net::TcpListener {
+    loop {
+        log::once(
+            &format!("metrics_address {address} cannot listen: {error}"),
+            format_args!(
+                "config key metrics_address: cannot listen on {address}: {error} (tried again every {} s)",
+                BIND_RETRY.as_secs()
+            ),
+        );
+        tokio::time::sleep(BIND_RETRY).await;
+        match bind(address) {
+            Ok(listener) => return listener,
+            Err(e) => error = e,
         }
-        Err(e) => log(format!("config key metrics_address: cannot listen on {address}: {e}")),
     }
 }
 
@@ -71,11 +108,8 @@ async fn accept(listener: std::net::TcpListener, ready: Readiness) {
         Err(e) => return log(format!("metrics listener: {e}")),
     };
     let mut http = hyper::server::conn::http1::Builder::new();
-    http.timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
-        .keep_alive(false)
-        .max_buf_size(MAX_HEAD_BYTES);
-    let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    http.timer(TokioTimer::new()).header_read_timeout(HEAD_TIMEOUT).keep_alive(false).max_buf_size(MAX_HEAD_BYTES);
+    let mut open = Connections::default();
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
@@ -85,13 +119,30 @@ async fn accept(listener: std::net::TcpListener, ready: Readiness) {
                 continue;
             }
         };
-        let Ok(permit) = Arc::clone(&connections).try_acquire_owned() else { continue }; // dropped: closed
         let connection = http
             .serve_connection(TokioIo::new(stream), hyper::service::service_fn(move |request| answer(request, ready)));
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             let _ended_or_timed_out = tokio::time::timeout(CONNECTION_TIMEOUT, connection).await;
-            drop(permit);
         });
+        open.add(task.abort_handle());
+    }
+}
+
+/// The connections being served, oldest first.
+#[derive(Default)]
+struct Connections(VecDeque<AbortHandle>);
+
+impl Connections {
+    /// Takes `connection`, and closes the oldest when `MAX_CONNECTIONS` are open: the newest is the likeliest
+    /// to be a probe, and a connection held longest the likeliest to be held on purpose.
+    fn add(&mut self, connection: AbortHandle) {
+        self.0.retain(|c| !c.is_finished());
+        if self.0.len() == MAX_CONNECTIONS {
+            if let Some(oldest) = self.0.pop_front() {
+                oldest.abort();
+            }
+        }
+        self.0.push_back(connection);
     }
 }
 
@@ -114,7 +165,7 @@ async fn answer(request: Request<Incoming>, ready: Readiness) -> Result<Response
             }
         }
         (&Method::GET, "/ready") => {
-            // It may wait for a lock or replace a failed client: not on the runtime's one worker.
+            // It takes the producers' locks: not on the runtime's one worker, which serves every connection.
             match tokio::task::spawn_blocking(ready).await {
                 Ok(Ok(())) => (StatusCode::OK, TEXT, "ready\n".to_owned()),
                 Ok(Err(why)) => (StatusCode::SERVICE_UNAVAILABLE, TEXT, format!("{why}\n")),
@@ -127,4 +178,38 @@ async fn answer(request: Request<Incoming>, ready: Readiness) -> Result<Response
     *response.status_mut() = status;
     response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_connection_past_the_limit_closes_the_oldest_open_one() {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        runtime.block_on(async {
+            let mut open = Connections::default();
+            let held: Vec<_> = (0..MAX_CONNECTIONS).map(|_| tokio::spawn(std::future::pending::<()>())).collect();
+            held.iter().for_each(|c| open.add(c.abort_handle()));
+            let ids = |open: &Connections| open.0.iter().map(AbortHandle::id).collect::<Vec<_>>();
+            let mut expected: Vec<_> = held.iter().map(|c| c.id()).collect();
+            assert_eq!(ids(&open), expected);
+
+            // One that ended leaves its place to the next: nothing is closed for it.
+            held[3].abort();
+            let mut held: VecDeque<_> = held.into();
+            assert!(held.remove(3).unwrap().await.unwrap_err().is_cancelled());
+            let newcomers = [tokio::spawn(std::future::pending::<()>()), tokio::spawn(std::future::pending::<()>())];
+            open.add(newcomers[0].abort_handle());
+            expected.remove(3);
+            expected.push(newcomers[0].id());
+            assert_eq!(ids(&open), expected);
+
+            open.add(newcomers[1].abort_handle());
+            assert!(held.pop_front().unwrap().await.unwrap_err().is_cancelled(), "the oldest is closed");
+            expected.remove(0);
+            expected.push(newcomers[1].id());
+            assert_eq!(ids(&open), expected);
+        });
+    }
 }

@@ -363,6 +363,15 @@ impl Backend {
     /// Publishes as the plugin does for `POST path` with `Message-Key: key` and `Message-Headers:
     /// headers` ("" for none) and `body`; returns the core's status and response JSON.
     pub fn publish(&self, path: &str, key: &str, headers: &str, body: &str) -> (u16, serde_json::Value) {
+        let (status, response) =
+            self.send(path, key, headers, body).recv_timeout(Duration::from_secs(60)).expect("an answer within 60 s");
+        let json: serde_json::Value = serde_json::from_str(&response).unwrap();
+        assert_eq!(json["statusCode"], status.to_string(), "{json}");
+        (status, json)
+    }
+
+    /// `publish`, without waiting: the answer comes on the receiver.
+    pub fn send(&self, path: &str, key: &str, headers: &str, body: &str) -> std::sync::mpsc::Receiver<(u16, String)> {
         use krakend_kafka::ffi::*;
         let context = self.next.fetch_add(1, Ordering::SeqCst);
         let (tx, rx) = std::sync::mpsc::channel();
@@ -380,10 +389,12 @@ impl Backend {
             wait_ms: 0,
         };
         assert_eq!(unsafe { kk_publish_message(self.handle, message, self.answers, context) }, KK_OK);
-        let (status, response) = rx.recv_timeout(Duration::from_secs(60)).expect("an answer within 60 s");
-        let json: serde_json::Value = serde_json::from_str(&response).unwrap();
-        assert_eq!(json["statusCode"], status.to_string(), "{json}");
-        (status, json)
+        rx
+    }
+
+    /// Frees the publisher (`kk_publisher_free`), as the gateway does at shutdown; its answer queue stays.
+    pub fn close(&mut self) {
+        unsafe { krakend_kafka::ffi::kk_publisher_free(std::mem::replace(&mut self.handle, std::ptr::null_mut())) };
     }
 }
 

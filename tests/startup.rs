@@ -29,8 +29,12 @@ fn a_backend_whose_region_cannot_be_resolved_yet_answers_503_and_opens_by_itself
     let holder = std::sync::Arc::clone(&held);
     std::thread::spawn(move || metadata.incoming().flatten().for_each(|c| holder.lock().unwrap().push(c)));
     let (silent, error) = Backend::try_open(&config.to_string());
+    // The SDK gives up on the metadata service after its own timeouts, or the 3 s bound ends the wait.
     let error = error.expect("no region yet");
-    assert!(error.contains("the AWS default chain gave no region within 3 s"), "{error}");
+    assert!(
+        error.contains("the AWS default chain gave no region within 3 s") || error.contains("region: missing"),
+        "{error}"
+    );
     assert!(!held.lock().unwrap().is_empty(), "the metadata service was asked");
     let (status, answer) = silent.publish(&format!("/v1/event/{topic}"), "silent", "", r#"{"some_message":"x"}"#);
     assert_eq!(status, 503, "{answer}");

@@ -16,7 +16,10 @@ pub struct Admission {
     limits: AdmissionLimits,
     records: AtomicUsize,
     bytes: AtomicUsize,
-    /// Signalled when the last record held is released, for `wait_idle`.
+    /// Requests admitted and not answered yet: a permit's share of the limits is released before its
+    /// caller is answered (who may send the next request at once), the request is open until after.
+    open: AtomicUsize,
+    /// Signalled when the last open request ends, for `wait_idle`.
     idle: (Mutex<()>, Condvar),
 }
 
@@ -30,15 +33,17 @@ pub struct Permit {
 impl Admission {
     pub fn new(limits: AdmissionLimits) -> Arc<Admission> {
         let idle = (Mutex::new(()), Condvar::new());
-        Arc::new(Admission { limits, records: AtomicUsize::new(0), bytes: AtomicUsize::new(0), idle })
+        let (records, bytes, open) = (AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0));
+        Arc::new(Admission { limits, records, bytes, open, idle })
     }
 
-    /// Waits until nothing is held, or `within` passed; whether nothing is held.
+    /// Waits until every request admitted has ended (its permit dropped), or `within` passed; whether
+    /// they all have.
     pub fn wait_idle(&self, within: Duration) -> bool {
         let end = Instant::now() + within;
         let (lock, released) = &self.idle;
         let mut guard = lock.lock().unwrap_or_else(PoisonError::into_inner);
-        while self.records.load(Ordering::Acquire) > 0 {
+        while self.open.load(Ordering::Acquire) > 0 {
             let Some(left) = end.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) else { return false };
             guard = released.wait_timeout(guard, left).unwrap_or_else(PoisonError::into_inner).0;
         }
@@ -55,6 +60,7 @@ impl Admission {
     pub fn admit(self: &Arc<Self>, topic: &str, records: usize, bytes: usize) -> Result<Permit, Failure> {
         let held_records = self.records.fetch_add(records, Ordering::AcqRel);
         let held = self.bytes.fetch_add(bytes, Ordering::AcqRel);
+        self.open.fetch_add(1, Ordering::AcqRel);
         // Taken first, then checked: two callers racing for the last place cannot both get it.
         let permit = Permit { admission: Arc::clone(self), records, bytes };
         let limits = &self.limits;
@@ -75,10 +81,18 @@ impl Admission {
     }
 }
 
+impl Permit {
+    /// Gives back the request's share of the limits; the request stays open until the permit is dropped.
+    pub fn release_share(&mut self) {
+        self.admission.bytes.fetch_sub(std::mem::take(&mut self.bytes), Ordering::AcqRel);
+        self.admission.records.fetch_sub(std::mem::take(&mut self.records), Ordering::AcqRel);
+    }
+}
+
 impl Drop for Permit {
     fn drop(&mut self) {
-        self.admission.bytes.fetch_sub(self.bytes, Ordering::AcqRel);
-        if self.admission.records.fetch_sub(self.records, Ordering::AcqRel) == self.records {
+        self.release_share();
+        if self.admission.open.fetch_sub(1, Ordering::AcqRel) == 1 {
             // Under the lock: a waiter between its check and its wait cannot miss the signal.
             let (lock, released) = &self.admission.idle;
             drop(lock.lock().unwrap_or_else(PoisonError::into_inner));
@@ -116,8 +130,12 @@ mod tests {
     fn waiting_for_idle_ends_when_the_last_permit_goes() {
         let admission = Admission::new(AdmissionLimits { records: 10, bytes: 100, retry_after_s: 1 });
         assert!(admission.wait_idle(Duration::ZERO), "nothing held");
-        let (a, b) = (admission.admit("t", 1, 1).unwrap(), admission.admit("t", 2, 1).unwrap());
+        let (mut a, b) = (admission.admit("t", 1, 1).unwrap(), admission.admit("t", 2, 1).unwrap());
         assert!(!admission.wait_idle(Duration::ZERO), "two permits held");
+        // A share given back before its caller is answered frees the limits, not the request.
+        a.release_share();
+        drop(admission.admit("t", 8, 99).expect("a's share is free"));
+        assert!(!admission.wait_idle(Duration::ZERO), "a is not answered yet");
         let released = std::thread::spawn(move || {
             drop(a);
             drop(b);

@@ -165,3 +165,53 @@ fn open_when_possible(backend: Weak<Backend>, config: Config, mut last: String) 
         return;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// No broker and no registry listen there: a request is admitted, then answered 503 by the registry.
+    const UNREACHABLE: &[u8] = br#"{"bootstrap_servers":"127.0.0.1:1","registry_name":"r","region":"eu-west-1","glue_endpoint":"http://127.0.0.1:1","timeout_ms":3000}"#;
+    const ENVELOPE: &[u8] = br#"{"topicName":"t","body":{"a":1}}"#;
+
+    fn failure(outcome: Outcome) -> (u16, String) {
+        let f = outcome.expect_err("a failure");
+        (f.status, f.message)
+    }
+
+    #[test]
+    fn a_refused_configuration_answers_500_naming_the_key_whatever_the_input() {
+        let (backend, error) = Backend::open(br#"{"registry_name":"r","timeout_ms":"soon"}"#, |_| None);
+        let error = error.expect("refused");
+        assert!(error.starts_with("config key timeout_ms: "), "{error}");
+        assert!(backend.rules().is_none());
+        let (status, message) = failure(backend.publish(Input::Envelope(ENVELOPE)));
+        assert_eq!((status, message), (500, format!("krakend-kafka is misconfigured: {error}")));
+    }
+
+    #[test]
+    fn what_a_front_end_could_not_read_is_answered_with_its_own_failure() {
+        let (backend, error) = Backend::open(UNREACHABLE, |_| None);
+        assert_eq!(error, None);
+        let unreadable = Failure::bad_request("body: the connection ended before the body was complete");
+        let outcome = backend.publish(Input::Unreadable(unreadable.clone()));
+        assert_eq!(failure(outcome), (unreadable.status, unreadable.message));
+        let (status, message) = failure(backend.publish(Input::Envelope(b"[1]")));
+        assert_eq!((status, message.as_str()), (400, "request: must be a JSON object"));
+    }
+
+    #[test]
+    fn closing_waits_for_the_requests_taken_then_answers_503() {
+        let (backend, _) = Backend::open(UNREACHABLE, |_| None);
+        let (tx, rx) = std::sync::mpsc::channel();
+        backend.submit(Input::Envelope(ENVELOPE), Box::new(move |outcome| tx.send(outcome).map_err(|e| e.0)));
+        backend.close();
+        // Before, close returned at once and the request was answered later, after its handle was gone.
+        let (status, message) = failure(rx.try_recv().expect("answered before close returned"));
+        assert!(status == 503 && message.starts_with("topic t: not stored: "), "{status} {message}");
+        let closed = (503, "krakend-kafka: the publisher is closed".to_owned());
+        assert_eq!(failure(backend.publish(Input::Envelope(ENVELOPE))), closed);
+        backend.close();
+        assert_eq!(failure(Backend::closed().publish(Input::Envelope(ENVELOPE))), closed);
+    }
+}

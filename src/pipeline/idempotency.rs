@@ -16,7 +16,8 @@ use std::collections::HashMap;
 use std::collections::VecDeque;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
+// tokio's clock, which the window's test pauses and moves on instead of sleeping through the window.
+use tokio::time::Instant;
 
 use crate::config::IdempotencyLimits;
 use crate::outcome::{self, Answer, Delivery, Failure, Outcome};
@@ -330,8 +331,8 @@ mod tests {
     }
 
     #[test]
-    fn keys_expire_after_the_window_and_the_oldest_stored_go_first_past_the_limits() {
-        let store = store(50, 2, 1 << 20);
+    fn the_oldest_stored_go_first_past_the_limits() {
+        let store = store(60_000, 2, 1 << 20);
         let (first, _) = answer();
         begin(&store, "t", "a", 1, first).unwrap().0.settle(&STORED);
         let (second, _) = answer();
@@ -346,13 +347,23 @@ mod tests {
         let refused = refused.recv().unwrap().unwrap_err();
         assert_eq!((refused.status, refused.retry_after_s), (429, 2));
         drop(in_flight);
+    }
 
-        let store = self::store(50, 10, 1 << 20);
-        let (first, _) = answer();
-        begin(&store, "t", "a", 1, first).unwrap().0.settle(&STORED);
-        std::thread::sleep(Duration::from_millis(60));
-        let (after, _) = answer();
-        assert!(begin(&store, "t", "a", 2, after).is_some(), "past the window a key is new again");
+    #[test]
+    fn a_key_is_remembered_for_its_window_and_new_again_after_it() {
+        let clock = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
+        clock.block_on(async {
+            let store = store(50, 10, 1 << 20);
+            let (first, _) = answer();
+            begin(&store, "t", "a", 1, first).unwrap().0.settle(&STORED);
+            tokio::time::advance(Duration::from_millis(49)).await;
+            let (within, replayed) = answer();
+            assert!(begin(&store, "t", "a", 1, within).is_none(), "within the window the outcome is replayed");
+            assert_eq!(replayed.recv().unwrap(), STORED);
+            tokio::time::advance(Duration::from_millis(1)).await;
+            let (after, _) = answer();
+            assert!(begin(&store, "t", "a", 2, after).is_some(), "past the window a key is new again");
+        })
     }
 
     #[test]

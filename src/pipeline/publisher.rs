@@ -356,16 +356,17 @@ fn unwaited(topic: &str, answered_202: Arc<AtomicBool>) -> impl FnOnce(Outcome) 
 }
 
 impl Hold {
-    /// `answer`, which first gives the record's outcome to the idempotency key and then releases the
-    /// request's share of the limits.
+    /// `answer`, which first gives the record's outcome to the idempotency key, releases the request's
+    /// share of the limits, answers, and only then ends the request (what closing waits for).
     fn around(self, answer: Answer) -> Answer {
-        let Hold { permit, ticket } = self;
+        let Hold { mut permit, ticket } = self;
         Answer::new(move |outcome| {
             if let Some(ticket) = ticket {
                 ticket.settle(&outcome);
             }
+            permit.release_share();
+            answer.send(outcome);
             drop(permit);
-            answer.send(outcome)
         })
     }
 }

@@ -6,6 +6,7 @@
 #![allow(non_camel_case_types)] // C names in the C surface, as rustls-ffi does.
 
 // The layers, from the front ends down; a module imports only from the layers below its own.
+mod clock;
 mod config;
 pub mod ffi;
 mod format;

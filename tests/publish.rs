@@ -389,8 +389,25 @@ fn freeing_a_publisher_returns_once_every_record_it_took_is_acknowledged() {
     let topics: Vec<String> = (0..3).map(|_| topic_with_schema("publish-free", 1, SEED_SCHEMA)).collect();
     let mut backend = Backend::open(&config(REGISTRY, json!({"kafka": {"client.id": unique("free")}})));
     let body = json!({"some_message": "x"}).to_string();
+    // One topic's schema compiles only once the compile is let go, half a second after free was called.
+    let held = krakend_kafka::fault_injection::hold_compiles(&topics[0]);
     let answers: Vec<_> = topics.iter().map(|t| backend.send(&format!("/v1/event/{t}"), "k", "", &body)).collect();
+    held.wait_compiling();
+    let let_go = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let releaser = {
+        let let_go = std::sync::Arc::clone(&let_go);
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            let_go.store(true, std::sync::atomic::Ordering::SeqCst);
+            drop(held);
+        })
+    };
     backend.close();
+    assert!(
+        let_go.load(std::sync::atomic::Ordering::SeqCst),
+        "kk_publisher_free returned before the held record was sent"
+    );
+    releaser.join().unwrap();
     for topic in &topics {
         assert_eq!(record_count(topic), 1, "{topic}: stored before kk_publisher_free returned");
     }

@@ -14,9 +14,11 @@ use aws_sdk_glue::error::DisplayErrorContext;
 const WAIT: Duration = Duration::from_secs(2);
 /// The longest one question to the chain (IMDS, STS, a container endpoint) may take.
 const ASK: Duration = Duration::from_secs(10);
-/// Credentials that expire within this are renewed in the background while still in use.
-const RENEW_AHEAD: Duration = Duration::from_secs(300);
-/// Credentials that expire within this are not signed with: the token would outlive them.
+/// Credentials that expire within this are renewed in the background while still in use: more than the
+/// 12 minutes after which librdkafka asks for the next token (80% of its 15), so that it asks while they
+/// are still valid, whatever time they had left when the last token was signed.
+const RENEW_AHEAD: Duration = Duration::from_secs(20 * 60);
+/// Credentials that expire within this are not signed with: the token would be of no use.
 const LEAST_LEFT: Duration = Duration::from_secs(60);
 
 pub struct FreshCredentials {

@@ -4,7 +4,7 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Mutex, PoisonError, Weak};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::{ArcSwap, ArcSwapOption, Guard};
 use aws_credential_types::provider::SharedCredentialsProvider;
@@ -58,6 +58,9 @@ macro_rules! with_producer {
         }
     };
 }
+
+/// How often a producer looks for a client with a fatal error to replace when no request does.
+const HEAL_EVERY: Duration = Duration::from_secs(10);
 
 /// What makes two backends' producers interchangeable.
 pub type Key = (ProducerConfig, Option<AwsConfig>);
@@ -126,6 +129,12 @@ impl<const MSK_IAM: bool> ClientContext for Context<MSK_IAM> {
             let now = SystemTime::now();
             let credentials = iam.credentials.current(now)?;
             let (token, lifetime_ms) = msk_iam::token(&credentials, &iam.region, now)?;
+            // A token is worth no more than the credentials it was signed with: librdkafka renews it at 80%
+            // of the lifetime it is told, so it is told the shorter of the two.
+            let lifetime_ms = match credentials.expiry().and_then(|e| e.duration_since(UNIX_EPOCH).ok()) {
+                Some(expiry) => lifetime_ms.min(expiry.as_millis() as i64),
+                None => lifetime_ms,
+            };
             Ok(OAuthToken { token, principal_name: "krakend-kafka".into(), lifetime_ms })
         })
     }
@@ -190,6 +199,7 @@ impl Producer {
         shared.push((key, Arc::downgrade(&built)));
         drop(shared);
         built.warm_up();
+        built.heal();
         Ok(built)
     }
 
@@ -236,9 +246,30 @@ impl Producer {
         }
     }
 
+    /// A client with a fatal error is replaced by the next request; a replica that readiness took out of
+    /// its Service gets none, so it is also replaced here, looked at every `HEAL_EVERY` for as long as the
+    /// producer lives.
+    fn heal(self: &Arc<Self>) {
+        let producer = Arc::downgrade(self);
+        crate::runtime::with_signals_blocked(|| {
+            crate::runtime::runtime().spawn(async move {
+                loop {
+                    tokio::time::sleep(HEAL_EVERY).await;
+                    let Some(producer) = producer.upgrade() else { return };
+                    // Making a client starts threads, and dropping the last handle flushes: off the worker.
+                    drop(tokio::task::spawn_blocking(move || {
+                        if producer.client.load().fatal_error().is_some() {
+                            drop(producer.client());
+                        }
+                    }));
+                }
+            })
+        });
+    }
+
     /// What readiness needs to know of this producer, read as it is: a probe never replaces a client (whoever
-    /// reaches the port would make librdkafka clients), so one with a fatal error is reported until a request
-    /// replaces it.
+    /// reaches the port would make librdkafka clients); one with a fatal error is reported until a request or
+    /// `heal` replaces it.
     fn state(&self) -> ProducerState {
         let client = self.client.load();
         let last = with_producer!(&**client, |p| p.context().stats.health());
@@ -452,6 +483,14 @@ mod tests {
             assert!(refused.starts_with(&format!("config key kafka.{key}: ")), "{refused}");
             assert!(!refused.contains("hunter2"), "{refused}");
         }
+    }
+
+    #[test]
+    fn a_token_lives_no_longer_than_its_credentials() {
+        let expiry = SystemTime::now() + Duration::from_secs(300);
+        let creds = aws_credential_types::Credentials::new("AKID", "secret", None, Some(expiry), "test");
+        let token = context(creds).generate_oauth_token(None).unwrap();
+        assert_eq!(token.lifetime_ms, expiry.duration_since(UNIX_EPOCH).unwrap().as_millis() as i64);
     }
 
     #[test]

@@ -10,9 +10,9 @@ use crate::telemetry::metrics::Label;
 /// What readiness knows of one producer.
 #[derive(Debug, Clone)]
 pub struct ProducerState {
-    /// Its client hit a fatal error: the next request replaces it, readiness never does (the log says why,
-    /// and whether a fresh client could be made: librdkafka's text names brokers, which a probe's answer
-    /// does not).
+    /// Its client hit a fatal error: the next request or the producer's own check replaces it, a probe
+    /// never (the log says why, and whether a fresh client could be made: librdkafka's text names
+    /// brokers, which a probe's answer does not).
     pub fatal: bool,
     /// `statistics.interval.ms`; `None` when statistics are off.
     pub interval: Option<Duration>,
@@ -35,7 +35,7 @@ pub fn decide(producers: &[ProducerState], now: Instant) -> Result<(), String> {
             None => format!("not ready: {why}"),
         };
         if p.fatal {
-            return Err(named("the Kafka producer hit a fatal error; the next request replaces it"));
+            return Err(named("the Kafka producer hit a fatal error; it is being replaced"));
         }
         let Some(interval) = p.interval else {
             return Err(named("kafka.statistics.interval.ms is 0, so the brokers' state is unknown"));

@@ -11,7 +11,7 @@ use arc_swap::ArcSwap;
 use crate::config::Config;
 use crate::config::Rules;
 use crate::outcome::{Failure, Outcome};
-use crate::pipeline::publisher::{Publisher, Unopened};
+use crate::pipeline::publisher::{Publisher, Unopened, AWS_CHAIN_WAIT};
 use crate::pipeline::request::{HttpParts, Request};
 use crate::pipeline::trip::{Caller, Trip};
 use crate::runtime;
@@ -19,6 +19,8 @@ use crate::telemetry::log::log;
 
 /// How often a backend that could not be opened yet is tried again.
 const RETRY_OPEN: Duration = Duration::from_secs(5);
+
+type State = Arc<Result<Arc<Publisher>, Failure>>;
 
 pub struct Backend {
     state: ArcSwap<Result<Arc<Publisher>, Failure>>,
@@ -35,14 +37,17 @@ impl Backend {
             Err(e) => return Backend::refuse(e),
         };
         let rules = Some(config.backend.rules.clone());
-        match Publisher::open(config.clone()) {
+        match Publisher::open(config.clone(), Some(AWS_CHAIN_WAIT)) {
             Ok(publisher) => (Backend::with(Ok(Arc::new(publisher)), rules), None),
             Err(Unopened::Refused(e)) => Backend::refuse(e),
             Err(Unopened::NotYet(e)) => {
                 let backend = Backend::with(Err(starting(&e)), rules);
                 let (weak, error) =
                     (Arc::downgrade(&backend), format!("{e} (tried again every {} s)", RETRY_OPEN.as_secs()));
-                runtime::with_signals_blocked(|| std::thread::spawn(move || open_when_possible(weak, config, e)));
+                let starting = backend.state.load_full();
+                runtime::with_signals_blocked(|| {
+                    std::thread::spawn(move || open_when_possible(weak, starting, config, e))
+                });
                 (backend, Some(error))
             }
         }
@@ -134,14 +139,15 @@ fn starting(e: &str) -> Failure {
     Failure::unavailable(format!("krakend-kafka is starting: {e}; not stored"))
 }
 
-/// Opens `config` every `RETRY_OPEN` until it opens or is refused, for as long as the backend is held.
-fn open_when_possible(backend: Weak<Backend>, config: Config, mut last: String) {
+/// Opens `config` every `RETRY_OPEN` until it opens or is refused, for as long as the backend is held and
+/// still `starting` (a backend closed meanwhile stays closed).
+fn open_when_possible(backend: Weak<Backend>, starting: State, config: Config, mut last: String) {
     loop {
         std::thread::sleep(RETRY_OPEN);
         if backend.strong_count() == 0 {
             return;
         }
-        let state = match Publisher::open(config.clone()) {
+        let state = match Publisher::open(config.clone(), None) {
             Ok(publisher) => {
                 log("opened: the AWS settings could be resolved");
                 Ok(Arc::new(publisher))
@@ -160,7 +166,7 @@ fn open_when_possible(backend: Weak<Backend>, config: Config, mut last: String) 
             }
         };
         if let Some(backend) = backend.upgrade() {
-            backend.state.store(Arc::new(state));
+            drop(backend.state.compare_and_swap(&starting, Arc::new(state)));
         }
         return;
     }

@@ -16,9 +16,9 @@ use std::collections::HashMap;
 use std::collections::VecDeque;
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-// tokio's clock, which the window's test pauses and moves on instead of sleeping through the window.
-use tokio::time::Instant;
+use std::time::Instant;
 
+use crate::clock;
 use crate::config::IdempotencyLimits;
 use crate::outcome::{self, Answer, Delivery, Failure, Outcome};
 use crate::pipeline::request::{Request, TRACEPARENT, TRACESTATE};
@@ -102,7 +102,7 @@ impl Idempotency {
     pub fn begin(self: &Arc<Self>, topic: &str, key: &str, fingerprint: u64) -> Begun<'_> {
         let id = (topic.to_owned(), key.to_owned());
         let mut state = self.state();
-        let now = Instant::now();
+        let now = clock::now();
         while state.expiry.front().is_some_and(|(end, _)| *end <= now) {
             state.forget_oldest();
         }
@@ -219,7 +219,7 @@ impl Ticket {
         let mut state = self.store.state();
         let waiting = match outcome::took_effect(outcome) {
             true => {
-                let end = Instant::now() + self.store.limits.window;
+                let end = clock::now() + self.store.limits.window;
                 let Some(entry) = state.entries.get_mut(&id) else { return };
                 let waiting = std::mem::replace(&mut entry.phase, Phase::Stored(outcome.clone()));
                 // The waiters leave; the outcome stays, and counts: past the limit the oldest go first
@@ -351,19 +351,16 @@ mod tests {
 
     #[test]
     fn a_key_is_remembered_for_its_window_and_new_again_after_it() {
-        let clock = tokio::runtime::Builder::new_current_thread().enable_time().start_paused(true).build().unwrap();
-        clock.block_on(async {
-            let store = store(50, 10, 1 << 20);
-            let (first, _) = answer();
-            begin(&store, "t", "a", 1, first).unwrap().0.settle(&STORED);
-            tokio::time::advance(Duration::from_millis(49)).await;
-            let (within, replayed) = answer();
-            assert!(begin(&store, "t", "a", 1, within).is_none(), "within the window the outcome is replayed");
-            assert_eq!(replayed.recv().unwrap(), STORED);
-            tokio::time::advance(Duration::from_millis(1)).await;
-            let (after, _) = answer();
-            assert!(begin(&store, "t", "a", 2, after).is_some(), "past the window a key is new again");
-        })
+        let store = store(50, 10, 1 << 20);
+        let (first, _) = answer();
+        begin(&store, "t", "a", 1, first).unwrap().0.settle(&STORED);
+        clock::advance(Duration::from_millis(49));
+        let (within, replayed) = answer();
+        assert!(begin(&store, "t", "a", 1, within).is_none(), "within the window the outcome is replayed");
+        assert_eq!(replayed.recv().unwrap(), STORED);
+        clock::advance(Duration::from_millis(1));
+        let (after, _) = answer();
+        assert!(begin(&store, "t", "a", 2, after).is_some(), "past the window a key is new again");
     }
 
     #[test]

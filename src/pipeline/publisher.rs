@@ -50,10 +50,11 @@ struct Hold {
     ticket: Option<Ticket>,
 }
 
-/// The longest a backend's opening waits for the AWS default chain, which may ask an instance metadata
-/// service that does not answer: the gateway's start is not held up for longer; the backend answers 503
-/// and keeps trying in the background.
-const AWS_CHAIN_WAIT: Duration = Duration::from_secs(3);
+/// The longest a backend's first opening, on the gateway's start, waits for the AWS default chain, which
+/// may ask an instance metadata service that does not answer: the backend then answers 503 and keeps
+/// trying in the background, where the chain has the SDK's own timeouts (a slow STS or metadata service
+/// still opens it).
+pub const AWS_CHAIN_WAIT: Duration = Duration::from_secs(3);
 
 /// Why a publisher could not be opened.
 #[derive(Debug)]
@@ -66,8 +67,9 @@ pub enum Unopened {
 
 impl Publisher {
     /// Needs no broker or registry to be up: the producer connects in the background. Every thread it
-    /// starts (librdkafka's, tokio's blocking pool) starts with signals blocked.
-    pub fn open(config: Config) -> Result<Publisher, Unopened> {
+    /// starts (librdkafka's, tokio's blocking pool) starts with signals blocked. `chain_wait` bounds the
+    /// wait for the AWS default chain; `None`: the SDK's own timeouts.
+    pub fn open(config: Config, chain_wait: Option<Duration>) -> Result<Publisher, Unopened> {
         let Config { producer, aws: aws_settings, backend, metrics_address } = config;
         if let Some(address) = metrics_address {
             listener::serve(address, producer::ready);
@@ -79,13 +81,15 @@ impl Publisher {
                 true => Some(
                     runtime::runtime()
                         .block_on(async {
-                            tokio::time::timeout(AWS_CHAIN_WAIT, aws_config(&aws_settings, backend.timeout)).await
+                            let chain = aws_config(&aws_settings, backend.timeout);
+                            let Some(wait) = chain_wait else { return Ok(chain.await) };
+                            tokio::time::timeout(wait, chain).await
                         })
                         .map_err(|_| {
                             Unopened::NotYet(format!(
                                 "the AWS default chain gave no region within {} s (is the instance metadata service \
                                  slow? set region)",
-                                AWS_CHAIN_WAIT.as_secs()
+                                chain_wait.unwrap_or_default().as_secs()
                             ))
                         })?
                         .map_err(Unopened::NotYet)?,

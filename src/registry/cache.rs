@@ -9,12 +9,11 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
-// tokio's clock, which the tests pause and move on instead of sleeping through the TTLs.
-use tokio::time::Instant;
 
+use crate::clock;
 use crate::config::TopicSchema;
 use crate::format::codec::Codec;
 use crate::outcome::Failure;
@@ -93,7 +92,7 @@ impl<S: SchemaSource> SchemaCache<S> {
     pub fn usable(self: &Arc<Self>, topic: &str) -> Option<Result<Arc<Codec>, Failure>> {
         let slot = self.existing(topic)?;
         let entry = slot.entry.load_full()?;
-        if entry.expires > Instant::now() {
+        if entry.expires > clock::now() {
             return Some(entry.value.clone());
         }
         let codec = entry.value.as_ref().ok()?.clone();
@@ -111,7 +110,7 @@ impl<S: SchemaSource> SchemaCache<S> {
     pub async fn get(&self, topic: &str) -> Result<Arc<Codec>, Failure> {
         let slot = self.slot(topic);
         let seen = slot.entry.load_full();
-        match seen.as_ref().filter(|e| e.expires > Instant::now()) {
+        match seen.as_ref().filter(|e| e.expires > clock::now()) {
             Some(fresh) => fresh.value.clone(),
             None => self.fetch(topic, &slot, seen).await,
         }
@@ -134,7 +133,7 @@ impl<S: SchemaSource> SchemaCache<S> {
             Ok(schema) => schema,
             Err(e) => {
                 let value = Err(Failure::internal(e));
-                slot.entry.store(Some(Arc::new(Entry { value: value.clone(), expires: Instant::now() + FOREVER })));
+                slot.entry.store(Some(Arc::new(Entry { value: value.clone(), expires: clock::now() + FOREVER })));
                 return value;
             }
         };
@@ -184,7 +183,7 @@ impl<S: SchemaSource> SchemaCache<S> {
                 ),
             },
         };
-        slot.entry.store(Some(Arc::new(Entry { value: value.clone(), expires: Instant::now() + ttl })));
+        slot.entry.store(Some(Arc::new(Entry { value: value.clone(), expires: clock::now() + ttl })));
         value
     }
 
@@ -250,9 +249,9 @@ mod tests {
         Arc::new(SchemaCache::new(fake.clone(), HashMap::new(), ttl, ttl, Arc::new(TokenBucket::new(1000, 1000))))
     }
 
-    /// On a paused clock: a sleep moves it on at once, so TTLs expire exactly when the test says.
+    /// On this thread, whose clock the test moves on (`clock::advance`): TTLs expire exactly when it says.
     fn run<F: std::future::Future<Output = ()>>(test: F) {
-        tokio::runtime::Builder::new_current_thread().enable_all().start_paused(true).build().unwrap().block_on(test)
+        tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(test)
     }
 
     #[test]
@@ -284,7 +283,7 @@ mod tests {
         fake.answer(Ok(("PROTOBUF", SEED)));
         let cache = cache(&fake, 30);
         cache.get("t").await.unwrap();
-        tokio::time::sleep(Duration::from_millis(40)).await;
+        clock::advance(Duration::from_millis(40));
         (fake, cache)
     }
 
@@ -293,7 +292,7 @@ mod tests {
         run(async {
             let (fake, cache) = expired().await;
             let seen = cache.existing("t").unwrap().entry.load_full().unwrap();
-            assert!(seen.expires <= Instant::now(), "expired");
+            assert!(seen.expires <= clock::now(), "expired");
             cache.get("t").await.unwrap();
             assert_eq!(fake.calls(), 2);
         })
@@ -319,7 +318,7 @@ mod tests {
             let cache = cache(&fake, 100);
             assert!(cache.usable("t").is_none(), "nothing cached: the caller must wait for get");
             cache.get("t").await.unwrap();
-            tokio::time::sleep(Duration::from_millis(110)).await;
+            clock::advance(Duration::from_millis(110));
             // due for a refresh, and the registry fails: every request still gets the last codec at once
             fake.answer(Err(FetchError::Unavailable("connection refused".into())));
             for _ in 0..50 {
@@ -370,7 +369,7 @@ mod tests {
                 assert_eq!(cache.get("t").await.unwrap_err().status, 503);
             }
             assert_eq!(fake.calls(), 1);
-            tokio::time::sleep(Duration::from_millis(150)).await;
+            clock::advance(Duration::from_millis(150));
             assert_eq!(cache.get("t").await.unwrap_err().status, 503);
             assert_eq!(fake.calls(), 2, "asked again once it is forgotten");
         })
@@ -417,7 +416,7 @@ mod tests {
                 for topic in ["audit", "pinned", "plain"] {
                     cache.get(topic).await.unwrap();
                 }
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                clock::advance(Duration::from_millis(100));
             }
             let asked = fake.asked.lock().unwrap().clone();
             let versions =
@@ -435,7 +434,7 @@ mod tests {
         // Before, with MAX_SLOTS topics holding codecs every insert swept them all (10,000 x 20,000 visits).
         let codec = Arc::new(Codec::compile("s", SEED, &[], None).unwrap());
         for i in 0..MAX_SLOTS {
-            let entry = Entry { value: Ok(codec.clone()), expires: Instant::now() + FOREVER };
+            let entry = Entry { value: Ok(codec.clone()), expires: clock::now() + FOREVER };
             cache.slot(&format!("served-{i}")).entry.store(Some(Arc::new(entry)));
         }
         let inserted = 2 * MAX_SLOTS;

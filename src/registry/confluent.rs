@@ -16,9 +16,10 @@ use crate::telemetry::log;
 
 /// More imports than a schema has: a reference cycle or a runaway chain stops here.
 const MAX_REFERENCES: usize = 100;
-/// The largest answer read from the registry: far above any schema, far below what would hurt the
-/// gateway (a registry, or whatever answers at its URL, may send without end).
-const MAX_ANSWER_BYTES: usize = 8 << 20;
+/// The most read from the registry for one schema, its imports' answers included: far above any schema,
+/// far below what would hurt the gateway (a registry, or whatever answers at its URL, may send without
+/// end).
+const MAX_SCHEMA_BYTES: usize = 8 << 20;
 /// Of an error's answer, what the log shows.
 const MAX_LOGGED_BYTES: usize = 1024;
 
@@ -93,8 +94,8 @@ impl Confluent {
         Ok(Confluent { client, url, strategy: config.subject_name_strategy, calls })
     }
 
-    /// `subject`'s `version` ("latest" or a number).
-    async fn version(&self, subject: &str, version: &str) -> Result<SubjectVersion, FetchError> {
+    /// `subject`'s `version` ("latest" or a number), read within the `left` bytes of its schema's budget.
+    async fn version(&self, subject: &str, version: &str, left: &mut usize) -> Result<SubjectVersion, FetchError> {
         let mut url = self.url.clone();
         url.path_segments_mut()
             .map_err(|()| FetchError::Unavailable("its URL cannot hold a path".into()))?
@@ -114,7 +115,8 @@ impl Confluent {
         })?;
         match answer.status() {
             StatusCode::OK => {
-                let body = bounded(answer, MAX_ANSWER_BYTES).await.map_err(|e| unavailable(&e, &e))?;
+                let body = bounded(answer, *left).await.map_err(|e| unavailable(&e, &e))?;
+                *left -= body.len();
                 serde_json::from_slice(&body).map_err(|e| unavailable("its answer could not be read", &e))
             }
             StatusCode::NOT_FOUND => Err(FetchError::NotFound(match version {
@@ -124,7 +126,7 @@ impl Confluent {
             StatusCode::UNAUTHORIZED => Err(unavailable("authentication failed", &"HTTP 401")),
             StatusCode::FORBIDDEN => Err(unavailable("access denied", &"HTTP 403")),
             status => {
-                let body = bounded(answer, MAX_LOGGED_BYTES).await.unwrap_or_default();
+                let body = first_bytes(answer, MAX_LOGGED_BYTES).await;
                 Err(unavailable(&format!("it answered HTTP {}", status.as_u16()), &String::from_utf8_lossy(&body)))
             }
         }
@@ -147,7 +149,8 @@ impl SchemaSource for Confluent {
 
     async fn fetch(&self, subject: &str, version: Option<i64>) -> Result<SchemaText, FetchError> {
         let version = version.map_or_else(|| "latest".to_owned(), |n| n.to_string());
-        let top = self.version(subject, &version).await?;
+        let mut left = MAX_SCHEMA_BYTES;
+        let top = self.version(subject, &version, &mut left).await?;
         // Each referenced file once, however many schemas import it.
         let mut imports = Vec::new();
         let mut seen = HashSet::new();
@@ -162,13 +165,14 @@ impl SchemaSource for Confluent {
                 )));
             }
             self.calls.take_waiting().await;
-            let found =
-                self.version(&reference.subject, &reference.version.to_string()).await.map_err(|e| match e {
+            let found = self.version(&reference.subject, &reference.version.to_string(), &mut left).await.map_err(
+                |e| match e {
                     FetchError::NotFound(why) => {
                         FetchError::NotFound(format!("subject {subject}: its reference {}: {why}", reference.name))
                     }
                     unavailable => unavailable,
-                })?;
+                },
+            )?;
             pending.extend(found.references);
             imports.push((reference.name, found.schema));
         }
@@ -195,6 +199,18 @@ async fn bounded(mut answer: reqwest::Response, limit: usize) -> Result<Vec<u8>,
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+/// The first `limit` bytes of `answer`'s body (what could be read of them), for the log.
+async fn first_bytes(mut answer: reqwest::Response, limit: usize) -> Vec<u8> {
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = answer.chunk().await {
+        body.extend_from_slice(&chunk[..chunk.len().min(limit - body.len())]);
+        if body.len() == limit {
+            break;
+        }
+    }
+    body
 }
 
 /// What a caller is told of a failed call, in a few words; the whole error (`chain`) goes to the log.
@@ -259,5 +275,15 @@ mod tests {
         assert_eq!(read(&endless, 100_000), Err("its answer is larger than 100000 bytes".into()));
         let small = serve_once("HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}".into(), 0);
         assert_eq!(read(&small, 1000), Ok(b"{}".to_vec()));
+    }
+
+    #[test]
+    fn an_error_answer_is_logged_in_its_first_bytes_however_long() {
+        let endless = serve_once("HTTP/1.1 500 Oops\r\nConnection: close\r\n\r\n".into(), 1 << 30);
+        let logged = crate::runtime::runtime().block_on(async {
+            super::first_bytes(reqwest::Client::new().get(&endless).send().await.unwrap(), super::MAX_LOGGED_BYTES)
+                .await
+        });
+        assert_eq!(logged, vec![b' '; super::MAX_LOGGED_BYTES]);
     }
 }

@@ -30,7 +30,7 @@ GO_STRIP := -s -w
 # Starts the test services, runs the rest of the line with their environment, and stops them again.
 WITH_TEST_SERVICES = $(SERVICES) start test && trap '$(SERVICES) stop test' EXIT && eval "$$($(SERVICES) env test)" &&
 
-.PHONY: build header plugin krakend aws-signer image-context image image-test bench test unit integration go-test e2e run fmt-check services-install leaks fuzz
+.PHONY: build header plugin krakend service run-service aws-signer image-context image image-test bench test unit integration go-test e2e run fmt-check services-install leaks fuzz
 
 ## build: the Rust core, as libkrakend_kafka.so (C callers) and .a (the Go plugin), in release mode
 build:
@@ -161,6 +161,21 @@ run: plugin krakend
 	  "curl -si http://127.0.0.1:8080/v1/batch/example-events -d '{\"records\":[{\"key\":\"k1\",\"value\":{\"some_message\":\"one\"}},{\"key\":\"k2\",\"headers\":{\"source\":\"readme\"},\"value\":{\"some_message\":\"two\"}}]}'" \
 	  "$(SERVICES) consume run example-events" && \
 	cd $(BUILD) && ./krakend run -c $(CURDIR)/krakend/krakend.json
+
+## service: the krakend-kafka service binary (`krakend-kafka serve -c FILE`)
+SERVICE_BIN := $(CARGO_TARGET_DIR)/release/krakend-kafka
+service:
+	cargo build --release --bin krakend-kafka
+
+## run-service: `make run` with the service on 127.0.0.1:8082 in place of the gateway
+run-service: service
+	@$(SERVICES) start run && trap '$(SERVICES) stop run' EXIT && eval "$$($(SERVICES) env run)" && \
+	$(SERVICES) example run && \
+	printf '\nPublish:\n  %s\nPublish a batch:\n  %s\nSee the records:\n  %s\n\n' \
+	  "curl -si http://127.0.0.1:8082/v1/event/example-events -H 'Message-Key: k1' -H 'Message-Headers: source=readme,trace-id=abc-1' -d '{\"some_message\":\"hello\"}'" \
+	  "curl -si http://127.0.0.1:8082/v1/batch/example-events -d '{\"records\":[{\"key\":\"k1\",\"value\":{\"some_message\":\"one\"}},{\"key\":\"k2\",\"headers\":{\"source\":\"readme\"},\"value\":{\"some_message\":\"two\"}}]}'" \
+	  "$(SERVICES) consume run example-events" && \
+	$(SERVICE_BIN) serve -c $(CURDIR)/krakend/service/service.json
 
 VERSION = $(shell awk -F'"' '/^version/ {print $$2; exit}' Cargo.toml)
 IMAGE := $(BUILD)/krakend-kafka.oci.tar

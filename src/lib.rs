@@ -1,7 +1,8 @@
 //! krakend-kafka publishes HTTP requests to Kafka from inside the KrakenD API gateway: it turns a JSON
 //! body into protobuf with the topic's schema from the AWS Glue Schema Registry and sends it through one
-//! long-lived, idempotent producer. C callers use [`ffi`]; Rust callers use [`Backend`]. Every request,
-//! from any front end, enters the pipeline by [`Backend::submit`].
+//! long-lived, idempotent producer. C callers use [`ffi`]; HTTP callers the service ([`service`], the
+//! `krakend-kafka serve` binary); Rust callers use [`Backend`]. Every request, from any front end, enters
+//! the pipeline by [`Backend::submit`].
 
 #![allow(non_camel_case_types)] // C names in the C surface, as rustls-ffi does.
 
@@ -16,6 +17,7 @@ mod pipeline;
 mod rate;
 mod registry;
 mod runtime;
+pub mod service;
 mod telemetry;
 
 pub use config::{Config, Rules};

@@ -4,20 +4,29 @@
 //! thread it does not know and has no handler for, so every thread this library starts (tokio's
 //! workers, librdkafka's threads) starts with all signals blocked and inherits that mask.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 use nix::sys::signal::{SigSet, SigmaskHow};
 use tokio::runtime::Runtime;
 
 static RUNTIME: OnceLock<Runtime> = OnceLock::new();
+/// The runtime's workers. In a gateway one is enough: the gateway's own threads serve HTTP and publish,
+/// the runtime only waits (registry calls, AWS credentials, deadlines, the metrics listener). The service
+/// serves HTTP on the runtime, and asks for a worker per core.
+static WORKERS: AtomicUsize = AtomicUsize::new(1);
+
+/// Sets the number of workers the runtime starts with; it has no effect once the runtime is running.
+pub fn use_workers(workers: usize) {
+    WORKERS.store(workers.max(1), Ordering::Relaxed);
+}
 
 pub fn runtime() -> &'static Runtime {
     RUNTIME.get_or_init(|| {
         with_signals_blocked(|| {
             tokio::runtime::Builder::new_multi_thread()
-                // Only waiting runs here (registry calls, AWS credentials, deadlines, the metrics listener);
-                // schema compiles and a cold topic's encodes go to tokio's blocking pool, publishing elsewhere.
-                .worker_threads(1)
+                // Schema compiles and a cold topic's encodes go to tokio's blocking pool.
+                .worker_threads(WORKERS.load(Ordering::Relaxed))
                 .thread_name("krakend-kafka")
                 .enable_all()
                 .build()

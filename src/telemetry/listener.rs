@@ -18,7 +18,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, ACCEPT, CONTENT_TYPE};
+use hyper::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::task::AbortHandle;
@@ -147,10 +147,27 @@ impl Connections {
 }
 
 async fn answer(request: Request<Incoming>, ready: Readiness) -> Result<Response<Full<Bytes>>, Infallible> {
-    let (status, content_type, body) = match (request.method(), request.uri().path()) {
+    let probed = probe(request.method(), request.uri().path(), request.headers(), ready).await;
+    let (status, content_type, body) =
+        probed.unwrap_or((StatusCode::NOT_FOUND, TEXT, "not found: GET /metrics or /ready\n".to_owned()));
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    Ok(response)
+}
+
+/// The answer to a scrape (`GET /metrics`) or a readiness probe (`GET /ready`): its status, content type
+/// and body; `None` for any other request. Every front end that serves HTTP serves these the same way.
+pub async fn probe(
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+    ready: Readiness,
+) -> Option<(StatusCode, &'static str, String)> {
+    Some(match (method, path) {
         (&Method::GET, "/metrics") => {
             // Prometheus asks for OpenMetrics first; curl and older scrapers get Prometheus' own format.
-            let accept = request.headers().get(ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default();
+            let accept = headers.get(ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default();
             match accept.contains("application/openmetrics-text") {
                 true => (
                     StatusCode::OK,
@@ -165,19 +182,15 @@ async fn answer(request: Request<Incoming>, ready: Readiness) -> Result<Response
             }
         }
         (&Method::GET, "/ready") => {
-            // It takes the producers' locks: not on the runtime's one worker, which serves every connection.
+            // It takes the producers' locks: not on a runtime worker, which serves many connections.
             match tokio::task::spawn_blocking(ready).await {
                 Ok(Ok(())) => (StatusCode::OK, TEXT, "ready\n".to_owned()),
                 Ok(Err(why)) => (StatusCode::SERVICE_UNAVAILABLE, TEXT, format!("{why}\n")),
                 Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, TEXT, "not ready: the check failed\n".to_owned()),
             }
         }
-        _ => (StatusCode::NOT_FOUND, TEXT, "not found: GET /metrics or /ready\n".to_owned()),
-    };
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = status;
-    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-    Ok(response)
+        _ => return None,
+    })
 }
 
 #[cfg(test)]

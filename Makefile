@@ -151,16 +151,22 @@ test: fmt-check config-check plugin krakend krakend-rig aws-signer plugin-check-
 services-install:
 	$(SERVICES) install
 
-## run: local Kafka, the Glue emulator with an example schema, and KrakenD with the plugin on
-## 127.0.0.1:8080, in the foreground; Ctrl-C stops everything it started
-run: plugin krakend
+# The local stack (services, example topics), the commands that publish to port $(1), then $(2) in the
+# foreground; Ctrl-C stops everything it started.
+define run-stack
 	@$(SERVICES) start run && trap '$(SERVICES) stop run' EXIT && eval "$$($(SERVICES) env run)" && \
 	$(SERVICES) example run && \
 	printf '\nPublish:\n  %s\nPublish a batch:\n  %s\nSee the records:\n  %s\n\n' \
-	  "curl -si http://127.0.0.1:8080/v1/event/example-events -H 'Message-Key: k1' -H 'Message-Headers: source=readme,trace-id=abc-1' -d '{\"some_message\":\"hello\"}'" \
-	  "curl -si http://127.0.0.1:8080/v1/batch/example-events -d '{\"records\":[{\"key\":\"k1\",\"value\":{\"some_message\":\"one\"}},{\"key\":\"k2\",\"headers\":{\"source\":\"readme\"},\"value\":{\"some_message\":\"two\"}}]}'" \
+	  "curl -si http://127.0.0.1:$(1)/v1/event/example-events -H 'Message-Key: k1' -H 'Message-Headers: source=readme,trace-id=abc-1' -d '{\"some_message\":\"hello\"}'" \
+	  "curl -si http://127.0.0.1:$(1)/v1/batch/example-events -d '{\"records\":[{\"key\":\"k1\",\"value\":{\"some_message\":\"one\"}},{\"key\":\"k2\",\"headers\":{\"source\":\"readme\"},\"value\":{\"some_message\":\"two\"}}]}'" \
 	  "$(SERVICES) consume run example-events" && \
-	cd $(BUILD) && ./krakend run -c $(CURDIR)/krakend/krakend.json
+	$(2)
+endef
+
+## run: local Kafka, the Glue emulator with an example schema, and KrakenD with the plugin on
+## 127.0.0.1:8080, in the foreground; Ctrl-C stops everything it started
+run: plugin krakend
+	$(call run-stack,8080,cd $(BUILD) && ./krakend run -c $(CURDIR)/krakend/krakend.json)
 
 ## service: the krakend-kafka service binary (`krakend-kafka serve -c FILE`)
 SERVICE_BIN := $(CARGO_TARGET_DIR)/release/krakend-kafka
@@ -169,13 +175,7 @@ service:
 
 ## run-service: `make run` with the service on 127.0.0.1:8082 in place of the gateway
 run-service: service
-	@$(SERVICES) start run && trap '$(SERVICES) stop run' EXIT && eval "$$($(SERVICES) env run)" && \
-	$(SERVICES) example run && \
-	printf '\nPublish:\n  %s\nPublish a batch:\n  %s\nSee the records:\n  %s\n\n' \
-	  "curl -si http://127.0.0.1:8082/v1/event/example-events -H 'Message-Key: k1' -H 'Message-Headers: source=readme,trace-id=abc-1' -d '{\"some_message\":\"hello\"}'" \
-	  "curl -si http://127.0.0.1:8082/v1/batch/example-events -d '{\"records\":[{\"key\":\"k1\",\"value\":{\"some_message\":\"one\"}},{\"key\":\"k2\",\"headers\":{\"source\":\"readme\"},\"value\":{\"some_message\":\"two\"}}]}'" \
-	  "$(SERVICES) consume run example-events" && \
-	$(SERVICE_BIN) serve -c $(CURDIR)/krakend/service/service.json
+	$(call run-stack,8082,$(SERVICE_BIN) serve -c $(CURDIR)/krakend/service/service.json)
 
 VERSION = $(shell awk -F'"' '/^version/ {print $$2; exit}' Cargo.toml)
 IMAGE := $(BUILD)/krakend-kafka.oci.tar

@@ -235,7 +235,7 @@ start_registry() {
   mkdir -p "$state"
   setsid nohup "$(java21)" -Xmx256m -Dquarkus.http.host=127.0.0.1 \
     -Dquarkus.http.port="$registry_port" -Dquarkus.management.host=127.0.0.1 \
-    -Dquarkus.management.port=$((registry_port + 1)) -Dquarkus.http.ssl-port="$registry_tls_port" \
+    -Dquarkus.management.port=$((registry_port + 10)) -Dquarkus.http.ssl-port="$registry_tls_port" \
     -Dquarkus.http.ssl.certificate.files="$tls/broker.pem" -Dquarkus.http.ssl.certificate.key-files="$tls/broker.key" \
     -Dquarkus.http.auth.basic=true -Dapicurio.authn.mechanism.priority=basic \
     -Dquarkus.security.users.embedded.plain-text=true \
@@ -243,7 +243,7 @@ start_registry() {
     "-Dquarkus.security.users.embedded.roles.$registry_user=sr-admin" \
     -jar "$apicurio_home/quarkus-run.jar" >"$state/registry.log" 2>&1 &
   echo $! >"$state/registry.pid"
-  wait_for "Apicurio Registry on 127.0.0.1:$registry_port" 90 curl -sf "http://127.0.0.1:$((registry_port + 1))/health/ready" || {
+  wait_for "Apicurio Registry on 127.0.0.1:$registry_port" 90 curl -sf "http://127.0.0.1:$((registry_port + 10))/health/ready" || {
     tail -n 20 "$state/registry.log" >&2; return 1; }
   log "Apicurio Registry (Confluent API) on 127.0.0.1:$registry_port (HTTPS: $registry_tls_port)"
 }

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the test binaries cargo builds for the given targets (e.g. `--lib --test publish`) under valgrind,
+# Runs the test binaries cargo builds for the given targets (e.g. `--lib --test publish`; not the service
+# binary cargo builds beside them for the integration tests) under valgrind,
 # with the real services up: it fails on any block lost (definitely or indirectly) or any memory error
 # outside tests/leaks/rdkafka.supp, and prints each binary's leak summary.
 set -euo pipefail
@@ -8,7 +9,8 @@ binaries=$(cargo test --release --no-run --message-format=json "$@" |
   python3 -c 'import json, sys
 for line in sys.stdin:
     m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m.get("executable"): print(m["executable"])')
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and m["profile"]["test"]:
+        print(m["executable"])')
 for binary in $binaries; do
   log=$(mktemp)
   echo "valgrind: $(basename "$binary")"

@@ -128,7 +128,7 @@ fn a_plugin_built_by_another_go_release_is_refused_and_would_not_load() {
 /// The product's gateway with `plugin` alone in its plugin folder, serving one plugin endpoint.
 fn gateway_with(plugin: &str) -> Gateway {
     let config = gateway_config("2s", &[("/v1/event/{topic}", serde_json::json!({}))]);
-    Gateway::spawn(&var("KK_KRAKEND_BIN"), config, plugin)
+    Gateway::spawn(&var("KK_KRAKEND_BIN"), config, Some(plugin))
 }
 
 #[test]

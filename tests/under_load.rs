@@ -85,162 +85,201 @@ fn foreign(sent: &[Sent]) -> Vec<&Sent> {
         .collect()
 }
 
-#[test]
-#[ignore = "needs Kafka, the Glue emulator and the built gateway: run `make test`"]
-fn a_broker_crashed_and_restarted_under_load_loses_and_duplicates_nothing() {
-    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let topic = topic_with_schema("load-crash", 3, SEED_SCHEMA);
-    let gateway = Gateway::start(gateway_config(
-        "30s",
-        &[("/v1/event/{topic}", config_value(REGISTRY, json!({"timeout_ms": 10000})))],
-    ));
-    let progress = Progress::default();
-    let (sent, crashed, resumed) = std::thread::scope(|s| {
-        let load = s.spawn(|| {
-            load(&gateway.address, Connections::PerRequest, 16, 6000, |id| request("/v1/event", &topic, id), &progress)
+each_front! {
+    #[ignore = "needs Kafka, the Glue emulator and the built gateway: run `make test`"]
+    fn a_broker_crashed_and_restarted_under_load_loses_and_duplicates_nothing(front) {
+        let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        let topic = topic_with_schema("load-crash", 3, SEED_SCHEMA);
+        let gateway = front.start(gateway_config(
+            "30s",
+            &[("/v1/event/{topic}", config_value(REGISTRY, json!({"timeout_ms": 10000})))],
+        ));
+        let progress = Progress::default();
+        let (sent, crashed, resumed) = std::thread::scope(|s| {
+            let load = s.spawn(|| {
+                load(
+                    &gateway.address,
+                    Connections::PerRequest,
+                    16,
+                    6000,
+                    |id| request("/v1/event", &topic, id),
+                    &progress,
+                )
+            });
+            progress.wait_for(1500);
+            crash_broker();
+            let crashed = Instant::now();
+            resume_broker();
+            (load.join().unwrap(), crashed, Instant::now())
         });
-        progress.wait_for(1500);
-        crash_broker();
-        let crashed = Instant::now();
-        resume_broker();
-        (load.join().unwrap(), crashed, Instant::now())
-    });
-    let report = read_back(&topic, &sent);
-    // Every answer is the plugin's, within its budget (timeout_ms and the sweeper's round): none waited
-    // for KrakenD's own timeout.
-    assert!(foreign(&sent).is_empty(), "{:?}", foreign(&sent).first());
-    let slowest = sent.iter().map(|s| s.answered - s.started).max().unwrap();
-    assert!(slowest < Duration::from_millis(11_500), "a caller waited {slowest:?}");
-    let recovered = sent
-        .iter()
-        .filter(|s| s.started > crashed && matches!(s.answer, Ok((200, _))))
-        .map(|s| s.answered - crashed)
-        .min()
-        .expect("publishing resumed");
-    println!(
-        "broker down for {:.1} s; first 200 for a request sent after the crash {:.1} s after it",
-        (resumed - crashed).as_secs_f64(),
-        recovered.as_secs_f64()
+        let report = read_back(&topic, &sent);
+        // Every answer is the plugin's, within its budget (timeout_ms and the sweeper's round): none waited
+        // for KrakenD's own timeout.
+        assert!(foreign(&sent).is_empty(), "{:?}", foreign(&sent).first());
+        let slowest = sent.iter().map(|s| s.answered - s.started).max().unwrap();
+        assert!(slowest < Duration::from_millis(11_500), "a caller waited {slowest:?}");
+        let recovered = sent
+            .iter()
+            .filter(|s| s.started > crashed && matches!(s.answer, Ok((200, _))))
+            .map(|s| s.answered - crashed)
+            .min()
+            .expect("publishing resumed");
+        println!(
+            "broker down for {:.1} s; first 200 for a request sent after the crash {:.1} s after it",
+            (resumed - crashed).as_secs_f64(),
+            recovered.as_secs_f64()
+        );
+        assert!(report.statuses.get("200").copied().unwrap_or(0) > 4500, "{report:?}");
+    }
+}
+
+each_front! {
+    #[ignore = "needs Kafka, the Glue emulator and the built gateway: run `make test`"]
+    fn a_gateway_stopped_under_load_answers_every_request_it_took_and_exits_within_its_flush_budget(front) {
+        let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        let topic = topic_with_schema("load-stop", 3, SEED_SCHEMA);
+        // Two backends with equal Kafka settings share one producer: stopping must answer both's callers.
+        let mut gateway = front.start(gateway_config(
+            "30s",
+            &[
+                ("/v1/event/{topic}", config_value(REGISTRY, json!({"timeout_ms": 5000}))),
+                ("/v1/other/{topic}", config_value(REGISTRY, json!({"timeout_ms": 5000, "max_body_bytes": 4096}))),
+            ],
+        ));
+        let progress = Progress::default();
+        let endpoint = |id: usize| if id.is_multiple_of(2) { "/v1/event" } else { "/v1/other" };
+        let address = gateway.address.clone();
+        let (sent, stopped, exit) = std::thread::scope(|s| {
+            let load = s.spawn(|| {
+                load(&address, Connections::PerRequest, 16, 4000, |id| request(endpoint(id), &topic, id), &progress)
+            });
+            progress.wait_for(1000);
+            let stopped = Instant::now();
+            gateway.signal(libc::SIGTERM);
+            // the producer's drain budget (message.timeout.ms 3.5 s and its expiry scan), and start-up slack
+            let exit = gateway.exited_within(Duration::from_secs(15));
+            (load.join().unwrap(), stopped, exit)
+        });
+        let exit = exit.expect("the gateway exits within its flush budget");
+        assert!(exit.success(), "{exit}");
+        let report = read_back(&topic, &sent);
+        // Every request the gateway took got the plugin's answer; the others found no gateway to talk to
+        // (refused, or reset in the listener's backlog) and are not on the topic (read_back).
+        for s in foreign(&sent) {
+            assert!(s.answer.is_err(), "request {} got {:?}", s.id, s.answer);
+        }
+        let longest = sent.iter().filter(|s| s.answered > stopped).map(|s| s.answered - stopped).max().unwrap();
+        println!(
+            "stopped after {} answers; the last caller answered {:.1} s after SIGTERM",
+            1000,
+            longest.as_secs_f64()
+        );
+        assert!(longest < Duration::from_secs(15), "a caller waited {longest:?}");
+        assert!(report.statuses.get("200").copied().unwrap_or(0) >= 1000, "{report:?}");
+    }
+}
+
+/// Sends request `id` on a connection of its own and closes it: at once (`wait` None, a caller who hangs
+/// up), or after waiting `wait` for an answer (a gateway in front with that timeout). Whether an answer
+/// came.
+fn give_up(address: &str, topic: &str, id: usize, wait: Option<Duration>) -> bool {
+    let (path, _, body) = request("/v1/event", topic, id);
+    let mut stream = std::net::TcpStream::connect(address).unwrap();
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: gateway\r\nMessage-Key: id-{id}\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
     );
-    assert!(report.statuses.get("200").copied().unwrap_or(0) > 4500, "{report:?}");
+    std::io::Write::write_all(&mut stream, head.as_bytes()).unwrap();
+    let Some(wait) = wait else { return false };
+    stream.set_read_timeout(Some(wait)).unwrap();
+    matches!(std::io::Read::read(&mut stream, &mut [0u8; 1]), Ok(1..))
 }
 
-#[test]
-#[ignore = "needs Kafka, the Glue emulator and the built gateway: run `make test`"]
-fn a_gateway_stopped_under_load_answers_every_request_it_took_and_exits_within_its_flush_budget() {
-    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let topic = topic_with_schema("load-stop", 3, SEED_SCHEMA);
-    // Two backends with equal Kafka settings share one producer: stopping must answer both's callers.
-    let mut gateway = Gateway::start(gateway_config(
-        "30s",
-        &[
-            ("/v1/event/{topic}", config_value(REGISTRY, json!({"timeout_ms": 5000}))),
-            ("/v1/other/{topic}", config_value(REGISTRY, json!({"timeout_ms": 5000, "max_body_bytes": 4096}))),
-        ],
-    ));
-    let progress = Progress::default();
-    let endpoint = |id: usize| if id.is_multiple_of(2) { "/v1/event" } else { "/v1/other" };
-    let address = gateway.address.clone();
-    let (sent, stopped, exit) = std::thread::scope(|s| {
-        let load = s.spawn(|| {
-            load(&address, Connections::PerRequest, 16, 4000, |id| request(endpoint(id), &topic, id), &progress)
+each_front! {
+    #[ignore = "needs Kafka, the Glue emulator and the built gateway: run `make test`"]
+    fn callers_who_give_up_leave_their_outcome_in_the_log_and_nothing_behind(front) {
+        let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        let topic = topic_with_schema("load-gone", 3, SEED_SCHEMA);
+        // The broker through a proxy that can hold every byte; the endpoint's timeout (1 s) is shorter than
+        // the plugin's budget, as a misconfigured gateway's would be. The service has no endpoint timeout: a
+        // gateway in front of it that waits 1 s is played by callers who wait 1 s.
+        let proxy = Proxy::start(&var("KK_FAULTY_BOOTSTRAP"), var("KK_FAULTY_BROKER"));
+        let mut backend = config_value(REGISTRY, json!({"timeout_ms": 20000}));
+        backend["bootstrap_servers"] = json!(var("KK_FAULTY_BOOTSTRAP"));
+        let gateway = front.start(gateway_config("1s", &[("/v1/event/{topic}", backend)]));
+        let progress = Progress::default();
+        let warm =
+            load(&gateway.address, Connections::PerRequest, 1, 1, |id| request("/v1/event", &topic, id), &progress);
+        assert!(matches!(warm[0].answer, Ok((200, _))), "{:?}", warm[0].answer);
+        // What a request could leave behind: the gateway's goroutines, the service's open files.
+        let held = || if front == Front::Plugin { gateway.goroutines() } else { gateway.open_files() };
+        let before = held();
+
+        // Held by the network: half the callers hang up at once, half wait for the endpoint's timeout.
+        proxy.freeze(true);
+        let (gone, waited) = (200, 64);
+        std::thread::scope(|s| {
+            let waiting = s.spawn(|| match front {
+                Front::Plugin => {
+                    let ids = |id| request("/v1/event", &topic, 1 + id);
+                    for s in load(&gateway.address, Connections::PerRequest, 16, waited, ids, &progress) {
+                        // KrakenD answers a request past its endpoint's timeout itself: the plugin's answer is lost
+                        assert!(matches!(s.answer, Ok((500, _))), "{:?}", s.answer);
+                    }
+                }
+                Front::Service => std::thread::scope(|s| {
+                    let (gateway, topic) = (&gateway, &topic);
+                    for first in (0..waited).step_by(4) {
+                        s.spawn(move || {
+                            for id in first..first + 4 {
+                                let wait = Some(Duration::from_secs(1));
+                                assert!(!give_up(&gateway.address, topic, 1 + id, wait), "answered while held");
+                            }
+                        });
+                    }
+                }),
+            });
+            for id in 1 + waited..1 + waited + gone {
+                give_up(&gateway.address, &topic, id, None);
+            }
+            waiting.join().unwrap();
         });
-        progress.wait_for(1000);
-        let stopped = Instant::now();
-        gateway.signal(libc::SIGTERM);
-        // the producer's drain budget (message.timeout.ms 3.5 s and its expiry scan), and start-up slack
-        let exit = gateway.exited_within(Duration::from_secs(15));
-        (load.join().unwrap(), stopped, exit)
-    });
-    let exit = exit.expect("the gateway exits within its flush budget");
-    assert!(exit.success(), "{exit}");
-    let report = read_back(&topic, &sent);
-    // Every request the gateway took got the plugin's answer; the others found no gateway to talk to
-    // (refused, or reset in the listener's backlog) and are not on the topic (read_back).
-    for s in foreign(&sent) {
-        assert!(s.answer.is_err(), "request {} got {:?}", s.id, s.answer);
-    }
-    let longest = sent.iter().filter(|s| s.answered > stopped).map(|s| s.answered - stopped).max().unwrap();
-    println!("stopped after {} answers; the last caller answered {:.1} s after SIGTERM", 1000, longest.as_secs_f64());
-    assert!(longest < Duration::from_secs(15), "a caller waited {longest:?}");
-    assert!(report.statuses.get("200").copied().unwrap_or(0) >= 1000, "{report:?}");
-}
+        proxy.freeze(false);
 
-#[test]
-#[ignore = "needs Kafka, the Glue emulator and the built gateway: run `make test`"]
-fn callers_who_give_up_leave_their_outcome_in_the_log_and_nothing_behind() {
-    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let topic = topic_with_schema("load-gone", 3, SEED_SCHEMA);
-    // The broker through a proxy that can hold every byte; the endpoint's timeout (1 s) is shorter than the
-    // plugin's budget, as a misconfigured gateway's would be.
-    let proxy = Proxy::start(&var("KK_FAULTY_BOOTSTRAP"), var("KK_FAULTY_BROKER"));
-    let mut backend = config_value(REGISTRY, json!({"timeout_ms": 20000}));
-    backend["bootstrap_servers"] = json!(var("KK_FAULTY_BOOTSTRAP"));
-    let gateway = Gateway::start(gateway_config("1s", &[("/v1/event/{topic}", backend)]));
-    let progress = Progress::default();
-    let warm = load(&gateway.address, Connections::PerRequest, 1, 1, |id| request("/v1/event", &topic, id), &progress);
-    assert!(matches!(warm[0].answer, Ok((200, _))), "{:?}", warm[0].answer);
-    let goroutines = gateway.goroutines();
-
-    // Held by the network: half the callers hang up at once, half wait for the endpoint's timeout.
-    proxy.freeze(true);
-    let (gone, waited) = (200, 64);
-    let hang_up = std::thread::scope(|s| {
-        let waiting = s.spawn(|| {
-            load(
-                &gateway.address,
-                Connections::PerRequest,
-                16,
-                waited,
-                |id| request("/v1/event", &topic, 1 + id),
-                &progress,
-            )
-        });
-        let hang_up: Vec<usize> = (0..gone).map(|i| 1 + waited + i).collect();
-        for &id in &hang_up {
-            let (path, _, body) = request("/v1/event", &topic, id);
-            let mut stream = std::net::TcpStream::connect(&gateway.address).unwrap();
-            let head = format!(
-                "POST {path} HTTP/1.1\r\nHost: gateway\r\nMessage-Key: id-{id}\r\nContent-Length: {}\r\n\r\n{body}",
-                body.len()
-            );
-            std::io::Write::write_all(&mut stream, head.as_bytes()).unwrap();
-        } // each connection closes here, with its request unanswered
-        let waiting = waiting.join().unwrap();
-        for s in &waiting {
-            // KrakenD answers a request past its endpoint's timeout itself: the plugin's answer is lost
-            assert!(matches!(s.answer, Ok((500, _))), "{:?}", s.answer);
+        // Every record's outcome is known and logged, though nobody waited for it.
+        let abandoned = waited + gone;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let logged = loop {
+            let log = gateway.log();
+            let logged: Vec<String> =
+                log.lines().filter(|l| l.contains("whose caller stopped waiting")).map(String::from).collect();
+            if logged.len() >= abandoned {
+                break logged;
+            }
+            assert!(Instant::now() < deadline, "{} of {abandoned} outcomes logged:\n{log}", logged.len());
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        assert_eq!(logged.len(), abandoned, "each once");
+        assert!(logged.iter().all(|l| l.contains(&format!("topic {topic}: ")) && l.contains("stored at partition")));
+        let records = all_records(&topic);
+        assert_eq!(records.len(), 1 + abandoned, "every record reached the broker once the network was back");
+        let keys: std::collections::HashSet<_> = records.iter().map(|r| r.key().unwrap().to_vec()).collect();
+        assert_eq!(keys.len(), records.len(), "each once");
+        if front == Front::Plugin {
+            assert!(gateway.log().contains("less than this backend's budget"), "the endpoint's short timeout is named");
         }
-        hang_up
-    });
-    proxy.freeze(false);
 
-    // Every record's outcome is known and logged, though nobody waited for it.
-    let abandoned = waited + hang_up.len();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let logged = loop {
-        let log = gateway.log();
-        let logged: Vec<String> =
-            log.lines().filter(|l| l.contains("whose caller stopped waiting")).map(String::from).collect();
-        if logged.len() >= abandoned {
-            break logged;
+        // Nothing is left behind per request.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while held() > before + 5 {
+            assert!(Instant::now() < deadline, "{} held, {before} before", held());
+            std::thread::sleep(Duration::from_millis(100));
         }
-        assert!(Instant::now() < deadline, "{} of {abandoned} outcomes logged:\n{log}", logged.len());
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    assert_eq!(logged.len(), abandoned, "each once");
-    assert!(logged.iter().all(|l| l.contains(&format!("topic {topic}: ")) && l.contains("stored at partition")));
-    let records = all_records(&topic);
-    assert_eq!(records.len(), 1 + abandoned, "every record reached the broker once the network was back");
-    let keys: std::collections::HashSet<_> = records.iter().map(|r| r.key().unwrap().to_vec()).collect();
-    assert_eq!(keys.len(), records.len(), "each once");
-    assert!(gateway.log().contains("less than this backend's budget"), "the endpoint's short timeout is named");
-
-    // Nothing is left behind per request: the goroutines go back to what they were.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while gateway.goroutines() > goroutines + 5 {
-        assert!(Instant::now() < deadline, "{} goroutines, {goroutines} before", gateway.goroutines());
-        std::thread::sleep(Duration::from_millis(100));
+        println!(
+            "{abandoned} callers gave up ({waited} after 1 s, {gone} hung up): {abandoned} outcomes logged, \
+             {} records, {before} goroutines or open files before, {} after",
+            records.len(),
+            held()
+        );
     }
-    println!("{abandoned} callers gave up ({waited} at the endpoint timeout, {gone} hung up): {abandoned} outcomes logged, {} records, goroutines {goroutines} before, {} after", records.len(), gateway.goroutines());
 }

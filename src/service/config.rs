@@ -19,7 +19,9 @@ pub struct ServiceConfig {
 }
 
 pub struct Route {
-    /// The path prefix it serves, from `/` to its last `/`: the topic is the path's last segment.
+    /// What it serves: ending with `/`, each path of one more segment (`/v1/event/` serves
+    /// `/v1/event/{topic}`); else that path alone (as a plugin endpoint without `{topic}`). The topic is
+    /// the path's last segment, unless the backend fixes it.
     pub prefix: String,
     /// The backend's JSON, as a plugin backend's `krakend-kafka` block holds it.
     pub backend: Box<RawValue>,
@@ -58,9 +60,9 @@ impl ServiceConfig {
         let mut routes = Vec::with_capacity(raw.routes.len());
         for (i, route) in raw.routes.into_iter().enumerate() {
             let prefix = route.prefix;
-            if !prefix.starts_with('/') || !prefix.ends_with('/') || prefix.contains("//") {
+            if !prefix.starts_with('/') || prefix.contains("//") {
                 return Err(format!(
-                    "config key routes[{i}].prefix: {prefix:?} must start and end with / (as /v1/event/)"
+                    "config key routes[{i}].prefix: {prefix:?} must start with / and hold no // (as /v1/event/)"
                 ));
             }
             if routes.iter().any(|r: &Route| r.prefix == prefix) {
@@ -81,14 +83,15 @@ mod tests {
     #[test]
     fn routes_and_defaults() {
         let config = ServiceConfig::parse(
-            br#"{"routes":[{"prefix":"/v1/","krakend-kafka":{"a":1}},{"prefix":"/v1/batch/","krakend-kafka":{}}]}"#,
+            br#"{"routes":[{"prefix":"/v1/","krakend-kafka":{"a":1}},{"prefix":"/v1/batch/","krakend-kafka":{}},
+                {"prefix":"/v1/fixed","krakend-kafka":{}}]}"#,
         )
         .unwrap();
         assert_eq!(config.listen, "127.0.0.1:8082".parse().unwrap());
         assert_eq!(config.max_connections, MAX_CONNECTIONS);
         let prefixes: Vec<_> = config.routes.iter().map(|r| r.prefix.as_str()).collect();
-        assert_eq!(prefixes, ["/v1/batch/", "/v1/"], "the most specific first");
-        assert_eq!(config.routes[1].backend.get(), r#"{"a":1}"#);
+        assert_eq!(prefixes, ["/v1/batch/", "/v1/fixed", "/v1/"], "the most specific first");
+        assert_eq!(config.routes[2].backend.get(), r#"{"a":1}"#);
     }
 
     #[test]
@@ -99,7 +102,10 @@ mod tests {
             (r#"{"listen":"8082","routes":[]}"#, "config key listen: 8082 is no address:port"),
             (r#"{"max_connections":0,"routes":[]}"#, "config key max_connections: at least 1"),
             (r#"{"routes":[{"prefix":"v1/","krakend-kafka":{}}]}"#, "config key routes[0].prefix: \"v1/\" must start"),
-            (r#"{"routes":[{"prefix":"/v1","krakend-kafka":{}}]}"#, "config key routes[0].prefix: \"/v1\" must start"),
+            (
+                r#"{"routes":[{"prefix":"/v1//","krakend-kafka":{}}]}"#,
+                "config key routes[0].prefix: \"/v1//\" must start",
+            ),
             (
                 r#"{"routes":[{"prefix":"/a/","krakend-kafka":{}},{"prefix":"/a/","krakend-kafka":{}}]}"#,
                 "routes[1].prefix: /a/ is given twice",

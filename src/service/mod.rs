@@ -74,7 +74,7 @@ pub fn main(args: &[String]) -> ExitCode {
             let _ = stop.send(true);
         });
         let address = listener.local_addr().map_or_else(|_| config.listen.to_string(), |a| a.to_string());
-        log(format!("serving on http://{address} ({})", routes_text(&routes)));
+        log(format!("serving on http://{address} ({})", routes.describe()));
         server::serve(listener, Arc::clone(&routes), config.max_connections, stopped, DRAIN).await;
         Ok::<(), String>(())
     });
@@ -88,8 +88,4 @@ pub fn main(args: &[String]) -> ExitCode {
     }
     log("stopped");
     ExitCode::SUCCESS
-}
-
-fn routes_text(routes: &Routes) -> String {
-    routes.0.iter().map(|(prefix, _)| format!("POST {prefix}{{topic}}")).collect::<Vec<_>>().join(", ")
 }

@@ -14,13 +14,14 @@ use hyper::header::{HeaderMap, HeaderValue, ALLOW, CONTENT_LENGTH, CONTENT_TYPE,
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
+use tokio::sync::oneshot::Sender;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::outcome::{self, Failure, Outcome};
 use crate::pipeline::backend::{Backend, Input};
 use crate::pipeline::request::{BodyRead, HttpParts};
-use crate::telemetry::listener::probe;
+use crate::telemetry::listener::{probe, response, TEXT};
 use crate::telemetry::log::log;
 
 /// A request's head must arrive within this, the first one and each on a kept-alive connection.
@@ -33,12 +34,21 @@ const MAX_HEAD_BYTES: usize = 64 * 1024;
 pub struct Routes(pub Vec<(String, Arc<Backend>)>);
 
 impl Routes {
-    fn find(&self, path: &str) -> Option<&Arc<Backend>> {
-        self.0.iter().find(|(prefix, _)| path.starts_with(prefix.as_str())).map(|(_, backend)| backend)
+    /// The route of `path` (the longest prefix that serves it), and the path as the pipeline reads it: its
+    /// topic segment percent-decoded, as KrakenD's router gives it to the plugin. `None` when no route
+    /// serves it, or when the topic would not be one segment (`/v1/event/a/b`, `/v1/event/a%2Fb`):
+    /// KrakenD's `{topic}` matches one.
+    fn find(&self, path: &str) -> Option<(&Arc<Backend>, Vec<u8>)> {
+        let serves = |prefix: &str| if prefix.ends_with('/') { path.starts_with(prefix) } else { path == prefix };
+        let (prefix, backend) = self.0.iter().find(|(prefix, _)| serves(prefix))?;
+        let topic: Vec<u8> = percent_encoding::percent_decode_str(&path[prefix.len()..]).collect();
+        (!topic.contains(&b'/')).then(|| (backend, [prefix.as_bytes(), &topic].concat()))
     }
 
-    fn prefixes(&self) -> String {
-        self.0.iter().map(|(prefix, _)| prefix.as_str()).collect::<Vec<_>>().join(", ")
+    /// What the routes serve, for the log and for a request no route serves.
+    pub fn describe(&self) -> String {
+        let route = |prefix: &str| format!("POST {prefix}{}", if prefix.ends_with('/') { "{topic}" } else { "" });
+        self.0.iter().map(|(prefix, _)| route(prefix)).collect::<Vec<_>>().join(", ")
     }
 }
 
@@ -106,25 +116,36 @@ pub async fn serve(
 async fn answer(request: Request<Incoming>, routes: Arc<Routes>) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = request.uri().path();
     if path == "/__health" && request.method() == Method::GET {
-        return Ok(text(StatusCode::OK, "ok\n".into()));
+        return Ok(response(StatusCode::OK, TEXT, "ok\n".into()));
     }
     if let Some((status, content_type, body)) =
         probe(request.method(), path, request.headers(), crate::kafka::producer::ready).await
     {
-        let mut response = text(status, body);
-        response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-        return Ok(response);
+        return Ok(response(status, content_type, body));
     }
-    let Some(backend) = routes.find(path).cloned() else {
-        let f = Failure::not_found(format!("no route for {path}: this service serves {}", routes.prefixes()));
+    let Some((backend, path)) = routes.find(path).map(|(backend, path)| (Arc::clone(backend), path)) else {
+        let f = Failure::not_found(format!("no route for {path}: this service serves {}", routes.describe()));
         return Ok(json(&Err(f)));
     };
     if request.method() != Method::POST {
-        let f = Failure::new(405, format!("{} {path}: only POST publishes", request.method()));
+        let f = Failure::new(405, format!("{} {}: only POST publishes", request.method(), request.uri().path()));
         let mut response = json(&Err(f));
         response.headers_mut().insert(ALLOW, HeaderValue::from_static("POST"));
         return Ok(response);
     }
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    // Off the connection's task: hyper drops this future when the caller hangs up, and a request sent
+    // whole is published all the same, its outcome logged as one whose caller stopped waiting (as
+    // KrakenD does with the plugin's).
+    tokio::spawn(publish(request, backend, path, tx));
+    // The pipeline answers every request once, at the latest at the backend's timeout.
+    let outcome = rx.await.unwrap_or_else(|_| Err(Failure::internal("publish: answered by no one")));
+    Ok(json(&outcome))
+}
+
+/// Reads the body of `request` for `backend` and submits it, `path` as the pipeline reads it; the outcome
+/// goes to `answer`.
+async fn publish(request: Request<Incoming>, backend: Arc<Backend>, path: Vec<u8>, answer: Sender<Outcome>) {
     let limit = backend.rules().map_or(0, |rules| rules.max_body_bytes);
     let (head, body) = request.into_parts();
     let (body, body_read) = read_body(body, &head.headers, limit).await;
@@ -136,7 +157,7 @@ async fn answer(request: Request<Incoming>, routes: Arc<Routes>) -> Result<Respo
     let one = |name: &str| headers.get(name).map_or(&b""[..], HeaderValue::as_bytes);
     let (message_headers, tracestate) = (joined("message-headers"), joined("tracestate"));
     let parts = HttpParts {
-        path: head.uri.path().as_bytes(),
+        path: &path,
         key: one("message-key"),
         headers: &message_headers,
         traceparent: one("traceparent"),
@@ -145,11 +166,7 @@ async fn answer(request: Request<Incoming>, routes: Arc<Routes>) -> Result<Respo
         body: &body,
         body_read,
     };
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    backend.submit(Input::Http { parts, wait: None }, Box::new(move |outcome| tx.send(outcome)));
-    // The pipeline answers every request once, at the latest at the backend's timeout.
-    let outcome = rx.await.unwrap_or_else(|_| Err(Failure::internal("publish: answered by no one")));
-    Ok(json(&outcome))
+    backend.submit(Input::Http { parts, wait: None }, Box::new(move |outcome| answer.send(outcome)));
 }
 
 /// The body, read up to `limit` bytes: one past it, or a `Content-Length` past it, is `OverLimit` without
@@ -190,12 +207,5 @@ fn json(outcome: &Outcome) -> Response<Full<Bytes>> {
     if retry_after > 0 {
         headers.insert(RETRY_AFTER, HeaderValue::from(retry_after));
     }
-    response
-}
-
-fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = status;
-    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     response
 }

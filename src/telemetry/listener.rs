@@ -38,7 +38,7 @@ const MAX_HEAD_BYTES: usize = 16 * 1024;
 /// How often an address that could not be bound is tried again.
 const BIND_RETRY: Duration = Duration::from_secs(5);
 
-const TEXT: &str = "text/plain; charset=utf-8";
+pub const TEXT: &str = "text/plain; charset=utf-8";
 
 /// Where the listener serves, once a backend named an address.
 static SERVING: Mutex<Option<SocketAddr>> = Mutex::new(None);
@@ -150,10 +150,15 @@ async fn answer(request: Request<Incoming>, ready: Readiness) -> Result<Response
     let probed = probe(request.method(), request.uri().path(), request.headers(), ready).await;
     let (status, content_type, body) =
         probed.unwrap_or((StatusCode::NOT_FOUND, TEXT, "not found: GET /metrics or /ready\n".to_owned()));
+    Ok(response(status, content_type, body))
+}
+
+/// An answer of `status` with `body` of `content_type`.
+pub fn response(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
     response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-    Ok(response)
+    response
 }
 
 /// The answer to a scrape (`GET /metrics`) or a readiness probe (`GET /ready`): its status, content type

@@ -1,5 +1,6 @@
-//! A gateway of a test's own (the rig's binary loading the real plugin), the bounded load the fault suite
-//! sends through it, and the broker's crash and restart by the services' script.
+//! A front end of a test's own (the rig's gateway loading the real plugin, or `krakend-kafka serve` with
+//! the same backends as routes), the bounded load the fault suite sends through it, and the broker's
+//! crash and restart by the services' script.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -12,12 +13,59 @@ use serde_json::{json, Value};
 
 use super::{unique, var};
 
+/// The front end a test case goes through; the same pipeline is behind each.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Front {
+    /// The rig's KrakenD loading the plugin.
+    Plugin,
+    /// `krakend-kafka serve`, a route per endpoint of the gateway config.
+    Service,
+}
+
+impl Front {
+    /// Starts this front end with the endpoints of `config` (a [`gateway_config`]) and waits until it
+    /// serves.
+    pub fn start(self, config: Value) -> Gateway {
+        match self {
+            Front::Plugin => Gateway::start(config),
+            Front::Service => {
+                let mut service = Gateway::spawn_service(&config);
+                service.wait_serving();
+                service
+            }
+        }
+    }
+
+    /// Starts this front end with the endpoints of `config`, without waiting for it.
+    pub fn spawn(self, config: Value) -> Gateway {
+        match self {
+            Front::Plugin => Gateway::spawn(&var("KK_KRAKEND_RIG_BIN"), config, Some(&var("KK_PLUGIN"))),
+            Front::Service => Gateway::spawn_service(&config),
+        }
+    }
+}
+
+/// Declares a test case run once through each front end, as `name::plugin` and `name::service`:
+/// `each_front! { #[ignore = "..."] fn name(front) { ... front.start(config) ... } }`.
+#[macro_export]
+macro_rules! each_front {
+    ($(#[$attr:meta])* fn $name:ident($front:ident) $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+            fn case($front: $crate::common::gateway::Front) $body
+            $(#[$attr])* #[test] fn plugin() { case($crate::common::gateway::Front::Plugin) }
+            $(#[$attr])* #[test] fn service() { case($crate::common::gateway::Front::Service) }
+        }
+    };
+}
+
 pub struct Gateway {
     child: Child,
     /// host:port of its HTTP listener
     pub address: String,
-    /// host:port of its Go profiles
-    profiles: String,
+    /// host:port of its Go profiles (the plugin's gateway only)
+    profiles: Option<String>,
     log: PathBuf,
 }
 
@@ -53,21 +101,23 @@ impl Gateway {
     /// Starts the rig's gateway with `config` (its port and plugin folder set here) and waits until it
     /// serves with the plugin loaded.
     pub fn start(config: Value) -> Gateway {
-        let mut gateway = Gateway::spawn(&var("KK_KRAKEND_RIG_BIN"), config, &var("KK_PLUGIN"));
+        let mut gateway = Gateway::spawn(&var("KK_KRAKEND_RIG_BIN"), config, Some(&var("KK_PLUGIN")));
         gateway.wait_serving();
         assert!(gateway.log().contains("Total plugins loaded: 1"), "{}", gateway.log());
         gateway
     }
 
-    /// Starts `binary run` with `config`, its port set here and `plugin` alone in its plugin folder,
-    /// without waiting for it.
-    pub fn spawn(binary: &str, mut config: Value, plugin: &str) -> Gateway {
+    /// Starts `binary run` with `config`, its port set here and `plugin` (if any) alone in its plugin
+    /// folder, without waiting for it.
+    pub fn spawn(binary: &str, mut config: Value, plugin: Option<&str>) -> Gateway {
         let dir = std::env::temp_dir().join(unique("gateway"));
         std::fs::create_dir_all(&dir).unwrap();
         let port = free_port();
         config["port"] = json!(port);
-        let plugin = PathBuf::from(plugin);
-        config["plugin"]["folder"] = json!(format!("{}/", plugin.parent().unwrap().display()));
+        if let Some(plugin) = plugin {
+            let folder = PathBuf::from(plugin).parent().unwrap().display().to_string();
+            config["plugin"]["folder"] = json!(format!("{folder}/"));
+        }
         std::fs::write(dir.join("krakend.json"), config.to_string()).unwrap();
         let log = dir.join("krakend.log");
         let profiles = format!("127.0.0.1:{}", free_port());
@@ -81,7 +131,51 @@ impl Gateway {
             .stderr(output)
             .spawn()
             .unwrap();
-        Gateway { child, address: format!("127.0.0.1:{port}"), profiles, log }
+        Gateway { child, address: format!("127.0.0.1:{port}"), profiles: Some(profiles), log }
+    }
+
+    /// Starts `krakend-kafka serve` with a route per endpoint of `config` (the path up to `{topic}`, the
+    /// plugin's block), without waiting for it.
+    fn spawn_service(config: &Value) -> Gateway {
+        let routes: Vec<Value> = config["endpoints"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|endpoint| {
+                let path = endpoint["endpoint"].as_str().unwrap();
+                let prefix = path.split_once('{').map_or(path, |(prefix, _)| prefix);
+                let plugin = &endpoint["backend"][0]["extra_config"]["plugin/http-client"]["krakend-kafka"];
+                json!({"prefix": prefix, "krakend-kafka": plugin})
+            })
+            .collect();
+        Gateway::spawn_serve(json!({"routes": routes}))
+    }
+
+    /// Starts `krakend-kafka serve` with the service config `config` (its listen address set here) and
+    /// waits until it serves.
+    pub fn service(config: Value) -> Gateway {
+        let mut service = Gateway::spawn_serve(config);
+        service.wait_serving();
+        service
+    }
+
+    fn spawn_serve(mut config: Value) -> Gateway {
+        let dir = std::env::temp_dir().join(unique("service"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let address = format!("127.0.0.1:{}", free_port());
+        config["listen"] = json!(address);
+        let file = dir.join("service.json");
+        std::fs::write(&file, config.to_string()).unwrap();
+        let log = dir.join("service.log");
+        let output = std::fs::File::create(&log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_krakend-kafka"))
+            .args(["serve", "-c"])
+            .arg(&file)
+            .stdout(output.try_clone().unwrap())
+            .stderr(output)
+            .spawn()
+            .unwrap();
+        Gateway { child, address, profiles: None, log }
     }
 
     /// Waits until the gateway answers `/__health`; fails the test if it exits first.
@@ -139,11 +233,16 @@ impl Gateway {
 
     /// How many goroutines the gateway runs, from its Go profile.
     pub fn goroutines(&self) -> usize {
-        let (status, text) =
-            super::http_request(&self.profiles, "GET", "/debug/pprof/goroutine?debug=1", &[], b"").unwrap();
+        let profiles = self.profiles.as_deref().expect("the plugin's gateway has Go profiles");
+        let (status, text) = super::http_request(profiles, "GET", "/debug/pprof/goroutine?debug=1", &[], b"").unwrap();
         assert_eq!(status, 200, "{text}");
         // "goroutine profile: total 17"
         text.lines().next().and_then(|l| l.rsplit(' ').next()).and_then(|n| n.parse().ok()).expect("a goroutine count")
+    }
+
+    /// How many files (connections among them) the process holds open.
+    pub fn open_files(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id())).unwrap().count()
     }
 
     /// The gateway's resident memory, in kB.

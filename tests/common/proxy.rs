@@ -2,8 +2,13 @@
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+
+/// A fixed address (the broker's FAULTY listener) serves one proxy at a time: the cases of a test binary
+/// that need it take turns.
+static FIXED_ADDRESS: Mutex<()> = Mutex::new(());
 
 /// What the proxy does with the bytes and connections it gets.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -23,6 +28,9 @@ pub struct Proxy {
     mode: Arc<(Mutex<Mode>, Condvar)>,
     /// How often the clients sent the marker given to `counting` (an AWS operation's name, say).
     seen: Arc<AtomicUsize>,
+    open: Arc<AtomicBool>,
+    accepting: Option<JoinHandle<()>>,
+    _turn: Option<MutexGuard<'static, ()>>,
 }
 
 impl Proxy {
@@ -32,14 +40,20 @@ impl Proxy {
 
     /// A proxy that also counts how often `marker` passes from a client to the server.
     pub fn counting(listen: &str, target: String, marker: &'static [u8]) -> Proxy {
+        let turn = (!listen.ends_with(":0")).then(|| FIXED_ADDRESS.lock().unwrap_or_else(PoisonError::into_inner));
         let listener = TcpListener::bind(listen).unwrap_or_else(|e| panic!("{listen}: {e}"));
         let address = listener.local_addr().unwrap().to_string();
         let mode = Arc::new((Mutex::new(Mode::Passing), Condvar::new()));
         let state = mode.clone();
         let seen = Arc::new(AtomicUsize::new(0));
         let count = seen.clone();
-        std::thread::spawn(move || {
+        let open = Arc::new(AtomicBool::new(true));
+        let still_open = open.clone();
+        let accepting = std::thread::spawn(move || {
             for client in listener.incoming() {
+                if !still_open.load(Ordering::SeqCst) {
+                    break; // the listener goes with the loop: the address is free again
+                }
                 let Ok(client) = client else { continue };
                 if *state.0.lock().unwrap() == Mode::Closing {
                     continue; // dropped: closed
@@ -52,7 +66,7 @@ impl Proxy {
                 }
             }
         });
-        Proxy { address, mode, seen }
+        Proxy { address, mode, seen, open, accepting: Some(accepting), _turn: turn }
     }
 
     /// How often the marker passed so far.
@@ -67,6 +81,17 @@ impl Proxy {
 
     pub fn freeze(&self, frozen: bool) {
         self.set(if frozen { Mode::Frozen } else { Mode::Passing });
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.set(Mode::Closing);
+        self.open.store(false, Ordering::SeqCst);
+        let _ = TcpStream::connect(&self.address); // wakes the accept loop
+        if let Some(accepting) = self.accepting.take() {
+            let _ = accepting.join();
+        }
     }
 }
 

@@ -20,5 +20,5 @@ for ((i = 0; i < 120; i++)); do
 done
 curl -sf "http://127.0.0.1:$port/__health" >/dev/null || { echo "gateway did not start" >&2; tail -n 30 "$log" >&2; exit 1; }
 grep -q "Total plugins loaded: 1" "$log" || { echo "the gateway did not load the plugin" >&2; cat "$log" >&2; exit 1; }
-export KK_GATEWAY=127.0.0.1:$port
+export KK_GATEWAY=127.0.0.1:$port KK_GATEWAY_CONFIG=$config
 "$@"

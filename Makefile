@@ -30,7 +30,7 @@ GO_STRIP := -s -w
 # Starts the test services, runs the rest of the line with their environment, and stops them again.
 WITH_TEST_SERVICES = $(SERVICES) start test && trap '$(SERVICES) stop test' EXIT && eval "$$($(SERVICES) env test)" &&
 
-.PHONY: build header plugin krakend service run-service aws-signer image-context image image-test bench test unit integration go-test e2e run fmt-check services-install leaks fuzz
+.PHONY: build header plugin krakend service run-service aws-signer image-context image image-test service-image-context service-image service-image-test bench test unit integration go-test e2e run fmt-check services-install leaks fuzz
 
 ## build: the Rust core, as libkrakend_kafka.so (C callers) and .a (the Go plugin), in release mode
 build:
@@ -136,7 +136,7 @@ fmt-check:
 	test -z "$$(gofmt -l go-shim krakend tests)" || { gofmt -l go-shim krakend tests; exit 1; }
 
 # Every gateway config of the repository (examples, test and bench configs).
-CONFIGS = $(wildcard krakend/*.json tests/e2e/*.json tests/bench/*.json)
+CONFIGS = $(wildcard krakend/*.json krakend/service/krakend.json tests/e2e/*.json tests/bench/*.json)
 
 ## config-check: every gateway config validates against KrakenD's published v2.13 schema (tests/config/)
 config-check:
@@ -156,10 +156,11 @@ services-install:
 define run-stack
 	@$(SERVICES) start run && trap '$(SERVICES) stop run' EXIT && eval "$$($(SERVICES) env run)" && \
 	$(SERVICES) example run && \
-	printf '\nPublish:\n  %s\nPublish a batch:\n  %s\nSee the records:\n  %s\n\n' \
+	printf '\nPublish:\n  %s\nPublish a batch:\n  %s\nSee the records:\n  %s\nCount them in Prometheus:\n  %s\n\n' \
 	  "curl -si http://127.0.0.1:$(1)/v1/event/example-events -H 'Message-Key: k1' -H 'Message-Headers: source=readme,trace-id=abc-1' -d '{\"some_message\":\"hello\"}'" \
 	  "curl -si http://127.0.0.1:$(1)/v1/batch/example-events -d '{\"records\":[{\"key\":\"k1\",\"value\":{\"some_message\":\"one\"}},{\"key\":\"k2\",\"headers\":{\"source\":\"readme\"},\"value\":{\"some_message\":\"two\"}}]}'" \
-	  "$(SERVICES) consume run example-events" && \
+	  "$(SERVICES) consume run example-events" \
+	  "http://127.0.0.1:9090/graph?g0.expr=krakend_kafka_produced_records_total" && \
 	$(2)
 endef
 
@@ -180,40 +181,65 @@ run-service: service
 VERSION = $(shell awk -F'"' '/^version/ {print $$2; exit}' Cargo.toml)
 IMAGE := $(BUILD)/krakend-kafka.oci.tar
 IMAGE_CONTEXT := $(BUILD)/image
-# The files the gateway and the plugin need at run time besides themselves: glibc (ldd lists it), the
-# CA bundle, and a passwd/group naming the non-root user.
-RUNTIME_LIBS = $$(ldd $(GATEWAY) $(PLUGIN) | awk '/=> \// {print $$3} /^\t\/lib64/ {print $$1}' | sort -u)
+SERVICE_IMAGE := $(BUILD)/krakend-kafka-service.oci.tar
+SERVICE_IMAGE_CONTEXT := $(BUILD)/service-image
+
+# An image's root file system in $(1)/rootfs: what the binaries $(2) need at run time besides themselves,
+# glibc (ldd lists it), the CA bundle, and a passwd/group naming the non-root user $(3).
+define image-rootfs
+	rm -rf $(1) && mkdir -p $(1)/rootfs/etc/ssl/certs $(1)/rootfs/tmp
+	for lib in $$(ldd $(2) | awk '/=> \// {print $$3} /^\t\/lib64/ {print $$1}' | sort -u); do \
+	  install -D -m 0755 "$$(readlink -f $$lib)" "$(1)/rootfs$$lib"; done
+	cp /etc/ssl/certs/ca-certificates.crt $(1)/rootfs/etc/ssl/certs/
+	printf 'root:x:0:0::/:/sbin/nologin\n$(3):x:1000:1000::/:/sbin/nologin\n' > $(1)/rootfs/etc/passwd
+	printf 'root:x:0:\n$(3):x:1000:\n' > $(1)/rootfs/etc/group
+	printf 'hosts: files dns\n' > $(1)/rootfs/etc/nsswitch.conf
+	chmod 1777 $(1)/rootfs/tmp
+endef
+
+# Builds the image of Dockerfile $(1) from context $(2) as localhost/$(3) into the OCI archive $(4), with
+# buildah: no Docker engine or image registry needed.
+define buildah-image
+	command -v buildah >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq buildah >/dev/null; }
+	buildah --storage-driver vfs rmi -f localhost/$(3):$(VERSION) >/dev/null 2>&1 || true
+	buildah --storage-driver vfs bud --isolation chroot --layers=false -f $(1) -t localhost/$(3):$(VERSION) $(2)
+	rm -f $(4)
+	buildah --storage-driver vfs push localhost/$(3):$(VERSION) oci-archive:$(4):$(3):$(VERSION)
+	@echo "image: $(4) ($$(du -h $(4) | cut -f1) compressed)"
+endef
 
 ## image-context: build/image/, what krakend/Dockerfile copies into the image
 image-context: plugin krakend
-	rm -rf $(IMAGE_CONTEXT) && mkdir -p $(IMAGE_CONTEXT)/rootfs/etc/ssl/certs $(IMAGE_CONTEXT)/rootfs/tmp
-	for lib in $(RUNTIME_LIBS); do install -D -m 0755 "$$(readlink -f $$lib)" "$(IMAGE_CONTEXT)/rootfs$$lib"; done
-	cp /etc/ssl/certs/ca-certificates.crt $(IMAGE_CONTEXT)/rootfs/etc/ssl/certs/
-	printf 'root:x:0:0::/:/sbin/nologin\nkrakend:x:1000:1000::/opt/krakend:/sbin/nologin\n' > $(IMAGE_CONTEXT)/rootfs/etc/passwd
-	printf 'root:x:0:\nkrakend:x:1000:\n' > $(IMAGE_CONTEXT)/rootfs/etc/group
-	printf 'hosts: files dns\n' > $(IMAGE_CONTEXT)/rootfs/etc/nsswitch.conf
-	chmod 1777 $(IMAGE_CONTEXT)/rootfs/tmp
+	$(call image-rootfs,$(IMAGE_CONTEXT),$(GATEWAY) $(PLUGIN),krakend)
 	cp $(GATEWAY) $(PLUGIN) $(IMAGE_CONTEXT)/
 	cp krakend/krakend-container.json $(IMAGE_CONTEXT)/krakend.json
 
-## image: the container image as an OCI archive (build/krakend-kafka.oci.tar), built with buildah: no
-## Docker engine or image registry needed
+## image: the gateway's container image as an OCI archive (build/krakend-kafka.oci.tar), built with buildah
 image: image-context
-	command -v buildah >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq buildah >/dev/null; }
-	buildah --storage-driver vfs rmi -f localhost/krakend-kafka:$(VERSION) >/dev/null 2>&1 || true
-	buildah --storage-driver vfs bud --isolation chroot --layers=false -f krakend/Dockerfile -t localhost/krakend-kafka:$(VERSION) $(IMAGE_CONTEXT)
-	rm -f $(IMAGE)
-	buildah --storage-driver vfs push localhost/krakend-kafka:$(VERSION) oci-archive:$(IMAGE):krakend-kafka:$(VERSION)
-	@echo "image: $(IMAGE) ($$(du -h $(IMAGE) | cut -f1) compressed)"
+	$(call buildah-image,krakend/Dockerfile,$(IMAGE_CONTEXT),krakend-kafka,$(IMAGE))
 
 ## image-test: runs the image's own krakend (unpacked, chroot) against local Kafka and the Glue emulator
 image-test: image
 	$(WITH_TEST_SERVICES) tests/image/test.sh $(IMAGE)
 
+## service-image-context: build/service-image/, what krakend/service/Dockerfile copies into the image
+service-image-context: service
+	$(call image-rootfs,$(SERVICE_IMAGE_CONTEXT),$(SERVICE_BIN),krakend-kafka)
+	cp $(SERVICE_BIN) $(SERVICE_IMAGE_CONTEXT)/
+	cp krakend/service/service-container.json $(SERVICE_IMAGE_CONTEXT)/service.json
+
+## service-image: the service's container image (build/krakend-kafka-service.oci.tar), built with buildah
+service-image: service-image-context
+	$(call buildah-image,krakend/service/Dockerfile,$(SERVICE_IMAGE_CONTEXT),krakend-kafka-service,$(SERVICE_IMAGE))
+
+## service-image-test: runs the service image's own binary (unpacked, chroot) against the test services
+service-image-test: service-image
+	$(WITH_TEST_SERVICES) tests/image/test.sh $(SERVICE_IMAGE)
+
 ## bench: throughput, latency, CPU and memory of every scenario on this machine, with ratios
-bench: plugin krakend-rig
+bench: plugin krakend-rig service
 	command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
-	$(WITH_TEST_SERVICES) tests/bench/run.sh
+	$(WITH_TEST_SERVICES) KK_SERVICE_BIN=$(SERVICE_BIN) tests/bench/run.sh
 
 # cargo-fuzz, pinned and installed into the cache on first use (built in a temporary directory, not in
 # the shared target directory); the targets build with the nightly toolchain.

@@ -9,29 +9,22 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
+use common::jwt::{claims, jwks, token, SECRET};
 use common::*;
-use hmac::{Hmac, KeyInit, Mac};
 use rdkafka::message::Message;
 use serde_json::{json, Value};
-use sha2::Sha256;
 
 const SCHEMA: &str = r#"syntax = "proto3";
 package jwt;
 message Event { string id = 1; }"#;
 
-const KEY_ID: &str = "kk-test-key";
-const SECRET: &[u8] = b"the JWKS's HS256 secret, 32+ bytes long";
-
 /// Serves `{"keys": [the oct key]}` on 127.0.0.1 to any request, for the life of the test process.
 fn serve_jwks() -> String {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
-    let jwks = json!({"keys": [{"kty": "oct", "kid": KEY_ID, "alg": "HS256", "use": "sig", "k": URL_SAFE_NO_PAD.encode(SECRET)}]})
-        .to_string();
+    let jwks = jwks().to_string();
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
@@ -48,21 +41,6 @@ fn serve_jwks() -> String {
         }
     });
     url
-}
-
-/// An HS256 JWT with `claims`, signed with `secret`.
-fn token(claims: &Value, secret: &[u8]) -> String {
-    let header = json!({"alg": "HS256", "typ": "JWT", "kid": KEY_ID});
-    let signed =
-        format!("{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(claims.to_string()));
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret).unwrap();
-    mac.update(signed.as_bytes());
-    format!("{signed}.{}", URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
-}
-
-fn claims(roles: &[&str], expires_in: i64) -> Value {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
-    json!({"sub": "tester", "roles": roles, "iat": now, "exp": now + expires_in})
 }
 
 /// The gateway process, killed when the test ends, also when it fails.

@@ -3,6 +3,7 @@
 #![allow(dead_code)] // each test binary uses its own subset
 
 pub mod gateway;
+pub mod jwt;
 pub mod proxy;
 pub mod scrape;
 

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Runs the built image without a container engine: unpacks its layers, mounts (copies) a test config
-# into it as a user would mount one, starts the image's own krakend in a chroot as the image's user,
-# publishes through it to the test Kafka and reads the record back.
-#   tests/image/test.sh build/krakend-kafka.oci.tar      (with the test services' environment)
+# Runs a built image without a container engine: unpacks its layers, mounts (copies) a test config into
+# it as a user would mount one, starts the image's own entrypoint (the gateway with the plugin, or the
+# service) in a chroot as the image's user, publishes through it to the test Kafka and reads the record
+# back.
+#   tests/image/test.sh build/krakend-kafka.oci.tar           (with the test services' environment)
+#   tests/image/test.sh build/krakend-kafka-service.oci.tar
 set -euo pipefail
 archive=$(realpath "$1")
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -28,26 +30,29 @@ PY
 read -r user entrypoint < <(python3 -c 'import json,sys; c=json.load(open(sys.argv[1])); print(c["User"], " ".join(c["Entrypoint"]))' "$work/config.json")
 size=$(du -sm "$work/rootfs" | cut -f1)
 echo "image: user $user, entrypoint '$entrypoint', ${size} MB unpacked"
-[[ $user == 1000:1000 && $entrypoint == "/usr/bin/krakend run -c" ]] || { echo "unexpected image config" >&2; exit 1; }
-
+[[ $user == 1000:1000 ]] || { echo "the image runs as $user, not 1000:1000" >&2; exit 1; }
 # The test config: the image's own, but on loopback and another port (a mounted config).
-python3 - "$work/rootfs/etc/krakend/krakend.json" <<'PY'
-import json, sys
-path = sys.argv[1]
-cfg = json.load(open(path))
-cfg.update(listen_ip="127.0.0.1", port=18180)
-json.dump(cfg, open(path, "w"))
-PY
+case $entrypoint in
+  "/usr/bin/krakend run -c")
+    config=/etc/krakend/krakend.json started="Total plugins loaded: 1"
+    edit='cfg.update(listen_ip="127.0.0.1", port=18180)' ;;
+  "/usr/bin/krakend-kafka serve -c")
+    config=/etc/krakend-kafka/service.json started="serving on http://127.0.0.1:18180"
+    edit='cfg.update(listen="127.0.0.1:18180")' ;;
+  *) echo "unexpected entrypoint '$entrypoint'" >&2; exit 1 ;;
+esac
+python3 -c "import json, sys; cfg = json.load(open(sys.argv[1])); $edit; json.dump(cfg, open(sys.argv[1], 'w'))" \
+  "$work/rootfs$config"
 "$root/tests/services/services.sh" example test
-log=$work/krakend.log
+log=$work/entrypoint.log
 # The image's settings come from the environment, as `docker run -e` gives them.
 env -i SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt KAFKA_BOOTSTRAP_SERVERS="$KK_BOOTSTRAP_SERVERS" \
   GLUE_REGISTRY_NAME=krakend-kafka REGION=eu-central-1 AWS_ENDPOINT_URL_GLUE="$KK_GLUE_ENDPOINT" \
   AWS_ACCESS_KEY_ID="$AWS_ACCESS_KEY_ID" AWS_SECRET_ACCESS_KEY="$AWS_SECRET_ACCESS_KEY" \
-  "$(command -v chroot)" --userspec="$user" "$work/rootfs" $entrypoint /etc/krakend/krakend.json >"$log" 2>&1 &
+  "$(command -v chroot)" --userspec="$user" "$work/rootfs" $entrypoint "$config" >"$log" 2>&1 &
 gateway=$!
 for ((i = 0; i < 120; i++)); do curl -sf http://127.0.0.1:18180/__health >/dev/null && break; sleep 0.25; done
-grep -q "Total plugins loaded: 1" "$log" || { echo "the image's krakend did not load the plugin" >&2; cat "$log" >&2; exit 1; }
+grep -q "$started" "$log" || { echo "the image did not log '$started'" >&2; cat "$log" >&2; exit 1; }
 [[ $(ps -o uid= -p "$(pgrep -P $gateway || echo $gateway)" | tr -d ' ') == 1000 ]] || { echo "not running as uid 1000" >&2; exit 1; }
 
 message="from the image $(date +%s%N)"

@@ -173,3 +173,55 @@ fn topics_that_are_not_served_take_no_label_and_leave_every_label_to_the_topics_
         .collect();
     assert!(labelled.is_empty(), "{labelled:?}");
 }
+
+/// A Prometheus server (Debian's, started by the test services) scrapes the plugin's metrics listener and
+/// the service's `/metrics`, as a cluster's Prometheus would; a query through its HTTP API sees, per
+/// front end, the count of records each published.
+#[test]
+#[ignore = "needs Kafka, the Glue emulator, Prometheus and the built gateway: run `make test`"]
+fn a_prometheus_server_counts_the_records_the_plugin_and_the_service_published() {
+    let topic = topic_with_schema("prometheus", 1, SEED_SCHEMA);
+    let plugin_metrics = free_address();
+    let backend = config_value(REGISTRY, json!({"metrics_address": plugin_metrics}));
+    let plugin = Front::Plugin.start(gateway_config("10s", &[("/v1/event/{topic}", backend)]));
+    let service =
+        Front::Service.start(gateway_config("10s", &[("/v1/event/{topic}", config_value(REGISTRY, json!({})))]));
+    let targets = std::path::Path::new(&var("KK_PROMETHEUS_TARGETS")).join(format!("{}.json", unique("targets")));
+    let listed = json!([
+        {"targets": [plugin_metrics], "labels": {"front": "plugin"}},
+        {"targets": [service.address], "labels": {"front": "service"}},
+    ]);
+    std::fs::write(&targets, listed.to_string()).unwrap();
+
+    for (gateway, records) in [(&plugin, 3), (&service, 2)] {
+        for i in 0..records {
+            assert_eq!(gateway.send(&topic, &[], &seed_body(&format!("m{i}"))).0, 200);
+        }
+    }
+    let query = format!("sum by (front) (krakend_kafka_produced_records_total{{topic=\"{topic}\"}})");
+    let path = format!(
+        "/api/v1/query?query={}",
+        percent_encoding::utf8_percent_encode(&query, percent_encoding::NON_ALPHANUMERIC)
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let counts = loop {
+        let (status, body) = http_request(&var("KK_PROMETHEUS"), "GET", &path, &[], b"").unwrap();
+        assert_eq!(status, 200, "{body}");
+        let answer: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let mut counts: Vec<(String, String)> = answer["data"]["result"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (r["metric"]["front"].as_str().unwrap().to_owned(), r["value"][1].as_str().unwrap().to_owned()))
+            .collect();
+        counts.sort();
+        if counts.len() == 2 && counts.iter().all(|(front, n)| n == if front == "plugin" { "3" } else { "2" }) {
+            break counts;
+        }
+        assert!(Instant::now() < deadline, "Prometheus never saw 3 and 2 records: {counts:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    std::fs::remove_file(&targets).unwrap();
+    println!("Prometheus counted {counts:?}");
+    assert_eq!(record_count(&topic), 5);
+}

@@ -2,7 +2,9 @@
 # Installs, starts and stops the real services the tests and `make run` use, on 127.0.0.1 only:
 # an Apache Kafka broker (KRaft, one node, jars from Maven Central), the moto server standing in
 # for the AWS Glue Schema Registry, and Apicurio Registry (from Maven Central) for a registry with
-# Confluent Schema Registry's API, with basic authentication, over HTTP and HTTPS.
+# Confluent Schema Registry's API, with basic authentication, over HTTP and HTTPS, and a Prometheus server
+# (Debian's package) scraping every target a test lists in $KK_PROMETHEUS_TARGETS (make run's: the
+# gateway's and the service's metrics).
 #
 #   services.sh install                  fetch what is missing (a second run does nothing)
 #   services.sh start|stop|status NAME   one instance; NAME is "test" (default) or "run"
@@ -41,8 +43,8 @@ cmd=${1:-}
 instance=${2:-test}
 case $instance in
   # Two instances with their own ports and state, so the tests never touch what `make run` serves.
-  test) kafka_port=19092 controller_port=19093 sasl_ssl_port=19094 ssl_port=19095 mtls_port=19096 iam_port=19097 faulty_port=19098 faulty_proxy_port=19099 glue_port=15000 registry_port=18081 registry_tls_port=18443 ;;
-  run) kafka_port=9092 controller_port=9093 sasl_ssl_port=9094 ssl_port=9095 mtls_port=9096 iam_port=9097 faulty_port=9098 faulty_proxy_port=9099 glue_port=5000 registry_port=8081 registry_tls_port=8443 ;;
+  test) kafka_port=19092 controller_port=19093 sasl_ssl_port=19094 ssl_port=19095 mtls_port=19096 iam_port=19097 faulty_port=19098 faulty_proxy_port=19099 glue_port=15000 registry_port=18081 registry_tls_port=18443 prometheus_port=19090 ;;
+  run) kafka_port=9092 controller_port=9093 sasl_ssl_port=9094 ssl_port=9095 mtls_port=9096 iam_port=9097 faulty_port=9098 faulty_proxy_port=9099 glue_port=5000 registry_port=8081 registry_tls_port=8443 prometheus_port=9090 ;;
   *) echo "services.sh: unknown instance '$instance' (test or run)" >&2; exit 2 ;;
 esac
 state=$cache/state-$instance
@@ -56,6 +58,7 @@ need_packages() {
   command -v python3 >/dev/null || missing+=(python3 python3-venv)
   command -v curl >/dev/null || missing+=(curl)
   command -v openssl >/dev/null || missing+=(openssl)
+  command -v prometheus >/dev/null || missing+=(prometheus)
   if ((${#missing[@]})); then
     log "installing ${missing[*]}"
     # Debian's packages need root: sudo when not root (CI runs as root and has none).
@@ -248,6 +251,27 @@ start_registry() {
   log "Apicurio Registry (Confluent API) on 127.0.0.1:$registry_port (HTTPS: $registry_tls_port)"
 }
 
+# Scrapes every second the targets of the files in $state/prometheus/targets/ (Prometheus' file-based
+# discovery: it sees a file the moment it is written). Its data starts empty on each start.
+start_prometheus() {
+  if alive "$state/prometheus.pid"; then return 0; fi
+  local dir=$state/prometheus
+  rm -rf "$dir/data" && mkdir -p "$dir/targets"
+  cat >"$dir/prometheus.yml" <<YML
+global: {scrape_interval: 1s, scrape_timeout: 1s}
+scrape_configs:
+  - job_name: krakend-kafka
+    file_sd_configs: [{files: ["$dir/targets/*.json"], refresh_interval: 1s}]
+YML
+  if [[ $instance == run ]]; then echo '[{"targets": ["127.0.0.1:9191", "127.0.0.1:8082"]}]' >"$dir/targets/run.json"; fi
+  setsid nohup prometheus --config.file="$dir/prometheus.yml" --storage.tsdb.path="$dir/data" \
+    --web.listen-address="127.0.0.1:$prometheus_port" >"$state/prometheus.log" 2>&1 &
+  echo $! >"$state/prometheus.pid"
+  wait_for "Prometheus on 127.0.0.1:$prometheus_port" 30 curl -sf "http://127.0.0.1:$prometheus_port/-/ready" || {
+    tail -n 20 "$state/prometheus.log" >&2; return 1; }
+  log "Prometheus on 127.0.0.1:$prometheus_port"
+}
+
 stop_one() { # pidfile
   alive "$1" || { rm -f "$1"; return 0; }
   local pid; pid=$(cat "$1")
@@ -279,6 +303,8 @@ export KK_CONFLUENT_URL=http://127.0.0.1:$registry_port/apis/ccompat/v7
 export KK_CONFLUENT_TLS_URL=https://127.0.0.1:$registry_tls_port/apis/ccompat/v7
 export KK_CONFLUENT_USER=$registry_user
 export KK_CONFLUENT_PASSWORD=$registry_password
+export KK_PROMETHEUS=127.0.0.1:$prometheus_port
+export KK_PROMETHEUS_TARGETS=$state/prometheus/targets
 ENV
 }
 
@@ -338,9 +364,9 @@ quota() {
 
 case $cmd in
   install) install ;;
-  start) install; start_kafka; start_glue; start_registry ;;
-  stop) stop_one "$state/registry.pid"; stop_one "$state/glue.pid"; stop_one "$state/kafka.pid" ;;
-  status) for s in kafka glue registry; do alive "$state/$s.pid" && echo "$s: running" || echo "$s: stopped"; done ;;
+  start) install; start_kafka; start_glue; start_registry; start_prometheus ;;
+  stop) for s in prometheus registry glue kafka; do stop_one "$state/$s.pid"; done ;;
+  status) for s in kafka glue registry prometheus; do alive "$state/$s.pid" && echo "$s: running" || echo "$s: stopped"; done ;;
   env) print_env ;;
   example) example ;;
   schema) topic_with_schema "${3:?services.sh schema NAME TOPIC PROTO_FILE}" "${4:?services.sh schema NAME TOPIC PROTO_FILE}" ;;

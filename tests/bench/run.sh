@@ -14,20 +14,36 @@ trap 'kill $(cat "$out"/*.pid 2>/dev/null) 2>/dev/null || true; rm -rf "$out"' E
 export KK_BENCH_BODIES=$out
 python3 "$root/tests/bench/bodies.py" "$out"
 
-# scenario NAME CONFIG PATH BODY: the gateway with CONFIG under wrk sending BODY (a file of bodies.py), with
-# its CPU time and memory. Every HTTP scenario runs the same binary, the bench rig (build/krakend-rig: the
-# product's gateway plus the "static" client and the CE-style publisher, tests/bench/gateway), so they
-# differ by their config alone.
+# scenario NAME CONFIG PATH BODY: the front end CONFIG names under wrk sending BODY (a file of bodies.py),
+# with its CPU time and memory. Every gateway scenario runs the same binary, the bench rig
+# (build/krakend-rig: the product's gateway plus the "static" client and the CE-style publisher,
+# tests/bench/gateway), so they differ by their config alone. service.json is the service alone, on
+# 127.0.0.1:18092; gateway-service.json is the gateway forwarding to it with backend/http, and its CPU and
+# memory are those of both processes together.
+start_service() {
+  "$KK_SERVICE_BIN" serve -c "$root/tests/bench/service.json" >"$out/$1.service.log" 2>&1 &
+  echo $! >"$out/$1.service.pid"
+  for ((i = 0; i < 120; i++)); do curl -sf "http://127.0.0.1:18092/__health" >/dev/null && break; sleep 0.25; done
+  curl -sf "http://127.0.0.1:18092/__health" >/dev/null || { cat "$out/$1.service.log" >&2; exit 1; }
+}
 scenario() {
-  local name=$1 config=$2 url=http://127.0.0.1:18090$3
+  local name=$1 config=$2 port=18090 pids=()
   export KK_BENCH_BODY=$out/$4.json KK_BENCH_BATCH=$([[ $4 == batch ]] && echo 1 || echo 0)
-  (cd "$root/build" && exec ./krakend-rig run -c "$root/tests/bench/$config") >"$out/$name.log" 2>&1 &
-  local pid=$!
-  echo $pid >"$out/$name.pid"
-  for ((i = 0; i < 120; i++)); do curl -sf "http://127.0.0.1:18090/__health" >/dev/null && break; sleep 0.25; done
+  if [[ $config == *service.json ]]; then start_service "$name"; pids+=("$(cat "$out/$name.service.pid")"); fi
+  if [[ $config == service.json ]]; then
+    port=18092
+  else
+    (cd "$root/build" && exec ./krakend-rig run -c "$root/tests/bench/$config") >"$out/$name.log" 2>&1 &
+    pids+=($!)
+    echo $! >"$out/$name.pid"
+    for ((i = 0; i < 120; i++)); do curl -sf "http://127.0.0.1:18090/__health" >/dev/null && break; sleep 0.25; done
+  fi
+  local url=http://127.0.0.1:$port$3
   wrk -t2 -c"$connections" -d3s -s "$root/tests/bench/post.lua" "$url" >/dev/null # warm-up
   local ticks=$(getconf CLK_TCK) cpu0 cpu1 broker0 broker1
-  cpu0=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+  cpu() { local pid total=0; for pid in "${pids[@]}"; do total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat"))); done; echo $total; }
+  memory() { local pid; for pid in "${pids[@]}"; do cat "/proc/$pid/status"; done; }
+  cpu0=$(cpu)
   broker0=$(awk '{print $14 + $15}' "/proc/$broker/stat")
   local machine0 machine1 # the machine's CPU line: steal (time the hypervisor gave to others) is the 8th field
   machine0=$(head -1 /proc/stat)
@@ -35,10 +51,11 @@ scenario() {
     wrk -t2 -c"$connections" -d"${seconds}s" --latency -s "$root/tests/bench/post.lua" "$url" >"$out/$name.wrk"
     awk '{print $16 + $17}' "/proc/$BASHPID/stat" >"$out/$name.wrk-cpu"
   )
-  cpu1=$(awk '{print $14 + $15}' "/proc/$pid/stat")
+  cpu1=$(cpu)
+  memory >"$out/$name.status"
   broker1=$(awk '{print $14 + $15}' "/proc/$broker/stat")
   machine1=$(head -1 /proc/stat)
-  python3 - "$name" "$out/$name.wrk" "$(((cpu1 - cpu0)))" "$ticks" "/proc/$pid/status" "$machine0" "$machine1" \
+  python3 - "$name" "$out/$name.wrk" "$(((cpu1 - cpu0)))" "$ticks" "$out/$name.status" "$machine0" "$machine1" \
     "$((broker1 - broker0))" "$(cat "$out/$name.wrk-cpu")" <<'PY'
 import re, sys
 name, wrk, cpu, ticks, status = sys.argv[1], open(sys.argv[2]).read(), int(sys.argv[3]), int(sys.argv[4]), open(sys.argv[5]).read()
@@ -53,7 +70,7 @@ def pct(p):
     return float(v) * unit[u]
 requests = int(re.search(r"(\d+) requests in", wrk).group(1))
 errors = re.search(r"Non-2xx or 3xx responses: (\d+)", wrk)
-mem = lambda k: int(re.search(rf"{k}:\s+(\d+) kB", status).group(1)) / 1024
+mem = lambda k: sum(int(v) for v in re.findall(rf"{k}:\s+(\d+) kB", status)) / 1024  # of every process
 throughput = float(re.search(r"Requests/sec:\s+([\d.]+)", wrk).group(1))
 rss, peak, failed = mem("VmRSS"), mem("VmHWM"), errors.group(1) if errors else 0
 print(f"SCENARIO {name} requests={requests} throughput={throughput:.1f} p50_ms={pct(50):.3f} p99_ms={pct(99):.3f} "
@@ -61,7 +78,7 @@ print(f"SCENARIO {name} requests={requests} throughput={throughput:.1f} p50_ms={
       f"steal_pct={steal:.0f} broker_cpu_s_per_1000={broker_s / requests * 1000:.3f} "
       f"wrk_cpu_s_per_1000={wrk_s / requests * 1000:.3f} busy_pct={busy:.0f}")
 PY
-  kill $pid; wait $pid 2>/dev/null || true
+  kill "${pids[@]}"; wait "${pids[@]}" 2>/dev/null || true
 }
 
 # The HTTP scenarios take turns, round after round, and each is reported by its median round: a shared
@@ -71,6 +88,8 @@ PY
     scenario ceiling plain.json /bench/ceiling seed
     scenario native_pubsub native.json /v1/native seed
     scenario plugin plugin.json /v1/event/example-events seed
+    scenario service service.json /v1/event/example-events seed
+    scenario gateway_service gateway-service.json /v1/event/example-events seed
     scenario ceiling_4k plain.json /bench/ceiling order
     scenario plugin_4k plugin.json /v1/event/bench-orders order
     scenario plugin_batch50 plugin.json /v1/batch/example-events batch
@@ -101,7 +120,7 @@ print(f"codec: JSON -> protobuf of the seed's sample: {rows['codec']['ns_per_mes
 ratio = lambda a, b: (float(rows[a]["throughput"]) / float(rows[b]["throughput"]), float(rows[a]["p99_ms"]) / float(rows[b]["p99_ms"]))
 cpu = lambda a, b: float(rows[a]["cpu_s_per_1000"]) / float(rows[b]["cpu_s_per_1000"])
 for a, b in [("plugin", "native_pubsub"), ("plugin", "ceiling"), ("plugin", "seed_pattern"), ("plugin", "producer_alone"),
-             ("plugin_4k", "ceiling_4k")]:
+             ("plugin_4k", "ceiling_4k"), ("service", "ceiling"), ("service", "plugin"), ("gateway_service", "plugin")]:
     t, p = ratio(a, b)
     gateway_cpu = f" gateway_cpu={cpu(a, b):.2f}" if "cpu_s_per_1000" in rows[b] else ""
     print(f"RATIO {a}/{b} throughput={t:.2f} p99={p:.2f}{gateway_cpu}")

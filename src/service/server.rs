@@ -91,7 +91,14 @@ pub async fn serve(
         let routes = Arc::clone(&routes);
         let connection = http.serve_connection(
             TokioIo::new(stream),
-            hyper::service::service_fn(move |request| answer(request, Arc::clone(&routes))),
+            hyper::service::service_fn(move |request| {
+                // Spawned as hyper hands over the request's head, before it can see the caller hang up (it
+                // then drops this future): a request sent whole is published all the same, and its outcome
+                // logged as one whose caller stopped waiting, as KrakenD does with the plugin's.
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                tokio::spawn(answer(request, Arc::clone(&routes), tx));
+                async { Ok::<_, Infallible>(rx.await.unwrap_or_else(|_| json(&Err(Failure::internal(UNANSWERED))))) }
+            }),
         );
         let mut stop = stop.clone();
         connections.spawn(async move {
@@ -113,39 +120,35 @@ pub async fn serve(
     }
 }
 
-async fn answer(request: Request<Incoming>, routes: Arc<Routes>) -> Result<Response<Full<Bytes>>, Infallible> {
+/// A request the pipeline returned no answer for (it answers every one: this is a defect).
+const UNANSWERED: &str = "publish: answered by no one";
+
+/// Answers `request` through `reply`: at once (probes, a path no route serves, a method other than POST),
+/// or once the pipeline has the outcome of its record.
+async fn answer(request: Request<Incoming>, routes: Arc<Routes>, reply: Sender<Response<Full<Bytes>>>) {
     let path = request.uri().path();
     if path == "/__health" && request.method() == Method::GET {
-        return Ok(response(StatusCode::OK, TEXT, "ok\n".into()));
+        let _ = reply.send(response(StatusCode::OK, TEXT, "ok\n".into()));
+        return;
     }
     if let Some((status, content_type, body)) =
         probe(request.method(), path, request.headers(), crate::kafka::producer::ready).await
     {
-        return Ok(response(status, content_type, body));
+        let _ = reply.send(response(status, content_type, body));
+        return;
     }
     let Some((backend, path)) = routes.find(path).map(|(backend, path)| (Arc::clone(backend), path)) else {
         let f = Failure::not_found(format!("no route for {path}: this service serves {}", routes.describe()));
-        return Ok(json(&Err(f)));
+        let _ = reply.send(json(&Err(f)));
+        return;
     };
     if request.method() != Method::POST {
         let f = Failure::new(405, format!("{} {}: only POST publishes", request.method(), request.uri().path()));
         let mut response = json(&Err(f));
         response.headers_mut().insert(ALLOW, HeaderValue::from_static("POST"));
-        return Ok(response);
+        let _ = reply.send(response);
+        return;
     }
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    // Off the connection's task: hyper drops this future when the caller hangs up, and a request sent
-    // whole is published all the same, its outcome logged as one whose caller stopped waiting (as
-    // KrakenD does with the plugin's).
-    tokio::spawn(publish(request, backend, path, tx));
-    // The pipeline answers every request once, at the latest at the backend's timeout.
-    let outcome = rx.await.unwrap_or_else(|_| Err(Failure::internal("publish: answered by no one")));
-    Ok(json(&outcome))
-}
-
-/// Reads the body of `request` for `backend` and submits it, `path` as the pipeline reads it; the outcome
-/// goes to `answer`.
-async fn publish(request: Request<Incoming>, backend: Arc<Backend>, path: Vec<u8>, answer: Sender<Outcome>) {
     let limit = backend.rules().map_or(0, |rules| rules.max_body_bytes);
     let (head, body) = request.into_parts();
     let (body, body_read) = read_body(body, &head.headers, limit).await;
@@ -166,7 +169,10 @@ async fn publish(request: Request<Incoming>, backend: Arc<Backend>, path: Vec<u8
         body: &body,
         body_read,
     };
-    backend.submit(Input::Http { parts, wait: None }, Box::new(move |outcome| answer.send(outcome)));
+    // The pipeline answers every request once, at the latest at the backend's timeout; a caller gone by
+    // then is told to it by the failed send.
+    let caller = Box::new(move |outcome: Outcome| reply.send(json(&outcome)).map_err(|_| outcome));
+    backend.submit(Input::Http { parts, wait: None }, caller);
 }
 
 /// The body, read up to `limit` bytes: one past it, or a `Content-Length` past it, is `OverLimit` without

@@ -136,8 +136,8 @@ fmt-check:
 	test -z "$$(gofmt -l go-shim krakend tests)" || { gofmt -l go-shim krakend tests; exit 1; }
 
 # Every gateway config of the repository (examples, test and bench configs; tests/bench/service.json is
-# the service's own, not KrakenD's).
-CONFIGS = $(filter-out tests/bench/service.json,$(wildcard krakend/*.json krakend/service/krakend.json tests/e2e/*.json tests/bench/*.json))
+# the service's own, not KrakenD's, and tests/bench/orders.schema.json a topic's JSON Schema).
+CONFIGS = $(filter-out tests/bench/service.json tests/bench/orders.schema.json,$(wildcard krakend/*.json krakend/service/krakend.json tests/e2e/*.json tests/bench/*.json))
 
 ## config-check: every gateway config validates against KrakenD's published v2.13 schema (tests/config/)
 config-check:
@@ -246,7 +246,7 @@ bench: plugin krakend-rig service
 # the shared target directory); the targets build with the nightly toolchain.
 CARGO_FUZZ := $(CACHE)/cargo-fuzz/bin/cargo-fuzz
 FUZZ_SECONDS ?= 60
-FUZZ_TARGETS ?= header_list request_from_parts json_to_protobuf
+FUZZ_TARGETS ?= header_list request_from_parts json_to_protobuf json_to_avro json_schema
 
 $(CARGO_FUZZ):
 	env -u CARGO_TARGET_DIR cargo install cargo-fuzz --version 0.13.2 --locked --root $(CACHE)/cargo-fuzz

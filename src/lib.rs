@@ -21,7 +21,7 @@ pub mod service;
 mod telemetry;
 
 pub use config::{Config, Rules};
-pub use format::codec::Codec;
+pub use format::codec::{Codec, DataFormat};
 pub use kafka::msk_iam;
 pub use outcome::{Delivery, Failure, Outcome};
 pub use pipeline::backend::{Backend, Input};

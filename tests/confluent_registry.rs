@@ -166,3 +166,27 @@ fn through_the_gateway_a_confluent_topic_keeps_its_schema_while_the_registry_han
     }
     assert_eq!(send(&topic).0, 200);
 }
+
+#[test]
+#[ignore = "needs Kafka and the Confluent-API registry: run `make test`"]
+fn a_schema_with_more_imports_than_the_gateway_follows_is_500_not_404() {
+    let package = unique("many").replace('-', "_");
+    let imports: Vec<(String, String)> =
+        (0..101).map(|i| (format!("{package}/dep{i}.proto"), unique("sr-dep"))).collect();
+    for (i, (_, subject)) in imports.iter().enumerate() {
+        register_subject(subject, &format!("syntax = \"proto3\"; package {package}.d{i}; message M {{}}"), &[]);
+    }
+    let text = imports.iter().map(|(name, _)| format!("import \"{name}\";\n")).collect::<String>()
+        + &format!("syntax = \"proto3\"; package {package}; message Top {{ int32 a = 1; }}");
+    let text = format!("syntax = \"proto3\";\n{}", text.replace("syntax = \"proto3\"; package", "package"));
+    let references: Vec<_> = imports.iter().map(|(name, subject)| (name.as_str(), subject.as_str(), 1)).collect();
+    let topic = unique("sr-many");
+    create_topic(&topic, 1);
+    register_subject(&format!("{topic}-value"), &text, &references);
+    let backend = Backend::open(&confluent_config(json!({})).to_string());
+    assert_eq!(
+        publish(&backend, &topic, r#"{"a":1}"#),
+        (500, format!("subject {topic}-value: imports more than 100 schemas, more than the gateway follows"))
+    );
+    assert_eq!(record_count(&topic), 0);
+}

@@ -1,6 +1,7 @@
-//! What a record's value holds around the protobuf bytes: nothing (`plain`, the seed's format), or the
-//! header a schema registry's deserializer reads first (`glue`, `confluent`). The header depends only on
-//! the schema version and the message type, so it is built once per schema, never per record.
+//! What a record's value holds around the bytes of its data format: nothing (`plain`, the seed's format),
+//! or the header a schema registry's deserializer reads first (`glue`, `confluent`), with a protobuf
+//! message's index after it. The header depends only on the schema version and the message type, so it
+//! is built once per schema, never per record.
 
 use std::io::Write;
 
@@ -20,21 +21,22 @@ pub enum VersionId {
 /// The default is `plain`'s: nothing around the message.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Frame {
-    /// Written before the protobuf bytes.
+    /// Written before the value.
     header: Vec<u8>,
-    /// Written after the header, compressed with the message's bytes (Glue's zlib), or before them.
+    /// A protobuf message's index: written after the header, compressed with the value (Glue's zlib), or
+    /// before it. Avro's and JSON's frames have none.
     index: Vec<u8>,
     zlib: bool,
 }
 
 impl Frame {
-    /// The frame of `format` for records of `message`, from the schema version `id`. `None` when the
-    /// registry gave no id for a format that needs one.
+    /// The frame of `format` for records of the schema version `id`, of the protobuf `message` when the
+    /// schema is protobuf. An error when the registry gave no id for a format that needs one.
     pub fn new(
         format: WireFormat,
         compression: GlueCompression,
         id: Option<&VersionId>,
-        message: &MessageDescriptor,
+        message: Option<&MessageDescriptor>,
     ) -> Result<Frame, String> {
         match (format, id) {
             (WireFormat::Plain, _) => Ok(Frame::default()),
@@ -43,18 +45,18 @@ impl Frame {
                 // AWS's serializer: header version 3, compression 0 (none) or 5 (zlib), the version's UUID.
                 let mut header = vec![3, if zlib { 5 } else { 0 }];
                 header.extend_from_slice(uuid);
-                Ok(Frame { header, index: glue_message_index(message), zlib })
+                Ok(Frame { header, index: message.map(glue_message_index).unwrap_or_default(), zlib })
             }
             (WireFormat::Confluent, Some(VersionId::Confluent(id))) => {
                 let mut header = vec![0];
                 header.extend_from_slice(&id.to_be_bytes());
-                Ok(Frame { header, index: confluent_message_indexes(message), zlib: false })
+                Ok(Frame { header, index: message.map(confluent_message_indexes).unwrap_or_default(), zlib: false })
             }
             (format, _) => Err(format!("the registry gave no schema id for wire format {format:?}")),
         }
     }
 
-    /// The record's value for the protobuf bytes `message`.
+    /// The record's value for the bytes `message` of its data format.
     pub fn wrap(&self, message: Vec<u8>) -> Vec<u8> {
         if self.header.is_empty() {
             return message;
@@ -113,14 +115,14 @@ fn confluent_message_indexes(message: &MessageDescriptor) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::codec::Codec;
+    use crate::format::protobuf::Protobuf;
 
     const NESTED: &str = r#"syntax = "proto3"; package p;
         message Zeta { message Inner { message Deep { int32 d = 1; } int32 a = 1; } Inner i = 1; }
         message Alpha { int32 b = 1; }"#;
 
     fn message(name: &str) -> MessageDescriptor {
-        Codec::compile("t", NESTED, &[], Some(name)).unwrap().descriptor()
+        Protobuf::compile("t", NESTED, &[], Some(name)).unwrap().descriptor().clone()
     }
 
     #[test]
@@ -145,23 +147,45 @@ mod tests {
     fn frames_put_header_index_and_message_in_order() {
         let uuid = [0xab; 16];
         let zeta = message("p.Zeta");
-        let glue = Frame::new(WireFormat::Glue, GlueCompression::None, Some(&VersionId::Glue(uuid)), &zeta).unwrap();
+        let glue =
+            Frame::new(WireFormat::Glue, GlueCompression::None, Some(&VersionId::Glue(uuid)), Some(&zeta)).unwrap();
         assert_eq!(glue.wrap(vec![8, 1]), [&[3, 0][..], &uuid, &[1], &[8, 1]].concat());
         let confluent =
-            Frame::new(WireFormat::Confluent, GlueCompression::None, Some(&VersionId::Confluent(258)), &zeta).unwrap();
+            Frame::new(WireFormat::Confluent, GlueCompression::None, Some(&VersionId::Confluent(258)), Some(&zeta))
+                .unwrap();
         assert_eq!(confluent.wrap(vec![8, 1]), [0, 0, 0, 1, 2, 0, 8, 1]);
-        let plain = Frame::new(WireFormat::Plain, GlueCompression::None, None, &zeta).unwrap();
+        let plain = Frame::new(WireFormat::Plain, GlueCompression::None, None, Some(&zeta)).unwrap();
         assert_eq!(plain.wrap(vec![8, 1]), [8, 1]);
-        let missing = Frame::new(WireFormat::Confluent, GlueCompression::None, Some(&VersionId::Glue(uuid)), &zeta);
+        let missing =
+            Frame::new(WireFormat::Confluent, GlueCompression::None, Some(&VersionId::Glue(uuid)), Some(&zeta));
         assert!(missing.is_err());
+    }
+
+    #[test]
+    fn avro_and_json_frames_have_no_message_index() {
+        let uuid = [0xcd; 16];
+        let glue = Frame::new(WireFormat::Glue, GlueCompression::None, Some(&VersionId::Glue(uuid)), None).unwrap();
+        assert_eq!(glue.wrap(vec![2, 0x61]), [&[3, 0][..], &uuid, &[2, 0x61]].concat());
+        let confluent =
+            Frame::new(WireFormat::Confluent, GlueCompression::None, Some(&VersionId::Confluent(7)), None).unwrap();
+        assert_eq!(confluent.wrap(b"{}".to_vec()), [0, 0, 0, 0, 7, b'{', b'}']);
+        let zlib = Frame::new(WireFormat::Glue, GlueCompression::Zlib, Some(&VersionId::Glue(uuid)), None).unwrap();
+        let value = zlib.wrap(b"{}".to_vec());
+        let mut plain = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::ZlibDecoder::new(&value[18..]), &mut plain).unwrap();
+        assert_eq!(plain, b"{}");
     }
 
     #[test]
     fn glue_zlib_compresses_index_and_message_after_the_header() {
         let uuid = [7; 16];
-        let frame =
-            Frame::new(WireFormat::Glue, GlueCompression::Zlib, Some(&VersionId::Glue(uuid)), &message("p.Alpha"))
-                .unwrap();
+        let frame = Frame::new(
+            WireFormat::Glue,
+            GlueCompression::Zlib,
+            Some(&VersionId::Glue(uuid)),
+            Some(&message("p.Alpha")),
+        )
+        .unwrap();
         let value = frame.wrap(b"\x08\x2a".to_vec());
         assert_eq!(value[..18], [&[3, 5][..], &uuid].concat());
         let mut plain = Vec::new();

@@ -11,7 +11,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::config::Rules;
-use crate::format::codec::without_position;
+use crate::format::json::without_position;
 use crate::outcome::{Answer, Delivery, Failure, Outcome};
 use crate::pipeline::request::{object_of_strings, with_trace, At, Head, Record, Records, Request};
 

@@ -15,7 +15,7 @@ use arc_swap::ArcSwapOption;
 
 use crate::clock;
 use crate::config::TopicSchema;
-use crate::format::codec::Codec;
+use crate::format::codec::{Codec, DataFormat};
 use crate::outcome::Failure;
 use crate::rate::TokenBucket;
 use crate::registry::source::{FetchError, SchemaSource};
@@ -149,25 +149,32 @@ impl<S: SchemaSource> SchemaCache<S> {
         // A pinned version never changes: it is fetched once.
         let ttl = if pinned.is_some() { FOREVER } else { self.ttl };
         let (value, ttl) = match fetched {
-            Ok(text) if text.data_format != "PROTOBUF" => (
-                Err(Failure::internal(format!("schema {schema}: data format is {}, not PROTOBUF", text.data_format))),
-                ttl,
-            ),
-            Ok(text) => {
-                let (schema, message_type) = (schema.to_owned(), wanted.and_then(|t| t.message_type.clone()));
-                let format = wanted.map(|t| (t.wire_format, t.glue_compression.unwrap_or_default()));
-                let (format, compression) = format.unwrap_or_default();
-                // A large schema compiles for milliseconds: not on the runtime's one worker, whose other
-                // tasks (every topic's registry calls, the deadlines' sweeps) would wait behind it.
-                let compiled = tokio::task::spawn_blocking(move || {
-                    Codec::compile(&schema, &text.definition, &text.imports, message_type.as_deref())
-                        .and_then(|codec| codec.framed(format, compression, text.id.as_ref()))
-                })
-                .await;
-                let codec = compiled.unwrap_or_else(|_| Err(Failure::panicked()));
-                (codec.map(Arc::new), ttl)
-            }
+            Ok(text) => match DataFormat::named(&text.data_format) {
+                None => (
+                    Err(Failure::internal(format!(
+                        "schema {schema}: data format is {}, which the gateway does not write (AVRO, JSON, PROTOBUF)",
+                        text.data_format
+                    ))),
+                    ttl,
+                ),
+                Some(data_format) => {
+                    let (schema, message_type) = (schema.to_owned(), wanted.and_then(|t| t.message_type.clone()));
+                    let format = wanted.map(|t| (t.wire_format, t.glue_compression.unwrap_or_default()));
+                    let (format, compression) = format.unwrap_or_default();
+                    // A large schema compiles for milliseconds: not on the runtime's one worker, whose other
+                    // tasks (every topic's registry calls, the deadlines' sweeps) would wait behind it.
+                    let compiled = tokio::task::spawn_blocking(move || {
+                        Codec::compile(&schema, data_format, &text.definition, &text.imports, message_type.as_deref())
+                            .and_then(|codec| codec.framed(format, compression, text.id.as_ref()))
+                    })
+                    .await;
+                    let codec = compiled.unwrap_or_else(|_| Err(Failure::panicked()));
+                    (codec.map(Arc::new), ttl)
+                }
+            },
             Err(FetchError::NotFound(message)) => (Err(Failure::not_found(message)), self.miss_ttl),
+            // as a schema that does not compile: the registry owner's to fix, until the next version
+            Err(FetchError::Refused(message)) => (Err(Failure::internal(message)), ttl),
             Err(FetchError::Unavailable(why)) => match previous.as_ref().map(|e| &e.value) {
                 Some(Ok(codec)) => {
                     metrics::schema_refresh_failed();
@@ -350,12 +357,23 @@ mod tests {
             assert_eq!(cache.get("nope").await.unwrap_err().status, 404);
             assert_eq!(fake.calls(), 1);
 
-            fake.answer(Ok(("AVRO", "{}")));
-            let f = cache.get("avro").await.unwrap_err();
-            assert_eq!((f.status, f.message.as_str()), (500, "schema avro: data format is AVRO, not PROTOBUF"));
+            fake.answer(Ok(("XML", "<schema/>")));
+            let f = cache.get("xml").await.unwrap_err();
+            assert_eq!(
+                (f.status, f.message.as_str()),
+                (500, "schema xml: data format is XML, which the gateway does not write (AVRO, JSON, PROTOBUF)")
+            );
 
             fake.answer(Ok(("PROTOBUF", "message {")));
             assert_eq!(cache.get("broken").await.unwrap_err().status, 500);
+
+            let calls = fake.calls();
+            fake.answer(Err(FetchError::Refused("subject s: imports more than 100 schemas".into())));
+            for _ in 0..2 {
+                let f = cache.get("refused").await.unwrap_err();
+                assert_eq!((f.status, f.message.as_str()), (500, "subject s: imports more than 100 schemas"));
+            }
+            assert_eq!(fake.calls(), calls + 1, "remembered as a schema that does not compile is");
         })
     }
 
@@ -432,7 +450,7 @@ mod tests {
         let fake = FakeRegistry::default();
         let cache = cache(&fake, 1000);
         // Before, with MAX_SLOTS topics holding codecs every insert swept them all (10,000 x 20,000 visits).
-        let codec = Arc::new(Codec::compile("s", SEED, &[], None).unwrap());
+        let codec = Arc::new(Codec::compile("s", DataFormat::Protobuf, SEED, &[], None).unwrap());
         for i in 0..MAX_SLOTS {
             let entry = Entry { value: Ok(codec.clone()), expires: clock::now() + FOREVER };
             cache.slot(&format!("served-{i}")).entry.store(Some(Arc::new(entry)));

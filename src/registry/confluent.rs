@@ -160,8 +160,8 @@ impl SchemaSource for Confluent {
                 continue;
             }
             if seen.len() > MAX_REFERENCES {
-                return Err(FetchError::NotFound(format!(
-                    "subject {subject}: imports more than {MAX_REFERENCES} schemas"
+                return Err(FetchError::Refused(format!(
+                    "subject {subject}: imports more than {MAX_REFERENCES} schemas, more than the gateway follows"
                 )));
             }
             self.calls.take_waiting().await;

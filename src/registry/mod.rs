@@ -36,6 +36,7 @@ impl SchemaSource for Registry {
         let result = match &fetched {
             Ok(_) => "ok",
             Err(FetchError::NotFound(_)) => "not_found",
+            Err(FetchError::Refused(_)) => "refused",
             Err(FetchError::Unavailable(_)) => "unavailable",
         };
         metrics::registry_call(kind, result);

@@ -20,6 +20,8 @@ pub struct SchemaText {
 pub enum FetchError {
     /// The registry answered that there is no such schema.
     NotFound(String),
+    /// The registry holds the schema, and it is one the gateway does not take: why, naming it.
+    Refused(String),
     /// The registry could not be asked, or failed to answer: why, in a few words.
     Unavailable(String),
 }

@@ -288,7 +288,7 @@ pub fn schema_refresh_failed() {
 }
 
 /// Counts a call to a registry of kind `registry` (`glue`, `confluent`) that ended with `result` (`ok`,
-/// `not_found`, `unavailable`).
+/// `not_found`, `refused`, `unavailable`).
 pub fn registry_call(registry: &'static str, result: &'static str) {
     metrics().registry_calls.get_or_create(&RegistryLabels { registry, result }).inc();
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use krakend_kafka::{Backend, BodyRead, Codec, HttpParts, Input};
+use krakend_kafka::{Backend, BodyRead, Codec, DataFormat, HttpParts, Input};
 use serde_json::json;
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
@@ -40,13 +40,36 @@ fn codec_scenario(name: &str, codec: &Codec, body: &str, rounds: u32) {
 }
 
 fn main() {
-    let seed = Codec::compile("seed", SEED_SCHEMA, &[], None).unwrap();
+    let seed = Codec::compile("seed", DataFormat::Protobuf, SEED_SCHEMA, &[], None).unwrap();
     codec_scenario("codec", &seed, r#"{"some_message":"test value"}"#, 200_000);
     // The 4 KB order of the HTTP scenario plugin_4k (tests/bench/bodies.py wrote it).
     let orders = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/bench/orders.proto")).unwrap();
-    let orders = Codec::compile("orders", &orders, &[], Some("bench.v1.Order")).unwrap();
+    let orders = Codec::compile("orders", DataFormat::Protobuf, &orders, &[], Some("bench.v1.Order")).unwrap();
     let order = std::fs::read_to_string(format!("{}/order.json", var("KK_BENCH_BODIES"))).unwrap();
     codec_scenario("codec_4k", &orders, &order, 5_000);
+    // The same two bodies against the same shapes in Avro and in JSON Schema (the Avro order's
+    // timestamp is a number, as Avro's long is).
+    let schema =
+        |file: &str| std::fs::read_to_string(format!("{}/tests/bench/{file}", env!("CARGO_MANIFEST_DIR"))).unwrap();
+    let seed_avro =
+        r#"{"type": "record", "name": "SampleEvent", "fields": [{"name": "some_message", "type": "string"}]}"#;
+    let seed_json =
+        r#"{"type": "object", "properties": {"some_message": {"type": "string"}}, "required": ["some_message"]}"#;
+    for (format, name, seed_text, order_text, order_body) in [
+        (
+            DataFormat::Avro,
+            "avro",
+            seed_avro.to_owned(),
+            schema("orders.avsc"),
+            order.replace(r#""createdMs":"1764000000000""#, r#""createdMs":1764000000000"#),
+        ),
+        (DataFormat::Json, "json", seed_json.to_owned(), schema("orders.schema.json"), order.clone()),
+    ] {
+        let seed = Codec::compile("seed", format, &seed_text, &[], None).unwrap();
+        codec_scenario(&format!("codec_{name}"), &seed, r#"{"some_message":"test value"}"#, 200_000);
+        let orders = Codec::compile("orders", format, &order_text, &[], None).unwrap();
+        codec_scenario(&format!("codec_{name}_4k"), &orders, &order_body, 5_000);
+    }
 
     let topic = topic_with_schema("bench", 3, SEED_SCHEMA);
     let path = format!("/v1/event/{topic}");

@@ -115,8 +115,9 @@ for name, r in rows.items():
               f"{r.get('cpu_s_per_1000', '-'):>12}{r.get('peak_rss_mb', '-'):>13}{r.get('errors', '0'):>8}"
               f"{r.get('steal_pct', '-'):>9}{r.get('broker_cpu_s_per_1000', '-'):>12}{r.get('wrk_cpu_s_per_1000', '-'):>9}"
               f"{r.get('busy_pct', '-'):>8}")
-print(f"codec: JSON -> protobuf of the seed's sample: {rows['codec']['ns_per_message']} ns per message; "
-      f"of the 4 KB order: {float(rows['codec_4k']['ns_per_message']) / 1000:.1f} us")
+for fmt, seed, order in [("protobuf", "codec", "codec_4k"), ("avro", "codec_avro", "codec_avro_4k"), ("json", "codec_json", "codec_json_4k")]:
+    print(f"codec: JSON -> {fmt} of the seed's sample: {rows[seed]['ns_per_message']} ns per message; "
+          f"of the 4 KB order: {float(rows[order]['ns_per_message']) / 1000:.1f} us")
 ratio = lambda a, b: (float(rows[a]["throughput"]) / float(rows[b]["throughput"]), float(rows[a]["p99_ms"]) / float(rows[b]["p99_ms"]))
 cpu = lambda a, b: float(rows[a]["cpu_s_per_1000"]) / float(rows[b]["cpu_s_per_1000"])
 for a, b in [("plugin", "native_pubsub"), ("plugin", "ceiling"), ("plugin", "seed_pattern"), ("plugin", "producer_alone"),

@@ -127,11 +127,16 @@ pub fn topic_with_subject(prefix: &str, text: &str) -> (String, u32) {
 /// Registers the protobuf `text` under `subject` in the test services' Confluent-API registry, referencing
 /// `references` (the name it imports, subject, version); returns the schema's id.
 pub fn register_subject(subject: &str, text: &str, references: &[(&str, &str, i64)]) -> u32 {
+    register_subject_as("PROTOBUF", subject, text, references)
+}
+
+/// Registers `text`, a schema of `schema_type` (AVRO, JSON, PROTOBUF), as `register_subject` does.
+pub fn register_subject_as(schema_type: &str, subject: &str, text: &str, references: &[(&str, &str, i64)]) -> u32 {
     let references: Vec<_> = references
         .iter()
         .map(|(name, subject, version)| serde_json::json!({"name": name, "subject": subject, "version": version}))
         .collect();
-    let body = serde_json::json!({"schemaType": "PROTOBUF", "schema": text, "references": references}).to_string();
+    let body = serde_json::json!({"schemaType": schema_type, "schema": text, "references": references}).to_string();
     let url = format!("{}/subjects/{subject}/versions", var("KK_CONFLUENT_URL"));
     let user = format!("{}:{}", var("KK_CONFLUENT_USER"), var("KK_CONFLUENT_PASSWORD"));
     let out = std::process::Command::new("curl")

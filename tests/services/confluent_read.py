@@ -1,11 +1,14 @@
-"""Reads records written in Confluent's protobuf wire format with confluent-kafka's own deserializer,
-against a real registry with Confluent's API: the reference the tests hold the `confluent` wire format to.
+"""Reads records written in Confluent's wire format with confluent-kafka's own deserializers, against a
+real registry with Confluent's API: the reference the tests hold the `confluent` wire format to.
 
   confluent_read.py < hex records, one per line
 
-Prints, per record, the full name of the message type the record's message indexes name (found by
-confluent-kafka's ProtobufDeserializer from the writer's schema, fetched by the id in the record), a tab,
-and the message as JSON. Environment: KK_CONFLUENT_URL, KK_CONFLUENT_USER, KK_CONFLUENT_PASSWORD.
+Prints, per record: for a protobuf schema, the full name of the message type the record's message indexes
+name (found by confluent-kafka's ProtobufDeserializer from the writer's schema, fetched by the id in the
+record), a tab, and the message as JSON; for an Avro schema (AvroDeserializer) "avro", for a JSON Schema
+(JSONDeserializer) "json", a tab, and the value read as compact JSON with sorted keys (bytes as base64,
+decimals, times and UUIDs as strings). Environment: KK_CONFLUENT_URL, KK_CONFLUENT_USER,
+KK_CONFLUENT_PASSWORD.
 
 confluent-kafka's protobuf serdes ask the registry for schemas as `?format=serialized` (a base64
 FileDescriptorProto), which Confluent's registry answers and Apicurio's compatible API does not (3.3:
@@ -22,6 +25,8 @@ import tempfile
 import grpc_tools
 from confluent_kafka.schema_registry import RegisteredSchema, Schema, SchemaRegistryClient, dual_schema_id_deserializer
 from confluent_kafka.schema_registry.common.serde import SchemaId
+from confluent_kafka.schema_registry.avro import AvroDeserializer
+from confluent_kafka.schema_registry.json_schema import JSONDeserializer
 from confluent_kafka.schema_registry.protobuf import ProtobufDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 from google.protobuf import descriptor_pb2, json_format
@@ -77,8 +82,20 @@ class TextRegistryClient(SchemaRegistryClient):
         return self.get_version(subject_name, "latest", False, fmt)
 
 
+def plain(value):
+    """What json.dumps cannot write, as the tests spell it."""
+    if isinstance(value, bytes):
+        return base64.standard_b64encode(value).decode()
+    return str(value)
+
+
 def read(client, record):
     ctx = SerializationContext("krakend-kafka", MessageField.VALUE)
+    schema_type = client.get_schema(int.from_bytes(record[1:5], "big")).schema_type
+    if schema_type in ("AVRO", "JSON"):
+        read = AvroDeserializer(client) if schema_type == "AVRO" else JSONDeserializer(None, schema_registry_client=client)
+        value = json.dumps(read(record, ctx), separators=(",", ":"), sort_keys=True, default=plain)
+        return schema_type.lower(), value
     # The writer's message type, as confluent-kafka's deserializer finds it from the record's header.
     schema_id = SchemaId("PROTOBUF")
     dual_schema_id_deserializer(record, ctx, schema_id)
@@ -95,7 +112,9 @@ def read(client, record):
 
 
 def main():
-    conf = {"url": os.environ["KK_CONFLUENT_URL"]}
+    # A request the registry leaves unanswered is retried after 10 s (httpx's default is to wait forever:
+    # one such stall held a test run for 9 minutes) by the client's own retries.
+    conf = {"url": os.environ["KK_CONFLUENT_URL"], "timeout": 10}
     if os.environ.get("KK_CONFLUENT_USER"):
         conf["basic.auth.user.info"] = f"{os.environ['KK_CONFLUENT_USER']}:{os.environ['KK_CONFLUENT_PASSWORD']}"
     client = TextRegistryClient(conf)

@@ -17,7 +17,9 @@
 #   services.sh producers NAME TOPIC P   the producers the broker knows on partition P of TOPIC
 #   services.sh crash|resume NAME        SIGKILL the broker (its data stays) | start it again on its data
 #   services.sh glue-serde NAME ARGS     AWS's own Glue serde on the command line (glue-serde/GlueHarness.java)
-#   services.sh confluent-read NAME      Confluent's own deserializer on hex records from stdin (confluent_read.py)
+#   services.sh confluent-read NAME      Confluent's own deserializers on hex records from stdin (confluent_read.py)
+#   services.sh confluent-write NAME T   Confluent's own Avro and JSON serializers on JSON values from stdin, with
+#                                        subject T-value's latest schema (confluent_write.py)
 #   services.sh prometheus-parse NAME F  the Prometheus client's parser on a scrape from stdin, in format F
 #                                        (text or openmetrics): its samples as JSON (prometheus_parse.py)
 #
@@ -378,6 +380,7 @@ case $cmd in
   glue-serde) shift 2; eval "$(print_env)"
     exec java -XX:TieredStopAtLevel=1 -cp "$glue_serde/libs/*:$glue_serde/classes" krakendkafka.test.GlueHarness "$@" ;;
   confluent-read) eval "$(print_env)"; exec "$venv/bin/python" "$here/confluent_read.py" ;;
+  confluent-write) eval "$(print_env)"; exec "$venv/bin/python" "$here/confluent_write.py" "${3:?services.sh confluent-write NAME TOPIC}" ;;
   quota) quota "${3:?services.sh quota NAME CLIENT_ID BYTES_PER_SECOND}" "${4:?services.sh quota NAME CLIENT_ID BYTES_PER_SECOND}" ;;
   prometheus-parse) exec "$venv/bin/python" "$here/prometheus_parse.py" "${3:?services.sh prometheus-parse NAME text|openmetrics}" ;;
   producers) producers "${3:?services.sh producers NAME TOPIC PARTITION}" "${4:?services.sh producers NAME TOPIC PARTITION}" ;;

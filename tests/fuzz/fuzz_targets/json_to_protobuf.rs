@@ -6,7 +6,7 @@
 
 use std::sync::LazyLock;
 
-use krakend_kafka::Codec;
+use krakend_kafka::{Codec, DataFormat};
 use krakend_kafka_fuzz::assert_refused;
 use libfuzzer_sys::fuzz_target;
 use prost_reflect::{DynamicMessage, MessageDescriptor};
@@ -25,7 +25,8 @@ impl Schema {
     fn compile(name: &str, message: &str) -> Schema {
         let file = format!("{name}.proto");
         let text = std::fs::read_to_string(format!("{SCHEMAS}/{file}")).expect("the schema is readable");
-        let codec = Codec::compile(name, &text, &[], Some(message)).expect("the schema compiles in the codec");
+        let codec = Codec::compile(name, DataFormat::Protobuf, &text, &[], Some(message))
+            .expect("the schema compiles in the codec");
         let mut compiler = protox::Compiler::new([SCHEMAS]).expect("the schemas' folder exists");
         compiler.open_file(&file).expect("the schema compiles in protox");
         let message = compiler.descriptor_pool().get_message_by_name(message).expect("the schema has the message");

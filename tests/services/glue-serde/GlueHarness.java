@@ -4,9 +4,14 @@
 //   GlueHarness serialize --registry R --schema NAME --type TYPE --json JSON --uuid UUID [--compression none|zlib]
 //       the record AWS's serializer writes for the message (JSON, by protobuf-java's JsonFormat) of TYPE in the
 //       schema's latest version, naming schema version UUID; as hex on stdout
+//   GlueHarness serialize --format avro|json --registry R --schema NAME --json JSON --uuid UUID
+//       the same for an Avro schema (JSON in Avro's own JSON encoding, read by Avro's JsonDecoder into a
+//       GenericRecord) or a JSON Schema (the JSON as a JsonDataWithSchema)
 //   GlueHarness deserialize
-//       reads records (hex, one per line) from stdin and deserializes each with GlueSchemaRegistryKafkaDeserializer
-//       as a DynamicMessage: prints its full type name, a tab, and the message as JSON
+//       reads records (hex, one per line) from stdin and deserializes each with GlueSchemaRegistryKafkaDeserializer:
+//       prints, for a protobuf DynamicMessage, its full type name, a tab, and the message as JSON; for an Avro
+//       GenericRecord, "avro", a tab, and the record as Avro's toString writes it; for JSON, "json", a tab, and
+//       the payload
 //
 // Environment: AWS_REGION, KK_GLUE_ENDPOINT (the Glue emulator), AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.
 package krakendkafka.test;
@@ -14,13 +19,19 @@ package krakendkafka.test;
 import com.amazonaws.services.schemaregistry.deserializers.GlueSchemaRegistryKafkaDeserializer;
 import com.amazonaws.services.schemaregistry.deserializers.protobuf.ProtobufSchemaParser;
 import com.amazonaws.services.schemaregistry.serializers.GlueSchemaRegistrySerializationFacade;
+import com.amazonaws.services.schemaregistry.serializers.json.JsonDataWithSchema;
 import com.amazonaws.services.schemaregistry.serializers.protobuf.MessageIndexFinder;
 import com.amazonaws.services.schemaregistry.utils.AWSSchemaRegistryConstants;
+import com.amazonaws.services.schemaregistry.utils.AvroRecordType;
 import com.amazonaws.services.schemaregistry.utils.ProtobufMessageType;
 import com.google.protobuf.Descriptors;
 import com.google.protobuf.DynamicMessage;
 import com.google.protobuf.Message;
 import com.google.protobuf.util.JsonFormat;
+import org.apache.avro.Schema;
+import org.apache.avro.generic.GenericDatumReader;
+import org.apache.avro.generic.GenericRecord;
+import org.apache.avro.io.DecoderFactory;
 import software.amazon.awssdk.auth.credentials.DefaultCredentialsProvider;
 import software.amazon.awssdk.regions.Region;
 import software.amazon.awssdk.services.glue.GlueClient;
@@ -64,8 +75,8 @@ public final class GlueHarness {
     }
 
     private static void usage() {
-        System.err.println("usage: GlueHarness serialize --registry R --schema N --type T --json J --uuid U"
-            + " [--compression none|zlib] | deserialize");
+        System.err.println("usage: GlueHarness serialize [--format protobuf|avro|json] --registry R --schema N"
+            + " [--type T] --json J --uuid U [--compression none|zlib] | deserialize");
         System.exit(2);
     }
 
@@ -98,12 +109,18 @@ public final class GlueHarness {
         if (a.opt("--schema", null) != null) {
             c.put(AWSSchemaRegistryConstants.SCHEMA_NAME, a.opt("--schema", null));    // "schemaName"
         }
-        c.put(AWSSchemaRegistryConstants.DATA_FORMAT, DataFormat.PROTOBUF.name());     // "dataFormat"
+        c.put(AWSSchemaRegistryConstants.DATA_FORMAT, format(a).name());               // "dataFormat"
+        c.put(AWSSchemaRegistryConstants.AVRO_RECORD_TYPE,                            // "avroRecordType"
+            AvroRecordType.GENERIC_RECORD.getName());
         c.put(AWSSchemaRegistryConstants.COMPRESSION_TYPE,                            // "compression": NONE|ZLIB
             a.opt("--compression", "none").toUpperCase());
         c.put(AWSSchemaRegistryConstants.PROTOBUF_MESSAGE_TYPE,                       // "protobufMessageType"
             ProtobufMessageType.DYNAMIC_MESSAGE.getName());
         return c;
+    }
+
+    private static DataFormat format(Args a) {
+        return DataFormat.valueOf(a.opt("--format", "protobuf").toUpperCase());
     }
 
     private static GlueClient glue(Args a) {
@@ -128,6 +145,21 @@ public final class GlueHarness {
                 .schemaVersionNumber(SchemaVersionNumber.builder().latestVersion(true).build()));
             definition = v.schemaDefinition();
         }
+        GlueSchemaRegistrySerializationFacade facade = GlueSchemaRegistrySerializationFacade.builder()
+            .configs(serdeConfig(a)).credentialProvider(DefaultCredentialsProvider.create()).build();
+        UUID uuid = UUID.fromString(a.req("--uuid"));
+        if (format(a) == DataFormat.AVRO) {
+            Schema schema = new Schema.Parser().parse(definition);
+            GenericRecord record = new GenericDatumReader<GenericRecord>(schema)
+                .read(null, DecoderFactory.get().jsonDecoder(schema, a.req("--json")));
+            System.out.println(HEX.formatHex(facade.serialize(DataFormat.AVRO, record, uuid)));
+            return;
+        }
+        if (format(a) == DataFormat.JSON) {
+            JsonDataWithSchema data = JsonDataWithSchema.builder(definition, a.req("--json")).build();
+            System.out.println(HEX.formatHex(facade.serialize(DataFormat.JSON, data, uuid)));
+            return;
+        }
         // The parser AWS's deserializer uses, so the descriptors (map entries included) are the ones it sees.
         Descriptors.FileDescriptor file = ProtobufSchemaParser.parse(definition, schemaName + ".proto");
         Descriptors.Descriptor type = null;
@@ -141,9 +173,7 @@ public final class GlueHarness {
         }
         DynamicMessage.Builder builder = DynamicMessage.newBuilder(type);
         JsonFormat.parser().merge(a.req("--json"), builder);
-        GlueSchemaRegistrySerializationFacade facade = GlueSchemaRegistrySerializationFacade.builder()
-            .configs(serdeConfig(a)).credentialProvider(DefaultCredentialsProvider.create()).build();
-        byte[] record = facade.serialize(DataFormat.PROTOBUF, builder.build(), UUID.fromString(a.req("--uuid")));
+        byte[] record = facade.serialize(DataFormat.PROTOBUF, builder.build(), uuid);
         System.out.println(HEX.formatHex(record));
     }
 
@@ -157,8 +187,16 @@ public final class GlueHarness {
                 if (line.isBlank()) {
                     continue;
                 }
-                Message m = (Message) de.deserialize("krakend-kafka", HEX.parseHex(line.strip()));
-                System.out.println(m.getDescriptorForType().getFullName() + "\t" + printer.print(m));
+                Object read = de.deserialize("krakend-kafka", HEX.parseHex(line.strip()));
+                if (read instanceof Message m) {
+                    System.out.println(m.getDescriptorForType().getFullName() + "\t" + printer.print(m));
+                } else if (read instanceof GenericRecord r) {
+                    System.out.println("avro\t" + r);
+                } else if (read instanceof JsonDataWithSchema j) {
+                    System.out.println("json\t" + j.getPayload());
+                } else {
+                    throw new IllegalStateException("the deserializer gave a " + read.getClass());
+                }
             }
         }
     }

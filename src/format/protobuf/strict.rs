@@ -452,7 +452,7 @@ fn integer(min: i128, max: i128, exact: Option<i128>, written: &dyn fmt::Display
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::codec::Codec;
+    use crate::format::protobuf::Protobuf;
 
     const RICH: &str = r#"syntax = "proto3"; package t;
         import "google/protobuf/struct.proto";
@@ -465,7 +465,7 @@ mod tests {
         }"#;
 
     fn check_rich(body: &str) -> Result<(), String> {
-        Plan::of(&Codec::compile("t", RICH, &[], Some("t.E")).unwrap().descriptor()).check(body, "body")
+        Plan::of(Protobuf::compile("t", RICH, &[], Some("t.E")).unwrap().descriptor()).check(body, "body")
     }
 
     #[test]
@@ -521,7 +521,7 @@ mod tests {
         let closed = r#"syntax = "proto2"; package t;
             enum Closed { A = 1; B = 2; }
             message M { optional Closed e = 1; repeated Closed es = 2; map<string, Closed> em = 3; }"#;
-        let closed = Codec::compile("t", closed, &[], Some("t.M")).unwrap().descriptor();
+        let closed = Protobuf::compile("t", closed, &[], Some("t.M")).unwrap().descriptor().clone();
         assert_eq!(Plan::of(&closed).check(r#"{"e":1,"es":["A",2],"em":{"k":"B"}}"#, "body"), Ok(()));
         for (body, expected) in [
             (r#"{"e":7}"#, "body.e: 7 is not a value of the closed enum t.Closed"),
@@ -531,7 +531,7 @@ mod tests {
             assert_eq!(Plan::of(&closed).check(body, "body"), Err(expected.to_owned()), "{body}");
         }
         let open = r#"syntax = "proto3"; package t; enum Open { Z = 0; } message M { Open e = 1; }"#;
-        let open = Codec::compile("t", open, &[], Some("t.M")).unwrap().descriptor();
+        let open = Protobuf::compile("t", open, &[], Some("t.M")).unwrap().descriptor().clone();
         assert_eq!(
             Plan::of(&open).check(r#"{"e":7}"#, "body"),
             Ok(()),
@@ -543,7 +543,7 @@ mod tests {
     fn a_message_that_contains_itself_is_checked_at_every_level() {
         let node = r#"syntax = "proto3"; package t;
             message Node { Node next = 1; int32 v = 2; repeated Node children = 3; map<string, Node> named = 4; }"#;
-        let plan = Plan::of(&Codec::compile("t", node, &[], Some("t.Node")).unwrap().descriptor());
+        let plan = Plan::of(Protobuf::compile("t", node, &[], Some("t.Node")).unwrap().descriptor());
         assert_eq!(plan.messages.len(), 1, "planned once");
         assert_eq!(
             plan.check(r#"{"next":{"next":{"v":1}},"children":[{"v":2}],"named":{"a":{"v":3}}}"#, "body"),

@@ -279,12 +279,12 @@ fn packed(kind: &Kind, value: &Value, buf: Option<&mut Vec<u8>>) -> Option<usize
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::codec::{nesting, Codec};
+    use crate::format::protobuf::{nesting, Protobuf};
     use prost::Message;
 
     fn message(schema: &str, name: &str, body: &str) -> DynamicMessage {
-        let codec = Codec::compile("enc", schema, &[], Some(name)).unwrap();
-        DynamicMessage::deserialize(codec.descriptor(), &mut serde_json::Deserializer::from_str(body)).unwrap()
+        let codec = Protobuf::compile("enc", schema, &[], Some(name)).unwrap();
+        DynamicMessage::deserialize(codec.descriptor().clone(), &mut serde_json::Deserializer::from_str(body)).unwrap()
     }
 
     const ALL: &str = r#"syntax = "proto3"; package enc;

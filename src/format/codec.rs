@@ -107,6 +107,25 @@ impl Codec {
     }
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lone_surrogate_the_request_let_through_is_400_in_every_format() {
+        let protobuf = r#"syntax = "proto3"; message M { map<string, string> m = 1; string s = 2; }"#;
+        let avro = r#"{"type": "record", "name": "M", "fields": [{"name": "m", "type": {"type": "map", "values": "string"}}]}"#;
+        for (format, text) in [(DataFormat::Protobuf, protobuf), (DataFormat::Avro, avro), (DataFormat::Json, "{}")] {
+            let codec = Codec::compile("t", format, text, &[], None).unwrap();
+            for body in [r#"{"m":{"\ud800":"x"}}"#, r#"{"m":{"k":"\udc00"}}"#] {
+                let f = codec.encode(&RawValue::from_string(body.into()).unwrap(), "body").unwrap_err();
+                assert_eq!(f.status, 400, "{format:?} {body}: {f:?}");
+                assert!(f.message.starts_with("body: not valid JSON: "), "{format:?} {body}: {}", f.message);
+            }
+        }
+    }
+}
+
 /// A test hook: compiles of a schema held until the test lets them go, to show what else goes on meanwhile.
 #[cfg(feature = "fault-injection")]
 pub mod held {

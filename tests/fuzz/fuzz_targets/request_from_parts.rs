@@ -80,8 +80,13 @@ fuzz_target!(|input: Input| {
     let sent = body.trim_matches([' ', '\t', '\n', '\r']); // JSON's whitespace around the value
     assert_eq!(record.body.get(), sent, "the body is not as sent");
     // Members kept raw: JSON allows numbers no f64 holds (1e400), and those are the codec's to refuse.
-    let object: HashMap<String, &RawValue> =
-        serde_json::from_str(record.body.get()).expect("a body that is not a JSON object was accepted");
+    let object: HashMap<String, &RawValue> = match serde_json::from_str(record.body.get()) {
+        Ok(object) => object,
+        // JSON's grammar takes an escaped lone surrogate ("\ud800"), which is no Unicode: the request keeps
+        // the body raw, and every codec, which decodes each string, refuses it (400; src/format/codec.rs)
+        Err(e) if e.to_string().contains("surrogate") || e.to_string().contains("hex escape") => return,
+        Err(e) => panic!("a body that is not a JSON object was accepted: {e}"),
+    };
     assert!(!object.is_empty(), "an empty body was accepted");
     assert!(input.key.len() <= rules.max_key_bytes, "a key over the limit was accepted");
     let key = Some(input.key).filter(|k| !k.is_empty());

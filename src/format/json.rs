@@ -30,6 +30,16 @@ pub fn without_position(e: &serde_json::Error) -> String {
     }
 }
 
+/// The first `chars` characters of `text` when it has more: what an answer quotes of a caller's value.
+pub fn cut(text: &str, chars: usize) -> Option<&str> {
+    text.char_indices().nth(chars).map(|(end, _)| &text[..end])
+}
+
+/// A key written as it is (`.a_b1`, `a_b1 is given twice`), not quoted.
+fn plain(key: &str) -> bool {
+    !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 /// Where a value is in the body: `.field`, `[index]`.
 pub struct Path(Vec<Step>);
 
@@ -62,9 +72,7 @@ impl fmt::Display for Path {
         for step in &self.0 {
             match step {
                 Step::Index(i) => write!(f, "[{i}]")?,
-                Step::Key(k) if !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => {
-                    write!(f, ".{k}")?
-                }
+                Step::Key(k) if plain(k) => write!(f, ".{k}")?,
                 Step::Key(k) => write!(f, "[{k:?}]")?,
             }
         }
@@ -139,8 +147,7 @@ impl<'de> Visitor<'de> for Strict<'_> {
         let mut object = Map::new();
         while let Some(key) = map.next_key::<String>()? {
             if object.contains_key(&key) {
-                let plain = !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-                let named = if plain { key.clone() } else { format!("{key:?}") };
+                let named = if plain(&key) { key.clone() } else { format!("{key:?}") };
                 *self.refused = Some(format!("{}: {named} is given twice", self.path));
                 return Err(A::Error::custom("duplicate key"));
             }

@@ -60,9 +60,8 @@ impl JsonSchema {
         let value = json::read(body.get(), at).map_err(Failure::bad_request)?;
         if let Some(error) = self.validator.iter_errors(&value).next() {
             let mut reason = error.to_string();
-            if let Some((cut, _)) = reason.char_indices().nth(MAX_REASON_CHARS) {
-                reason.truncate(cut);
-                reason.push_str("...");
+            if let Some(start) = json::cut(&reason, MAX_REASON_CHARS) {
+                reason = format!("{start}...");
             }
             let path = pointer_to_path(error.instance_path().as_str(), &value);
             return Err(Failure::bad_request(format!("{at}{path}: fails \"{}\": {reason}", error.kind().keyword())));

@@ -192,6 +192,7 @@ impl<'s> Builder<'s> {
                 self.plan.nodes[at] = Node::Record(Record { name: full.into(), fields, keys, required });
                 return Ok(at);
             }
+            // Placed before their parts, as named types are: the schema's top type is node 0.
             Schema::Array(a) => {
                 let at = self.push(Node::Null, "array");
                 self.plan.nodes[at] = Node::Array(self.node(&a.items, namespace)?);

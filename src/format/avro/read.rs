@@ -16,7 +16,7 @@ use num_bigint::BigInt;
 use serde_json::Value as Json;
 
 use super::plan::{Node, Plan, Record, Unit};
-use crate::format::json::Path;
+use crate::format::json::{self, Path};
 
 /// Bytes and fixed: base64, in either alphabet, padded or not, as the protobuf path reads bytes.
 const PADDING: GeneralPurposeConfig =
@@ -306,8 +306,8 @@ fn scalar(node: &Node, json: &Json) -> Result<Avro, String> {
 
 /// A string of the caller's in an answer: the first 40 characters.
 fn quoted(s: &str) -> String {
-    match s.char_indices().nth(40) {
-        Some((cut, _)) => format!("{:?}...", &s[..cut]),
+    match json::cut(s, 40) {
+        Some(start) => format!("{start:?}..."),
         None => format!("{s:?}"),
     }
 }

@@ -4,7 +4,8 @@
 # for the AWS Glue Schema Registry, and Apicurio Registry (from Maven Central) for a registry with
 # Confluent Schema Registry's API, with basic authentication, over HTTP and HTTPS, and a Prometheus server
 # (Debian's package) scraping every target a test lists in $KK_PROMETHEUS_TARGETS (make run's: the
-# gateway's and the service's metrics).
+# gateway's and the service's metrics), and a Redis server (Debian's package) for the idempotency keys
+# that gateway processes share.
 #
 #   services.sh install                  fetch what is missing (a second run does nothing)
 #   services.sh start|stop|status NAME   one instance; NAME is "test" (default) or "run"
@@ -27,9 +28,8 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-cache=${KK_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/krakend-kafka}
-kafka_version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$here/pom.xml")
-kafka_home=$cache/kafka-$kafka_version
+# shellcheck source=lib.sh
+source "$here/lib.sh"
 venv=$cache/venv-$(sha256sum "$here/requirements.txt" | cut -c1-12)
 validator=$cache/iam-validator-$(cat "$here/pom.xml" "$here/iam-validator/MskIamValidator.java" | sha256sum | cut -c1-12)
 glue_serde=$cache/glue-serde-$(cat "$here/glue-serde/pom.xml" "$here/glue-serde/GlueHarness.java" | sha256sum | cut -c1-12)
@@ -45,13 +45,13 @@ cmd=${1:-}
 instance=${2:-test}
 case $instance in
   # Two instances with their own ports and state, so the tests never touch what `make run` serves.
-  test) kafka_port=19092 controller_port=19093 sasl_ssl_port=19094 ssl_port=19095 mtls_port=19096 iam_port=19097 faulty_port=19098 faulty_proxy_port=19099 glue_port=15000 registry_port=18081 registry_tls_port=18443 prometheus_port=19090 ;;
-  run) kafka_port=9092 controller_port=9093 sasl_ssl_port=9094 ssl_port=9095 mtls_port=9096 iam_port=9097 faulty_port=9098 faulty_proxy_port=9099 glue_port=5000 registry_port=8081 registry_tls_port=8443 prometheus_port=9090 ;;
+  test) kafka_port=19092 controller_port=19093 sasl_ssl_port=19094 ssl_port=19095 mtls_port=19096 iam_port=19097 faulty_port=19098 faulty_proxy_port=19099 iam_short_port=19100 glue_port=15000 registry_port=18081 registry_tls_port=18443 prometheus_port=19090 redis_port=16379 ;;
+  run) kafka_port=9092 controller_port=9093 sasl_ssl_port=9094 ssl_port=9095 mtls_port=9096 iam_port=9097 faulty_port=9098 faulty_proxy_port=9099 iam_short_port=9100 glue_port=5000 registry_port=8081 registry_tls_port=8443 prometheus_port=9090 redis_port=6380 ;;
   *) echo "services.sh: unknown instance '$instance' (test or run)" >&2; exit 2 ;;
 esac
 state=$cache/state-$instance
-
-log() { echo "services: $*" >&2; }
+# The IAMSHORT listener's token lifetime and forced re-authentication (tests/token_renewal.rs).
+iam_short_token_s=70 iam_short_reauth_ms=20000
 
 need_packages() {
   local missing=()
@@ -61,6 +61,7 @@ need_packages() {
   command -v curl >/dev/null || missing+=(curl)
   command -v openssl >/dev/null || missing+=(openssl)
   command -v prometheus >/dev/null || missing+=(prometheus)
+  command -v redis-server >/dev/null || missing+=(redis-server)
   if ((${#missing[@]})); then
     log "installing ${missing[*]}"
     # Debian's packages need root: sudo when not root (CI runs as root and has none).
@@ -111,21 +112,7 @@ install() {
   fi
 }
 
-# Running: a zombie nobody reaped yet (a SIGKILLed broker's) is not.
-alive() { [[ -s $1 && -e /proc/$(cat "$1") && $(awk '{print $3}' "/proc/$(cat "$1")/stat" 2>/dev/null) != Z ]]; }
-
-wait_for() { # what, seconds, command...
-  local what=$1 secs=$2; shift 2
-  for ((i = 0; i < secs * 4; i++)); do
-    if "$@" >/dev/null 2>&1; then return 0; fi
-    sleep 0.25
-  done
-  log "$what did not come up within ${secs}s"
-  return 1
-}
-
-java_opts=(-Xms256m -Xmx1g -Dkafka.logs.dir="$state/kafka" -Dlog4j2.configurationFile="$here/log4j2.properties"
-  -cp "$kafka_home/libs/*:$validator")
+broker_java_opts "$state/kafka" "$validator"
 kafka_java() { java "${java_opts[@]}" "$@"; }
 
 # A throwaway CA, the broker's certificate for 127.0.0.1/localhost, a client certificate for mTLS, and
@@ -153,17 +140,19 @@ start_kafka() {
   make_tls
   # PLAINTEXT for the plain tests and for reading back; SASL_SSL (SCRAM-SHA-512, PLAIN), SSL, MTLS
   # (SSL that requires a client certificate from the test CA) and IAM (SASL_SSL with OAUTHBEARER,
-  # checked by MskIamValidator against the test's AWS key) for the security tests. FAULTY is PLAINTEXT
-  # advertised at another port, where the fault tests put a proxy they can freeze: a client that
-  # bootstraps there talks to the broker only through it.
+  # checked by MskIamValidator against the test's AWS key) for the security tests; IAMSHORT is IAM whose
+  # tokens are valid for $iam_short_token_s s after they were signed (as tokens signed with short-lived
+  # credentials are), and whose connections must re-authenticate every $iam_short_reauth_ms ms. FAULTY is
+  # PLAINTEXT advertised at another port, where the fault tests put a proxy they can freeze: a client
+  # that bootstraps there talks to the broker only through it.
   cat >"$state/kafka/server.properties" <<PROPS
 process.roles=broker,controller
 node.id=1
-listeners=PLAINTEXT://127.0.0.1:$kafka_port,CONTROLLER://127.0.0.1:$controller_port,SASL_SSL://127.0.0.1:$sasl_ssl_port,SSL://127.0.0.1:$ssl_port,MTLS://127.0.0.1:$mtls_port,IAM://127.0.0.1:$iam_port,FAULTY://127.0.0.1:$faulty_port
-advertised.listeners=PLAINTEXT://127.0.0.1:$kafka_port,SASL_SSL://127.0.0.1:$sasl_ssl_port,SSL://127.0.0.1:$ssl_port,MTLS://127.0.0.1:$mtls_port,IAM://127.0.0.1:$iam_port,FAULTY://127.0.0.1:$faulty_proxy_port
+listeners=PLAINTEXT://127.0.0.1:$kafka_port,CONTROLLER://127.0.0.1:$controller_port,SASL_SSL://127.0.0.1:$sasl_ssl_port,SSL://127.0.0.1:$ssl_port,MTLS://127.0.0.1:$mtls_port,IAM://127.0.0.1:$iam_port,IAMSHORT://127.0.0.1:$iam_short_port,FAULTY://127.0.0.1:$faulty_port
+advertised.listeners=PLAINTEXT://127.0.0.1:$kafka_port,SASL_SSL://127.0.0.1:$sasl_ssl_port,SSL://127.0.0.1:$ssl_port,MTLS://127.0.0.1:$mtls_port,IAM://127.0.0.1:$iam_port,IAMSHORT://127.0.0.1:$iam_short_port,FAULTY://127.0.0.1:$faulty_proxy_port
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL,SSL:SSL,MTLS:SSL,IAM:SASL_SSL,FAULTY:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL,SSL:SSL,MTLS:SSL,IAM:SASL_SSL,IAMSHORT:SASL_SSL,FAULTY:PLAINTEXT
 ssl.keystore.type=PEM
 ssl.keystore.location=$state/kafka/tls/broker-keystore.pem
 listener.name.mtls.ssl.client.auth=required
@@ -172,6 +161,10 @@ listener.name.mtls.ssl.truststore.location=$state/kafka/tls/ca.pem
 listener.name.iam.sasl.enabled.mechanisms=OAUTHBEARER
 listener.name.iam.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub="broker" accessKey="testing" secretKey="testing";
 listener.name.iam.oauthbearer.sasl.server.callback.handler.class=krakendkafka.test.MskIamValidator
+listener.name.iamshort.sasl.enabled.mechanisms=OAUTHBEARER
+listener.name.iamshort.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub="broker" accessKey="testing" secretKey="testing" maxAgeSeconds="$iam_short_token_s";
+listener.name.iamshort.oauthbearer.sasl.server.callback.handler.class=krakendkafka.test.MskIamValidator
+listener.name.iamshort.connections.max.reauth.ms=$iam_short_reauth_ms
 sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN
 listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_krakend-plain="plain-secret";
@@ -274,13 +267,16 @@ YML
   log "Prometheus on 127.0.0.1:$prometheus_port"
 }
 
-stop_one() { # pidfile
-  alive "$1" || { rm -f "$1"; return 0; }
-  local pid; pid=$(cat "$1")
-  kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
-  for ((i = 0; i < 120; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
-  kill -KILL -- "-$pid" 2>/dev/null || true
-  rm -f "$1"
+# A store for idempotency keys shared by gateway processes: in memory only, bounded, as the README
+# recommends for it.
+start_redis() {
+  if alive "$state/redis.pid"; then return 0; fi
+  mkdir -p "$state/redis"
+  setsid nohup redis-server --bind 127.0.0.1 --port "$redis_port" --dir "$state/redis" --save '' --appendonly no \
+    --maxmemory 64mb --maxmemory-policy noeviction >"$state/redis.log" 2>&1 &
+  echo $! >"$state/redis.pid"
+  wait_for "Redis on 127.0.0.1:$redis_port" 30 redis-cli -p "$redis_port" ping || { tail -n 20 "$state/redis.log" >&2; return 1; }
+  log "Redis on 127.0.0.1:$redis_port"
 }
 
 print_env() {
@@ -295,6 +291,8 @@ export KK_SASL_SSL_BOOTSTRAP=127.0.0.1:$sasl_ssl_port
 export KK_SSL_BOOTSTRAP=127.0.0.1:$ssl_port
 export KK_MTLS_BOOTSTRAP=127.0.0.1:$mtls_port
 export KK_IAM_BOOTSTRAP=127.0.0.1:$iam_port
+export KK_IAM_SHORT_BOOTSTRAP=127.0.0.1:$iam_short_port
+export KK_IAM_SHORT_TOKEN_S=$iam_short_token_s
 export KK_FAULTY_BROKER=127.0.0.1:$faulty_port
 export KK_FAULTY_BOOTSTRAP=127.0.0.1:$faulty_proxy_port
 export KK_CLIENT_CERT=$state/kafka/tls/client.pem
@@ -307,6 +305,7 @@ export KK_CONFLUENT_USER=$registry_user
 export KK_CONFLUENT_PASSWORD=$registry_password
 export KK_PROMETHEUS=127.0.0.1:$prometheus_port
 export KK_PROMETHEUS_TARGETS=$state/prometheus/targets
+export KK_REDIS=127.0.0.1:$redis_port
 ENV
 }
 
@@ -366,9 +365,9 @@ quota() {
 
 case $cmd in
   install) install ;;
-  start) install; start_kafka; start_glue; start_registry; start_prometheus ;;
-  stop) for s in prometheus registry glue kafka; do stop_one "$state/$s.pid"; done ;;
-  status) for s in kafka glue registry prometheus; do alive "$state/$s.pid" && echo "$s: running" || echo "$s: stopped"; done ;;
+  start) install; start_kafka; start_glue; start_registry; start_prometheus; start_redis ;;
+  stop) for s in redis prometheus registry glue kafka; do stop_one "$state/$s.pid"; done ;;
+  status) for s in kafka glue registry prometheus redis; do alive "$state/$s.pid" && echo "$s: running" || echo "$s: stopped"; done ;;
   env) print_env ;;
   example) example ;;
   schema) topic_with_schema "${3:?services.sh schema NAME TOPIC PROTO_FILE}" "${4:?services.sh schema NAME TOPIC PROTO_FILE}" ;;

@@ -30,12 +30,17 @@ public class MskIamValidator implements AuthenticateCallbackHandler {
             DateTimeFormatter.ofPattern("yyyyMMdd'T'HHmmss'Z'").withZone(ZoneOffset.UTC);
     private String accessKey;
     private String secretKey;
+    /** When set, a token is valid this long after it was signed, if less than it says: as one signed with
+     *  short-lived credentials is on MSK. */
+    private Long maxAgeSeconds;
 
     @Override
     public void configure(Map<String, ?> configs, String mechanism, List<AppConfigurationEntry> jaas) {
         Map<String, ?> options = jaas.get(0).getOptions();
         accessKey = (String) options.get("accessKey");
         secretKey = (String) options.get("secretKey");
+        Object maxAge = options.get("maxAgeSeconds");
+        maxAgeSeconds = maxAge == null ? null : Long.valueOf((String) maxAge);
     }
 
     @Override
@@ -72,6 +77,9 @@ public class MskIamValidator implements AuthenticateCallbackHandler {
         require(host.equals("kafka." + scope[2] + ".amazonaws.com"), "host");
         Instant signedAt = Instant.from(AMZ_DATE.parse(query.get("X-Amz-Date")));
         long expiresAt = signedAt.plusSeconds(Long.parseLong(query.get("X-Amz-Expires"))).toEpochMilli();
+        if (maxAgeSeconds != null) {
+            expiresAt = Math.min(expiresAt, signedAt.plusSeconds(maxAgeSeconds).toEpochMilli());
+        }
         require(System.currentTimeMillis() < expiresAt, "expired");
 
         StringBuilder canonicalQuery = new StringBuilder();

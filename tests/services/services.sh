@@ -162,7 +162,7 @@ listener.name.iam.sasl.enabled.mechanisms=OAUTHBEARER
 listener.name.iam.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub="broker" accessKey="testing" secretKey="testing";
 listener.name.iam.oauthbearer.sasl.server.callback.handler.class=krakendkafka.test.MskIamValidator
 listener.name.iamshort.sasl.enabled.mechanisms=OAUTHBEARER
-listener.name.iamshort.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub="broker" accessKey="testing" secretKey="testing" maxAgeSeconds="$iam_short_token_s";
+listener.name.iamshort.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub="broker" accessKey="testing" secretKey="testing" maxAgeSeconds="$iam_short_token_s" trail="$state/kafka/iam-short-trail.log";
 listener.name.iamshort.oauthbearer.sasl.server.callback.handler.class=krakendkafka.test.MskIamValidator
 listener.name.iamshort.connections.max.reauth.ms=$iam_short_reauth_ms
 sasl.enabled.mechanisms=SCRAM-SHA-512,PLAIN
@@ -293,6 +293,7 @@ export KK_MTLS_BOOTSTRAP=127.0.0.1:$mtls_port
 export KK_IAM_BOOTSTRAP=127.0.0.1:$iam_port
 export KK_IAM_SHORT_BOOTSTRAP=127.0.0.1:$iam_short_port
 export KK_IAM_SHORT_TOKEN_S=$iam_short_token_s
+export KK_IAM_SHORT_TRAIL=$state/kafka/iam-short-trail.log
 export KK_FAULTY_BROKER=127.0.0.1:$faulty_port
 export KK_FAULTY_BOOTSTRAP=127.0.0.1:$faulty_proxy_port
 export KK_CLIENT_CERT=$state/kafka/tls/client.pem

@@ -33,6 +33,9 @@ public class MskIamValidator implements AuthenticateCallbackHandler {
     /** When set, a token is valid this long after it was signed, if less than it says: as one signed with
      *  short-lived credentials is on MSK. */
     private Long maxAgeSeconds;
+    /** When set, each authentication's verdict is appended to this file, a line each:
+     *  "accepted|refused <X-Amz-Date or -> <why>", so a test can count authentications and tokens. */
+    private java.nio.file.Path trail;
 
     @Override
     public void configure(Map<String, ?> configs, String mechanism, List<AppConfigurationEntry> jaas) {
@@ -41,6 +44,8 @@ public class MskIamValidator implements AuthenticateCallbackHandler {
         secretKey = (String) options.get("secretKey");
         Object maxAge = options.get("maxAgeSeconds");
         maxAgeSeconds = maxAge == null ? null : Long.valueOf((String) maxAge);
+        Object trailFile = options.get("trail");
+        trail = trailFile == null ? null : java.nio.file.Paths.get((String) trailFile);
     }
 
     @Override
@@ -51,14 +56,17 @@ public class MskIamValidator implements AuthenticateCallbackHandler {
             }
             OAuthBearerValidatorCallback validation = (OAuthBearerValidatorCallback) callback;
             try {
-                validation.token(validate(validation.tokenValue()));
+                Token token = validate(validation.tokenValue());
+                validation.token(token);
+                record("accepted " + AMZ_DATE.format(Instant.ofEpochMilli(token.startTimeMs())) + " ok");
             } catch (Exception e) {
                 validation.error("invalid_token", null, null);
+                record("refused - " + e.getMessage());
             }
         }
     }
 
-    private OAuthBearerToken validate(String token) throws Exception {
+    private Token validate(String token) throws Exception {
         String url = new String(Base64.getUrlDecoder().decode(token), StandardCharsets.UTF_8);
         String prefix = "https://";
         int path = url.indexOf("/?");
@@ -102,6 +110,18 @@ public class MskIamValidator implements AuthenticateCallbackHandler {
         require(MessageDigest.isEqual(expected.getBytes(StandardCharsets.UTF_8),
                 query.get("X-Amz-Signature").getBytes(StandardCharsets.UTF_8)), "signature");
         return new Token(token, accessKey, signedAt.toEpochMilli(), expiresAt);
+    }
+
+    private synchronized void record(String line) {
+        if (trail == null) {
+            return;
+        }
+        try {
+            java.nio.file.Files.write(trail, (line + "\n").getBytes(StandardCharsets.UTF_8),
+                    java.nio.file.StandardOpenOption.CREATE, java.nio.file.StandardOpenOption.APPEND);
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
     }
 
     private static void require(boolean ok, String what) {

@@ -83,6 +83,7 @@ started_more_than() { (($(grep -c "Kafka Server started" "$1/server.log" 2>/dev/
 
 start() {
   local n cluster_id
+  [[ -e $kafka_home/.complete ]] || { log "no Kafka jars in $kafka_home: run services.sh install"; return 1; }
   if alive "$state/node-1.pid" && alive "$state/node-2.pid" && alive "$state/node-3.pid"; then return 0; fi
   stop
   rm -rf "$state" && mkdir -p "$state/tools"

@@ -264,9 +264,10 @@ fn read_back(bootstrap: &str, topic: &str, sent: &[Sent]) -> Figures {
     figures
 }
 
-/// One node SIGKILLed under load and kept down (`victim` picks it, given the quorum's leader): every
-/// request is answered 200. Prints when the partitions had leaders again and the latencies meanwhile.
-fn one_node_killed(prefix: &str, victim: impl Fn(i32) -> i32) {
+/// One node SIGKILLed (`how` "kill") or SIGSTOPped ("freeze") under load and kept down (`victim` picks it,
+/// given the quorum's leader): every request is answered 200. Prints when the partitions had leaders again
+/// and the latencies meanwhile.
+fn one_node_down(prefix: &str, how: &str, victim: impl Fn(i32) -> i32) {
     let cluster = Cluster::start();
     let topic = cluster.topic(prefix);
     let gateway = cluster.gateway(&topic);
@@ -274,7 +275,7 @@ fn one_node_killed(prefix: &str, victim: impl Fn(i32) -> i32) {
     let victim = victim(quorum_leader);
     let (sent, (killed, moved)) = under_load(&gateway, &topic, |progress| {
         progress.wait_for(1000);
-        script(&["kill", &victim.to_string()]);
+        script(&[how, &victim.to_string()]);
         let killed = Instant::now();
         until("every partition led by a live broker", 60, || {
             let leaders = cluster.leaders(&topic);
@@ -284,6 +285,8 @@ fn one_node_killed(prefix: &str, victim: impl Fn(i32) -> i32) {
         more_answers(progress, 500, 120);
         (killed, moved)
     });
+    // a frozen node would hold the reader's connections to it
+    script(&["kill", &victim.to_string()]);
     if victim == quorum_leader {
         let after = cluster.leader_of_quorum();
         assert_ne!(after, victim);
@@ -291,7 +294,7 @@ fn one_node_killed(prefix: &str, victim: impl Fn(i32) -> i32) {
     }
     let (_, p99, max) = percentiles(sent.iter().filter(|s| s.started <= moved && s.answered >= killed));
     println!(
-        "node {victim} SIGKILLed; its partitions had new leaders {:.1} s later; requests in flight meanwhile: \
+        "node {victim} down ({how}); its partitions had new leaders {:.1} s later; requests in flight meanwhile: \
          p99 {p99} ms, max {max} ms",
         (moved - killed).as_secs_f64()
     );
@@ -324,13 +327,20 @@ fn a_rolling_restart_under_load_answers_every_request_200() {
 #[ignore = "needs the Kafka jars, the Glue emulator and the built gateway: run `make test`"]
 fn a_broker_killed_under_load_and_kept_down_answers_every_request_200() {
     // a node that does not lead the quorum: only its partitions fail over
-    one_node_killed("cluster-broker", |quorum_leader| if quorum_leader == 1 { 2 } else { 1 });
+    one_node_down("cluster-broker", "kill", |quorum_leader| if quorum_leader == 1 { 2 } else { 1 });
+}
+
+#[test]
+#[ignore = "needs the Kafka jars, the Glue emulator and the built gateway: run `make test`"]
+fn a_broker_gone_silent_under_load_answers_every_request_200() {
+    // SIGSTOP: its connections stay open and unanswered, as a lost host's or network's do
+    one_node_down("cluster-silent", "freeze", |quorum_leader| if quorum_leader == 1 { 2 } else { 1 });
 }
 
 #[test]
 #[ignore = "needs the Kafka jars, the Glue emulator and the built gateway: run `make test`"]
 fn the_quorum_leader_killed_under_load_answers_every_request_200() {
-    one_node_killed("cluster-quorum", |quorum_leader| quorum_leader);
+    one_node_down("cluster-quorum", "kill", |quorum_leader| quorum_leader);
 }
 
 #[test]

@@ -11,6 +11,7 @@
 #   cluster.sh env                      the environment a client needs (KK_CLUSTER_BOOTSTRAP, ...)
 #   cluster.sh kill N                   SIGKILL node N (1-3), as a machine failure would; returns once gone
 #   cluster.sh term N                   SIGTERM node N (controlled shutdown); returns once gone
+#   cluster.sh freeze N                 SIGSTOP node N: a host or network lost, its connections left open
 #   cluster.sh resume N                 start node N again on its data; returns once it serves
 #   cluster.sh controller-leader        the node id that leads the controller quorum
 #   cluster.sh topic TOPIC              a topic of 6 partitions, replication factor 3, min.insync.replicas 2
@@ -99,7 +100,12 @@ start() {
   log "Kafka $kafka_version cluster on $bootstrap"
 }
 
-stop() { local n; for n in "${nodes[@]}"; do stop_one "$state/node-$n.pid"; done; }
+# A frozen node is woken first, or it would take stop_one's SIGKILL.
+stop() {
+  local n
+  for n in "${nodes[@]}"; do alive "$state/node-$n.pid" && kill -CONT -- "-$(cat "$state/node-$n.pid")" 2>/dev/null || true; done
+  for n in "${nodes[@]}"; do stop_one "$state/node-$n.pid"; done
+}
 
 # SIGKILL (kill) or SIGTERM (term, Kafka's controlled shutdown) to node N; returns once it is gone.
 signal() { # SIGNAL N
@@ -155,10 +161,11 @@ case $cmd in
   env) print_env ;;
   kill) node_check "${2:-}"; signal KILL "$2" ;;
   term) node_check "${2:-}"; signal TERM "$2" ;;
+  freeze) node_check "${2:-}"; alive "$state/node-$2.pid" && kill -STOP -- "-$(cat "$state/node-$2.pid")" ;;
   resume) node_check "${2:-}"; alive "$state/node-$2.pid" || launch "$2" ;;
   controller-leader) controller_leader ;;
   topic) topic "${2:?cluster.sh topic TOPIC}" ;;
   wait-isr) wait_isr "${2:?cluster.sh wait-isr TOPIC [SECS]}" "${3:-90}" ;;
   describe) describe "${2:?cluster.sh describe TOPIC}" ;;
-  *) echo "usage: cluster.sh start|stop|status|env | kill|term|resume N | controller-leader | topic|wait-isr|describe TOPIC" >&2; exit 2 ;;
+  *) echo "usage: cluster.sh start|stop|status|env | kill|term|freeze|resume N | controller-leader | topic|wait-isr|describe TOPIC" >&2; exit 2 ;;
 esac

@@ -159,6 +159,14 @@ mod tests {
     }
 
     #[test]
+    fn a_silent_broker_is_given_up_on_past_a_clusters_fencing_unless_set() {
+        let kafka = policy(resolved(FULL)).unwrap().producer.kafka;
+        assert_eq!(kafka["socket.timeout.ms"], "10000");
+        let set = r#"{"bootstrap_servers":"b:9092","registry_name":"r","region":"eu-west-1","kafka":{"socket.timeout.ms":30000}}"#;
+        assert_eq!(policy(resolved(set)).unwrap().producer.kafka["socket.timeout.ms"], "30000");
+    }
+
+    #[test]
     fn policy_keeps_acks_all_and_idempotence_and_derives_the_deadlines() {
         let c = policy(resolved(FULL)).unwrap();
         let kafka = &c.producer.kafka;

@@ -90,6 +90,10 @@ pub(super) fn policy(resolved: Resolved) -> Result<Config, String> {
     // with 4% less gateway CPU each; 0.5 ms makes the broker thread wake for batches too small to pay
     // (measured: docs/performance.md).
     kafka.entry("linger.ms".into()).or_insert_with(|| "1".into());
+    // A broker gone silent (host or network lost, no reset) holds the requests in flight to it, and their
+    // partitions' move to a new leader, until this timeout: 60 s by default, past any budget; 10 s is past
+    // KRaft's fencing of a dead broker (broker.session.timeout.ms, 9 s), so the retry finds the new leader.
+    kafka.entry("socket.timeout.ms".into()).or_insert_with(|| "10000".into());
     // The metrics' librdkafka figures and readiness's broker state come from its statistics, off by default.
     kafka.entry("statistics.interval.ms".into()).or_insert_with(|| DEFAULT_STATISTICS_INTERVAL_MS.into());
 

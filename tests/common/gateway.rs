@@ -283,6 +283,11 @@ impl Progress {
         self.changed.notify_all();
     }
 
+    /// How many requests have their answer so far.
+    pub fn answered(&self) -> usize {
+        *self.answered.lock().unwrap()
+    }
+
     /// Waits until `n` requests have their answer.
     pub fn wait_for(&self, n: usize) {
         let answered = self.answered.lock().unwrap();

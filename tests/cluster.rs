@@ -205,9 +205,19 @@ struct Figures {
     maybe_stored: usize,
 }
 
+/// What a scenario's read-back holds its records to.
+#[derive(PartialEq)]
+enum Copies {
+    /// Each record at most once.
+    Once,
+    /// A record may be there twice (counted and printed, never lost): records timed out while in flight, and
+    /// librdkafka's idempotent producer bumped its epoch and sent them again (confluentinc/librdkafka#4953).
+    AfterEpochBump,
+}
+
 /// Reads `topic` back record by record and holds every answer of `sent` to it (see the module's
 /// comment); prints the figures and the failures' messages.
-fn read_back(bootstrap: &str, topic: &str, sent: &[Sent]) -> Figures {
+fn read_back(bootstrap: &str, topic: &str, sent: &[Sent], copies: Copies) -> Figures {
     let consumer = reader(bootstrap);
     let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).unwrap();
     let (mut tpl, mut expected) = (TopicPartitionList::new(), 0);
@@ -249,6 +259,9 @@ fn read_back(bootstrap: &str, topic: &str, sent: &[Sent]) -> Figures {
         assert_eq!(answer["statusCode"], status.to_string(), "{answer}");
         match status {
             200 if on_topic.is_empty() => figures.lost += 1,
+            200 if copies == Copies::AfterEpochBump => {
+                assert!(on_topic.contains(&position(&answer)), "request {} answered {answer}: {on_topic:?}", s.id)
+            }
             200 => assert_eq!(on_topic, [position(&answer)], "request {} answered {answer}", s.id),
             504 => figures.maybe_stored += on_topic.len().min(1),
             _ => assert!(on_topic.is_empty(), "request {} answered {answer} is on the topic", s.id),
@@ -260,7 +273,10 @@ fn read_back(bootstrap: &str, topic: &str, sent: &[Sent]) -> Figures {
     }
     println!("{figures:?}");
     println!("failures: {failures:#?}");
-    assert_eq!((figures.lost, figures.duplicated), (0, 0), "{figures:?}");
+    assert_eq!(figures.lost, 0, "{figures:?}");
+    if copies == Copies::Once {
+        assert_eq!(figures.duplicated, 0, "{figures:?}");
+    }
     figures
 }
 
@@ -298,7 +314,7 @@ fn one_node_down(prefix: &str, how: &str, victim: impl Fn(i32) -> i32) {
          p99 {p99} ms, max {max} ms",
         (moved - killed).as_secs_f64()
     );
-    let figures = read_back(&cluster.bootstrap, &topic, &sent);
+    let figures = read_back(&cluster.bootstrap, &topic, &sent, Copies::Once);
     assert_eq!(figures.statuses.get("200"), Some(&sent.len()), "{figures:?}");
 }
 
@@ -319,7 +335,7 @@ fn a_rolling_restart_under_load_answers_every_request_200() {
         }
         more_answers(progress, 500, 120);
     });
-    let figures = read_back(&cluster.bootstrap, &topic, &sent);
+    let figures = read_back(&cluster.bootstrap, &topic, &sent, Copies::Once);
     assert_eq!(figures.statuses.get("200"), Some(&sent.len()), "{figures:?}");
 }
 
@@ -370,7 +386,7 @@ fn two_brokers_down_answer_honestly_and_publishing_resumes_when_one_is_back() {
     let after: Vec<&Sent> = sent.iter().filter(|s| s.started > resumed).collect();
     let stored_after = after.iter().filter(|s| matches!(s.answer, Ok((200, _)))).count();
     println!("after node 3 was back: {} requests sent, {stored_after} answered 200", after.len());
-    let figures = read_back(&cluster.bootstrap, &topic, &sent);
+    let figures = read_back(&cluster.bootstrap, &topic, &sent, Copies::AfterEpochBump);
     assert!(
         figures.statuses.get("200").copied().unwrap_or(0) < sent.len(),
         "the outage failed no request: {figures:?}"

@@ -6,7 +6,7 @@
 //! ([`settings`]). The types the layers above
 //! take from it live here too, so that config imports nothing above it: topic names and the allow-list
 //! ([`topics`]), the per-request rules ([`rules`]), the in-flight and idempotency limits ([`limits`]),
-//! and the registry and framing of each topic ([`schemas`]).
+//! the idempotency keys' shared store ([`store`]), and the registry and framing of each topic ([`schemas`]).
 
 mod limits;
 mod policy;
@@ -15,12 +15,14 @@ mod resolve;
 mod rules;
 mod schemas;
 mod settings;
+mod store;
 pub mod topics;
 
 pub use limits::{AdmissionLimits, IdempotencyLimits};
 pub use rules::Rules;
 pub use schemas::{ConfluentRegistry, GlueCompression, RegistryConfig, SubjectNameStrategy, TopicSchema, WireFormat};
 pub use settings::{AwsConfig, Config, ProducerConfig};
+pub use store::IdempotencyStore;
 
 use policy::policy;
 use raw::parse;

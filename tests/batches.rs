@@ -1,12 +1,14 @@
 //! Batch endpoints through the gateway binary and the plugin, against the real broker and the Glue
 //! emulator: every record of a batch is stored in order and answered with its place; one invalid record
 //! refuses the whole batch by field path and stores nothing; over the limits 413; a batch librdkafka
-//! takes only part of is 207 with each record's outcome, and its retry stores nothing twice.
+//! takes only part of is 207 with each record's outcome, and its retry stores nothing twice; a batch not
+//! acknowledged by its deadline is 504 for its records.
 //! `make test` runs these.
 
 mod common;
 
 use common::gateway::gateway_config;
+use common::proxy::Proxy;
 use common::*;
 use rdkafka::message::Message;
 use serde_json::{json, Value};
@@ -133,5 +135,33 @@ each_front! {
         let (again, replayed) = gateway.answer(&topic, &key, &batch(&records));
         assert_eq!((again.status, &replayed), (207, &json), "the first answer");
         assert_eq!(record_count(&topic), 3, "nothing stored twice");
+    }
+}
+
+each_front! {
+    /// A broker that goes silent while a batch is on its way: 504 at the deadline, and the answer speaks of
+    /// the batch's records, any of which may be stored.
+    #[ignore = "needs Kafka, the Glue emulator and the built gateway: run `make test`"]
+    fn a_batch_not_acknowledged_by_its_deadline_is_504_for_its_records(front) {
+        let topic = topic_with_schema("batch-504", 1, SEED_SCHEMA);
+        // The broker advertises this port for its FAULTY listener: the gateway talks to it only through
+        // the proxy.
+        let proxy = Proxy::start(&var("KK_FAULTY_BOOTSTRAP"), var("KK_FAULTY_BROKER"));
+        let mut backend =
+            config_value(REGISTRY, json!({"batch": true, "timeout_ms": 2000, "kafka": {"message.timeout.ms": 30000}}));
+        backend["bootstrap_servers"] = json!(var("KK_FAULTY_BOOTSTRAP"));
+        let gateway = front.start(gateway_config("20s", &[("/v1/event/{topic}", backend)]));
+        let warm = [json!({"key": "warm", "value": {"some_message": "warm"}})];
+        assert_eq!(gateway.answer(&topic, &[], &batch(&warm)).0.status, 200);
+
+        proxy.freeze(true);
+        let records: Vec<Value> =
+            (0..3).map(|i| json!({"key": "k", "value": {"some_message": format!("m{i}")}})).collect();
+        let (answer, json) = gateway.answer(&topic, &[], &batch(&records));
+        assert_eq!(answer.status, 504, "{json}");
+        let message = json["message"].as_str().unwrap();
+        assert!(message.contains("within 2000 ms") && message.contains("the records may still be stored"), "{message}");
+        assert!(!message.contains("the record "), "{message}");
+        proxy.freeze(false);
     }
 }

@@ -35,6 +35,8 @@ const COMPACT_FIRST_AT: usize = 64;
 
 struct Pending {
     topic: String,
+    /// The answer covers a batch's records, not one record.
+    batch: bool,
     answer: Mutex<Option<Answer>>,
 }
 
@@ -50,10 +52,10 @@ impl Deadlines {
         (deadlines, sweeper)
     }
 
-    /// The answer to hand librdkafka for a record of `topic` sent now: it answers `answer` with
-    /// librdkafka's verdict, unless the deadline came first.
-    pub fn guard(&self, topic: &str, answer: Answer) -> Answer {
-        let pending = Arc::new(Pending { topic: topic.to_owned(), answer: Mutex::new(Some(answer)) });
+    /// The answer to hand librdkafka for a record of `topic` sent now (or, `batch`, for a batch's records):
+    /// it answers `answer` with librdkafka's verdict, unless the deadline came first.
+    pub fn guard(&self, topic: &str, batch: bool, answer: Answer) -> Answer {
+        let pending = Arc::new(Pending { topic: topic.to_owned(), batch, answer: Mutex::new(Some(answer)) });
         let mut waiting = self.waiting.lock().unwrap_or_else(PoisonError::into_inner);
         let Waiting { queue, compact_at } = &mut *waiting;
         // Most records are answered within milliseconds: drop those at the front as new ones come.
@@ -133,11 +135,13 @@ impl Pending {
 
     fn expire(&self, budget: Duration) {
         if let Some(answer) = self.take() {
-            answer.send(Err(Failure::timeout(format!(
-                "topic {}: no acknowledgement from Kafka within {} ms; the record may still be stored: check before you retry",
-                self.topic,
-                budget.as_millis()
-            ))));
+            let (topic, ms) = (&self.topic, budget.as_millis());
+            let what = if self.batch { "the records" } else { "the record" };
+            let message = format!(
+                "topic {topic}: no acknowledgement from Kafka within {ms} ms; {what} may still be stored: check before \
+                 you retry"
+            );
+            answer.send(Err(Failure::timeout(message)));
         }
     }
 }
@@ -159,7 +163,7 @@ mod tests {
     fn a_verdict_in_time_is_the_answer_and_the_deadline_then_does_nothing() {
         let deadlines = Deadlines::new(Duration::from_millis(50));
         let (a, rx) = answer();
-        deadlines.guard("t", a).send(Ok(Delivery::Stored { partition: 1, offset: 2 }));
+        deadlines.guard("t", false, a).send(Ok(Delivery::Stored { partition: 1, offset: 2 }));
         assert_eq!(rx.recv().unwrap(), Ok(Delivery::Stored { partition: 1, offset: 2 }));
         assert!(rx.recv().is_err(), "answered once");
     }
@@ -168,13 +172,19 @@ mod tests {
     fn no_verdict_by_the_deadline_is_a_504_that_says_the_record_may_be_stored() {
         let deadlines = Deadlines::new(Duration::from_millis(100));
         let (a, rx) = answer();
-        let late = deadlines.guard("orders", a);
+        let late = deadlines.guard("orders", false, a);
         let f = rx.recv().unwrap().unwrap_err();
         assert_eq!(f.status, 504);
         assert!(f.message.starts_with("topic orders: no acknowledgement from Kafka within 100 ms"), "{f:?}");
-        assert!(f.message.contains("may still be stored"), "{f:?}");
+        assert!(f.message.contains("; the record may still be stored"), "{f:?}");
         assert!(rx.recv().is_err(), "the caller's answer is spent");
         late.send(Ok(Delivery::Stored { partition: 0, offset: 9 })); // logged, not answered again
+
+        let (a, rx) = answer();
+        let _batch = deadlines.guard("orders", true, a);
+        let f = rx.recv().unwrap().unwrap_err();
+        assert_eq!(f.status, 504);
+        assert!(f.message.contains("; the records may still be stored"), "{f:?}");
     }
 
     #[test]
@@ -184,7 +194,7 @@ mod tests {
         let mut late = Vec::new();
         for i in 0..20 {
             let (a, rx) = answer();
-            let guarded = deadlines.guard("t", a);
+            let guarded = deadlines.guard("t", false, a);
             if i % 2 == 0 {
                 guarded.send(Ok(Delivery::Stored { partition: 0, offset: i }));
             } else {
@@ -207,11 +217,11 @@ mod tests {
     fn one_record_waiting_for_its_deadline_keeps_no_answered_record_queued() {
         let deadlines = Deadlines::new(Duration::from_secs(600));
         let (slow, _rx) = answer();
-        let _slow = deadlines.guard("t", slow);
+        let _slow = deadlines.guard("t", false, slow);
         let mut longest = 0;
         for i in 0..100_000 {
             let (a, rx) = answer();
-            deadlines.guard("t", a).send(Ok(Delivery::Stored { partition: 0, offset: i }));
+            deadlines.guard("t", false, a).send(Ok(Delivery::Stored { partition: 0, offset: i }));
             assert!(rx.recv().is_ok());
             longest = longest.max(deadlines.waiting.lock().unwrap().queue.len());
         }
@@ -223,7 +233,7 @@ mod tests {
     fn the_sweeper_ends_with_its_backend() {
         let (deadlines, sweeper) = Deadlines::start(Duration::from_secs(60));
         let (a, rx) = answer();
-        let guarded = deadlines.guard("t", a);
+        let guarded = deadlines.guard("t", false, a);
         let weak = Arc::downgrade(&deadlines);
         drop(deadlines);
         let ended = runtime::runtime().block_on(async { tokio::time::timeout(Duration::from_secs(30), sweeper).await });

@@ -226,7 +226,8 @@ impl Publisher {
             Begun::Stored(outcome) => trip.replayed().around(caller).send(outcome),
             // It waits for the first's outcome no longer than a record of its own would.
             Begun::InFlight(waiting) => {
-                waiting.join(self.deadlines.guard(&request.topic, trip.replayed().around(caller)))
+                let batch = matches!(request.records, Records::Batch(_));
+                waiting.join(self.deadlines.guard(&request.topic, batch, trip.replayed().around(caller)))
             }
             Begun::Refused(f) => trip.around(caller).send(Err(f)),
         }
@@ -292,7 +293,7 @@ impl Publisher {
         // The caller is answered 202 once librdkafka took the record; its verdict is only counted and logged.
         // The flag is set before the send, so that a verdict on another thread cannot come before it.
         let (verdict, queued) = match self.fire_and_forget {
-            false => (self.deadlines.guard(topic, answer), None),
+            false => (self.deadlines.guard(topic, false, answer), None),
             true => {
                 let answered_202 = Arc::new(AtomicBool::new(true));
                 (Answer::new(unwaited(topic, Arc::clone(&answered_202))), Some((answer, answered_202)))
@@ -339,7 +340,7 @@ impl Publisher {
             let checked = encoded.into_iter().map(|e| e.map(drop)).collect();
             return hold.around(answer).send(batch::refused(checked));
         }
-        let verdicts = Verdicts::new(records.len(), hold.around(self.deadlines.guard(topic, answer)));
+        let verdicts = Verdicts::new(records.len(), hold.around(self.deadlines.guard(topic, true, answer)));
         let mut refusal = None;
         for (i, (record, value)) in records.iter().flatten().zip(encoded.iter().flatten()).enumerate() {
             let verdict = verdicts.answer(i);

@@ -128,7 +128,7 @@ impl Shared {
         async move {
             let owner = format!("{}-{}", self.owner, self.claims.fetch_add(1, Ordering::Relaxed));
             let mark = Entry::InFlight { fingerprint, owner }.encode();
-            let ttl = 10 * self.in_flight.as_millis() as u64;
+            let ttl = self.in_flight.as_millis() as u64;
             let found: Option<Vec<u8>> = match self
                 .call(|mut c| {
                     let (key, mark) = (id.stored_as.clone(), mark.clone());
@@ -342,7 +342,7 @@ impl Ticket {
         let Some(mark) = self.mark.take() else { return };
         let kept = outcome::took_effect(outcome);
         let (entry, ttl) = match kept {
-            true => (Entry::Stored { fingerprint: self.fingerprint, outcome: outcome.clone() }, self.store.in_flight),
+            true => (Entry::Stored { fingerprint: self.fingerprint, outcome: outcome.clone() }, self.store.window),
             false => (Entry::Failed { fingerprint: self.fingerprint, outcome: outcome.clone() }, self.store.wait),
         };
         let (store, id, entry, ttl) =

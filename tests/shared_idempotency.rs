@@ -56,6 +56,18 @@ fn redis_get(key: &str) -> Option<String> {
     }
 }
 
+/// How long Redis keeps `key` still, from a PTTL of its own.
+fn redis_pttl(key: &str) -> Duration {
+    let mut connection = TcpStream::connect(redis()).unwrap();
+    connection.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    write!(connection, "*2\r\n$4\r\nPTTL\r\n${}\r\n{key}\r\n", key.len()).unwrap();
+    let mut reply = [0u8; 64];
+    let n = connection.read(&mut reply).unwrap();
+    let text = String::from_utf8_lossy(&reply[..n]);
+    let ms: i64 = text.trim().strip_prefix(':').and_then(|ms| ms.parse().ok()).unwrap_or_else(|| panic!("{text}"));
+    Duration::from_millis(ms.max(0) as u64)
+}
+
 fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while !done() {
@@ -236,6 +248,8 @@ fn a_replica_that_dies_with_a_request_in_flight_holds_its_key_only_until_its_mar
     wait_until("A's record is on its way to the broker", Duration::from_secs(10), || kafka.seen() == 1);
     let stored_as = format!("{prefix}{topic}:orphan-1");
     assert!(redis_get(&stored_as).is_some_and(|v| v.starts_with("I1 ")), "A holds the key");
+    let lifetime = redis_pttl(&stored_as);
+    println!("the mark of A's request expires in {} ms", lifetime.as_millis());
     drop(a); // SIGKILL, with its record in flight and nothing settled
     drop(sent.join());
     drop(kafka);
@@ -243,7 +257,7 @@ fn a_replica_that_dies_with_a_request_in_flight_holds_its_key_only_until_its_mar
     let (status, answer) = b.send(&topic, &headers, &seed_body("o"));
     assert_eq!(status, 504, "A's request may be stored: B's repeat waits, then says so: {answer}");
     let started = Instant::now();
-    wait_until("A's mark expires", Duration::from_secs(20), || redis_get(&stored_as).is_none());
+    wait_until("A's mark expires", lifetime + Duration::from_secs(5), || redis_get(&stored_as).is_none());
     println!("the mark of a dead replica's request lived {} ms more", started.elapsed().as_millis());
     let (status, answer) = b.send(&topic, &headers, &seed_body("o"));
     assert_eq!(status, 200, "the key is free again: {answer}");

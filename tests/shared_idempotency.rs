@@ -250,6 +250,11 @@ fn a_replica_that_dies_with_a_request_in_flight_holds_its_key_only_until_its_mar
     assert!(redis_get(&stored_as).is_some_and(|v| v.starts_with("I1 ")), "A holds the key");
     let lifetime = redis_pttl(&stored_as);
     println!("the mark of A's request expires in {} ms", lifetime.as_millis());
+    // timeout_ms, then librdkafka's budget: message.timeout.ms (timeout_ms less half of it) and a second.
+    assert!(
+        lifetime <= Duration::from_millis(2000 + 1000 + 1000),
+        "a mark lives what a request may take: {lifetime:?}"
+    );
     drop(a); // SIGKILL, with its record in flight and nothing settled
     drop(sent.join());
     drop(kafka);

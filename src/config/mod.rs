@@ -6,7 +6,7 @@
 //! ([`settings`]). The types the layers above
 //! take from it live here too, so that config imports nothing above it: topic names and the allow-list
 //! ([`topics`]), the per-request rules ([`rules`]), the in-flight and idempotency limits ([`limits`]),
-//! and the registry and framing of each topic ([`schemas`]).
+//! the idempotency keys' shared store ([`store`]), and the registry and framing of each topic ([`schemas`]).
 
 mod limits;
 mod policy;
@@ -15,12 +15,14 @@ mod resolve;
 mod rules;
 mod schemas;
 mod settings;
+mod store;
 pub mod topics;
 
 pub use limits::{AdmissionLimits, IdempotencyLimits};
 pub use rules::Rules;
 pub use schemas::{ConfluentRegistry, GlueCompression, RegistryConfig, SubjectNameStrategy, TopicSchema, WireFormat};
 pub use settings::{AwsConfig, Config, ProducerConfig};
+pub use store::IdempotencyStore;
 
 use policy::policy;
 use raw::parse;
@@ -314,6 +316,10 @@ mod tests {
             IdempotencyLimits { window: Duration::from_secs(60), max_keys: 7, max_bytes: 4096 }
         );
         assert!(backend.fire_and_forget);
+        let store = parse(r#","idempotency_store":{"url":"redis://cache:6379/1","key_prefix":"p:","timeout_ms":200}"#);
+        let store = store.unwrap().backend.idempotency_store.expect("a shared store");
+        assert_eq!((store.url.as_str(), store.key_prefix.as_str()), ("redis://cache:6379/1", "p:"));
+        assert_eq!((store.timeout, parse("").unwrap().backend.idempotency_store), (Duration::from_millis(200), None));
         assert_eq!(parse(r#","batch":true"#).unwrap().backend.rules.batch, Some(500));
         assert_eq!(parse(r#","batch":true,"max_batch_records":20"#).unwrap().backend.rules.batch, Some(20));
         for (rest, says) in [
@@ -325,6 +331,8 @@ mod tests {
             (r#","idempotency_window_s":100000"#, "idempotency_window_s: from 1 to 86400"),
             (r#","idempotency_max_keys":0"#, "idempotency_max_keys: must be greater than 0"),
             (r#","fire_and_forget":"yes""#, "fire_and_forget: invalid type"),
+            (r#","idempotency_store":{"url":"redis://h","ttl":1}"#, "idempotency_store.ttl: unknown field"),
+            (r#","idempotency_store":{"url":"redis://h"},"idempotency_max_keys":7"#, "with idempotency_store"),
         ] {
             let error = parse(rest).unwrap_err();
             assert!(error.contains(says), "{rest}: {error}");

@@ -8,6 +8,7 @@ use super::resolve::Resolved;
 use super::rules::Rules;
 use super::schemas::{RegistryConfig, TopicSchema, WireFormat};
 use super::settings::{BackendConfig, Config, ProducerConfig, EXPIRY_SCAN};
+use super::store;
 use super::topics::{check_topic, AllowList};
 
 const DEFAULT_MAX_BATCH_RECORDS: u64 = 500;
@@ -133,6 +134,7 @@ pub(super) fn policy(resolved: Resolved) -> Result<Config, String> {
                 max_keys: limit("idempotency_max_keys", resolved.idempotency_max_keys)?,
                 max_bytes: limit("idempotency_max_bytes", resolved.idempotency_max_bytes)?,
             },
+            idempotency_store: store::check(resolved.idempotency_store, timeout)?,
             fire_and_forget: resolved.fire_and_forget,
         },
     })

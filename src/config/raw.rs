@@ -6,6 +6,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::schemas::{ConfluentRegistry, TopicSchema};
+use super::store::RawStore;
 
 /// The configuration as written: step 1, [`parse`].
 #[derive(Deserialize, Default)]
@@ -32,6 +33,7 @@ pub(super) struct Raw {
     pub(super) idempotency_window_s: Option<u64>,
     pub(super) idempotency_max_keys: Option<u64>,
     pub(super) idempotency_max_bytes: Option<u64>,
+    pub(super) idempotency_store: Option<RawStore>,
     pub(super) fire_and_forget: Option<bool>,
     pub(super) batch: Option<bool>,
     pub(super) max_batch_records: Option<u64>,

@@ -8,6 +8,7 @@ use serde_json::Value;
 use super::raw::Raw;
 use super::schemas::{RegistryConfig, TopicSchema};
 use super::settings::AwsConfig;
+use super::store::RawStore;
 
 const DEFAULT_TIMEOUT_MS: u64 = 10_000;
 const DEFAULT_SCHEMA_TTL_MS: u64 = 300_000;
@@ -45,6 +46,7 @@ pub(super) struct Resolved {
     pub(super) idempotency_window_s: u64,
     pub(super) idempotency_max_keys: u64,
     pub(super) idempotency_max_bytes: u64,
+    pub(super) idempotency_store: Option<RawStore>,
     pub(super) fire_and_forget: bool,
     pub(super) batch: bool,
     pub(super) max_batch_records: Option<u64>,
@@ -94,6 +96,11 @@ pub(super) fn resolve(raw: Raw, env: impl Fn(&str) -> Option<String>) -> Result<
         },
     };
 
+    if raw.idempotency_store.is_some() && (raw.idempotency_max_keys.is_some() || raw.idempotency_max_bytes.is_some()) {
+        return Err("config keys idempotency_max_keys and idempotency_max_bytes: they bound the in-process store; \
+                    with idempotency_store the server's maxmemory bounds the keys"
+            .into());
+    }
     Ok(Resolved {
         kafka,
         aws: AwsConfig { region: raw.region.or_else(|| env(&["REGION", "AWS_REGION"])), role_arn: raw.aws_role_arn },
@@ -113,6 +120,7 @@ pub(super) fn resolve(raw: Raw, env: impl Fn(&str) -> Option<String>) -> Result<
         idempotency_window_s: raw.idempotency_window_s.unwrap_or(DEFAULT_IDEMPOTENCY_WINDOW_S),
         idempotency_max_keys: raw.idempotency_max_keys.unwrap_or(DEFAULT_IDEMPOTENCY_MAX_KEYS),
         idempotency_max_bytes: raw.idempotency_max_bytes.unwrap_or(DEFAULT_IDEMPOTENCY_MAX_BYTES),
+        idempotency_store: raw.idempotency_store,
         fire_and_forget: raw.fire_and_forget.unwrap_or(false),
         batch: raw.batch.unwrap_or(false),
         max_batch_records: raw.max_batch_records,

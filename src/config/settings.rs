@@ -9,6 +9,7 @@ use std::time::Duration;
 use super::limits::{AdmissionLimits, IdempotencyLimits};
 use super::rules::Rules;
 use super::schemas::{RegistryConfig, TopicSchema};
+use super::store::IdempotencyStore;
 
 /// librdkafka looks for expired records about once a second, so it reports one up to this long after
 /// `message.timeout.ms`.
@@ -61,6 +62,8 @@ pub struct BackendConfig {
     pub admission: AdmissionLimits,
     /// How long and how many `Idempotency-Key`s are remembered.
     pub idempotency: IdempotencyLimits,
+    /// Where the keys are shared with every replica (`idempotency_store`); `None`: in this process.
+    pub idempotency_store: Option<IdempotencyStore>,
     /// Answer 202 once a record is queued, without waiting for the broker.
     pub fire_and_forget: bool,
 }

@@ -17,7 +17,7 @@ use crate::outcome::{Answer, Delivery, Failure, Outcome};
 use crate::pipeline::admission::{Admission, Permit};
 use crate::pipeline::batch::{self, Verdicts};
 use crate::pipeline::deadline::Deadlines;
-use crate::pipeline::idempotency::{Begun, Idempotency, Ticket};
+use crate::pipeline::idempotency::{self, Begun, Claim, Idempotency, Ticket};
 use crate::pipeline::request::{At, Record, Records, Request};
 use crate::pipeline::trip::{Caller, Trip};
 use crate::registry::budget;
@@ -37,7 +37,7 @@ pub struct Publisher {
     timeout: Duration,
     rules: Rules,
     admission: Arc<Admission>,
-    idempotency: Arc<Idempotency>,
+    idempotency: Idempotency,
     fire_and_forget: bool,
     /// Whether a caller's wait shorter than the budget was logged.
     short_wait_logged: AtomicBool,
@@ -130,6 +130,16 @@ impl Publisher {
                 budget::process(),
             ));
             let deadlines = Deadlines::new(backend.timeout);
+            // A claimed key's mark outlives the longest a request may take: a schema fetch, then librdkafka's
+            // delivery budget.
+            let idempotency = Idempotency::new(
+                backend.idempotency,
+                backend.idempotency_store.as_ref(),
+                backend.timeout,
+                backend.timeout + producer.drain(),
+                backend.admission.retry_after_s,
+            )
+            .map_err(Unopened::Refused)?;
             Ok(Publisher {
                 producer,
                 deadlines,
@@ -137,7 +147,7 @@ impl Publisher {
                 timeout: backend.timeout,
                 rules: backend.rules,
                 admission: Admission::new(backend.admission),
-                idempotency: Idempotency::new(backend.idempotency, backend.admission.retry_after_s),
+                idempotency,
                 fire_and_forget: backend.fire_and_forget,
                 short_wait_logged: AtomicBool::new(false),
             })
@@ -190,20 +200,41 @@ impl Publisher {
             let served = format!("topic {}: not served by this endpoint (allowed_topics)", request.topic);
             return trip.around(caller).send(Err(Failure::not_found(served)));
         }
-        // A repeat is answered before it is admitted: a retry of a stored record is never refused 429.
-        let ticket = match &request.idempotency_key {
-            None => None,
-            Some(key) => match self.idempotency.begin(&request.topic, key, self.idempotency.fingerprint(&request)) {
-                Begun::First(ticket) => Some(ticket),
-                Begun::Stored(outcome) => return trip.replayed().around(caller).send(outcome),
-                // It waits for the first's outcome no longer than a record of its own would.
-                Begun::InFlight(waiting) => {
-                    let batch = matches!(request.records, Records::Batch(_));
-                    return waiting.join(self.deadlines.guard(&request.topic, batch, trip.replayed().around(caller)));
-                }
-                Begun::Refused(f) => return trip.around(caller).send(Err(f)),
-            },
-        };
+        let Some(key) = &request.idempotency_key else { return self.admit(request, trip, caller, None) };
+        match self.idempotency.begin(&request.topic, key, idempotency::fingerprint(&request)) {
+            Claim::Now(begun) => self.begun(begun, request, trip, caller),
+            Claim::Later(claim) => {
+                let (publisher, request) = (Arc::clone(self), request.into_owned());
+                runtime::runtime().spawn(async move {
+                    match claim.await {
+                        // The first of its key may be a 4 MiB batch to encode: off the runtime's one worker.
+                        Begun::First(ticket) => drop(tokio::task::spawn_blocking(move || {
+                            publisher.admit(request, trip, caller, Some(ticket))
+                        })),
+                        begun => publisher.begun(begun, request, trip, caller),
+                    }
+                });
+            }
+        }
+    }
+
+    /// A request with an idempotency key, as its key found it. A repeat is answered before it is admitted:
+    /// a retry of a stored record is never refused 429.
+    fn begun(self: &Arc<Self>, begun: Begun<'_>, request: Request<'_>, trip: Trip, caller: Caller) {
+        match begun {
+            Begun::First(ticket) => self.admit(request, trip, caller, Some(ticket)),
+            Begun::Stored(outcome) => trip.replayed().around(caller).send(outcome),
+            // It waits for the first's outcome no longer than a record of its own would.
+            Begun::InFlight(waiting) => {
+                let batch = matches!(request.records, Records::Batch(_));
+                waiting.join(self.deadlines.guard(&request.topic, batch, trip.replayed().around(caller)))
+            }
+            Begun::Refused(f) => trip.around(caller).send(Err(f)),
+        }
+    }
+
+    /// Takes the request's share of the backend's limits, then its schema, and sends it.
+    fn admit(self: &Arc<Self>, request: Request<'_>, mut trip: Trip, caller: Caller, ticket: Option<Ticket>) {
         let (records, bytes) = request.size();
         let hold = match self.admission.admit(&request.topic, records, bytes) {
             Ok(permit) => Hold { permit, ticket },

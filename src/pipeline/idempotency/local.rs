@@ -1,43 +1,25 @@
-//! Idempotency keys: a request repeated with the same `Idempotency-Key` (same topic, within the window)
-//! is not published again. It gets the first request's answer, partition and offset included; a repeat
-//! that arrives while the first is in flight waits for its outcome; a repeat of a different request is
-//! refused with 422. Only a request that stored a record is remembered: after a failure a retry publishes
-//! again. A batch that stored some of its records is remembered with every record's outcome, so that its
-//! retry stores none twice.
-//!
-//! The outcome remembered is librdkafka's verdict, not what the first caller was answered: a caller
-//! answered 504 at its deadline whose record was then stored gets 200 on its retry, not a second record.
-//! Keys live in this process only, within the backend's limits of keys and bytes: a key counts its text,
-//! its stored outcome (a batch's, every record's) and the repeats waiting on it. A repeat waits at most
-//! the backend's `timeout_ms` (its caller's deadline, as for any record), and at most
-//! `MAX_REPEATS_WAITING` wait on one key.
+//! The idempotency keys of one process, within the backend's limits of keys and bytes: a key counts its
+//! text, its stored outcome (a batch's, every record's) and the repeats waiting on it.
 
 use std::collections::HashMap;
 use std::collections::VecDeque;
-use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
 use crate::clock;
 use crate::config::IdempotencyLimits;
 use crate::outcome::{self, Answer, Delivery, Failure, Outcome};
-use crate::pipeline::request::{Request, TRACEPARENT, TRACESTATE};
+use crate::pipeline::idempotency::{self as idempotency, Begun, Fingerprint, MAX_REPEATS_WAITING};
 
-/// What each key costs beside its topic and key text: the map's slot, the expiry queue's item, the
-/// strings' headers (measured by size_of, rounded up).
-const ENTRY_BYTES: usize = 128;
+/// What each key costs beside its topic and key text: the map's slot (its fingerprint among it), the
+/// expiry queue's item, the strings' headers (measured by size_of, rounded up).
+const ENTRY_BYTES: usize = 160;
 /// What a repeat waiting on a key costs: its answer and its caller's, with the trip they carry.
 const WAITER_BYTES: usize = 256;
-/// Repeats of one request waiting for its outcome at once: a client retrying its own request, not a
-/// queue; more are refused 429.
-pub const MAX_REPEATS_WAITING: usize = 16;
-
-pub struct Idempotency {
+pub struct Local {
     limits: IdempotencyLimits,
     /// The backend's `Retry-After` for a 429.
     retry_after_s: u32,
-    /// Keyed with a random secret per process: a caller cannot make two different bodies collide.
-    hasher: std::collections::hash_map::RandomState,
     state: Mutex<State>,
 }
 
@@ -52,7 +34,7 @@ struct State {
 }
 
 struct Entry {
-    fingerprint: u64,
+    fingerprint: Fingerprint,
     phase: Phase,
     /// What it holds, as counted in `State::bytes`.
     bytes: usize,
@@ -66,40 +48,21 @@ enum Phase {
 
 /// The first request of a key: settles the key with the record's outcome, once.
 pub struct Ticket {
-    store: Arc<Idempotency>,
+    store: Arc<Local>,
     id: Option<Id>,
 }
 
-impl Idempotency {
-    pub fn new(limits: IdempotencyLimits, retry_after_s: u32) -> Arc<Idempotency> {
-        Arc::new(Idempotency { limits, retry_after_s, hasher: Default::default(), state: Mutex::default() })
+impl Local {
+    pub fn new(limits: IdempotencyLimits, retry_after_s: u32) -> Arc<Local> {
+        Arc::new(Local { limits, retry_after_s, state: Mutex::default() })
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// What makes two requests the same: each record's key, headers and body as received (an invalid
-    /// record's failure). Not the trace context: a retry is a new span of the caller's trace, with a
-    /// traceparent of its own.
-    pub fn fingerprint(&self, request: &Request<'_>) -> u64 {
-        let mut hasher = self.hasher.build_hasher();
-        for record in request.records.iter() {
-            match record {
-                Ok(record) => {
-                    let traced = |name: &str| [TRACEPARENT, TRACESTATE].contains(&name);
-                    record.key.hash(&mut hasher);
-                    record.headers.iter().filter(|(name, _)| !traced(name)).collect::<Vec<_>>().hash(&mut hasher);
-                    record.body.get().hash(&mut hasher);
-                }
-                Err(failure) => failure.message.hash(&mut hasher),
-            }
-        }
-        hasher.finish()
-    }
-
     /// What the request of `key` on `topic` is: the first of its key, or a repeat.
-    pub fn begin(self: &Arc<Self>, topic: &str, key: &str, fingerprint: u64) -> Begun<'_> {
+    pub fn begin(self: &Arc<Self>, topic: &str, key: &str, fingerprint: Fingerprint) -> Begun<'_> {
         let id = (topic.to_owned(), key.to_owned());
         let mut state = self.state();
         let now = clock::now();
@@ -110,10 +73,7 @@ impl Idempotency {
         let (keys, adds) = match state.entries.get(&id) {
             None => (1, size),
             Some(Entry { phase: Phase::InFlight(waiting), .. }) if waiting.len() >= MAX_REPEATS_WAITING => {
-                return Begun::Refused(self.overloaded(format!(
-                    "topic {topic}: not stored: {MAX_REPEATS_WAITING} repeats of idempotency-key {key} already wait \
-                     for the first request's outcome"
-                )))
+                return Begun::Refused(idempotency::too_many_waiting(topic, key, self.retry_after_s))
             }
             Some(Entry { phase: Phase::InFlight(_), .. }) => (0, WAITER_BYTES),
             Some(_) => (0, 0),
@@ -126,28 +86,25 @@ impl Idempotency {
             }
         }
         match state.entries.get(&id) {
-            Some(entry) if entry.fingerprint != fingerprint => Begun::Refused(Failure::new(
-                422,
-                format!(
-                    "idempotency-key {key}: already used on topic {topic} for a different request (key, headers or \
-                     body) within the last {} s; use a new key for a new request",
-                    self.limits.window.as_secs()
-                ),
-            )),
-            Some(Entry { phase: Phase::InFlight(_), .. }) => Begun::InFlight(Waiting { state, id }),
+            Some(entry) if entry.fingerprint != fingerprint => {
+                Begun::Refused(idempotency::reused(topic, key, self.limits.window))
+            }
+            Some(Entry { phase: Phase::InFlight(_), .. }) => {
+                Begun::InFlight(idempotency::Waiting::Local(Waiting { state, id }))
+            }
             Some(Entry { phase: Phase::Stored(outcome), .. }) => Begun::Stored(outcome.clone()),
             None => {
                 state
                     .entries
                     .insert(id.clone(), Entry { fingerprint, phase: Phase::InFlight(Vec::new()), bytes: size });
                 state.bytes += size;
-                Begun::First(Ticket { store: Arc::clone(self), id: Some(id) })
+                Begun::First(idempotency::Ticket::Local(Ticket { store: Arc::clone(self), id: Some(id) }))
             }
         }
     }
 
     fn overloaded(&self, why: String) -> Failure {
-        Failure::overloaded(format!("{why}; retry after {} s", self.retry_after_s), self.retry_after_s)
+        idempotency::overloaded(why, self.retry_after_s)
     }
 }
 
@@ -159,18 +116,6 @@ fn outcome_bytes(outcome: &Outcome) -> usize {
             Ok(_) => 0,
             Err(f) => f.message.len(),
         }
-}
-
-/// What a request with an idempotency key is.
-pub enum Begun<'a> {
-    /// The first of its key: publish it, and settle the ticket with its outcome.
-    First(Ticket),
-    /// A repeat of a request that stored a record: answer it this outcome.
-    Stored(Outcome),
-    /// A repeat of a request still in flight: it waits for that one's outcome.
-    InFlight(Waiting<'a>),
-    /// Not published: a different request under a key in use (422), or no room for another key (429).
-    Refused(Failure),
 }
 
 /// A repeat of a request in flight, holding the store until it joins that request's waiters (so the
@@ -258,6 +203,7 @@ mod tests {
 
     use super::*;
     use crate::outcome::Delivery;
+    use crate::pipeline::idempotency::Ticket;
     use std::sync::mpsc::{sync_channel, Receiver};
 
     fn answer() -> (Answer, Receiver<Outcome>) {
@@ -266,8 +212,8 @@ mod tests {
     }
 
     /// As the pipeline takes `begin`'s verdict: `answer` gets a repeat's outcome; the first gets its ticket.
-    fn begin(store: &Arc<Idempotency>, topic: &str, key: &str, fp: u64, answer: Answer) -> Option<(Ticket, Answer)> {
-        match store.begin(topic, key, fp) {
+    fn begin(store: &Arc<Local>, topic: &str, key: &str, fp: u8, answer: Answer) -> Option<(Ticket, Answer)> {
+        match store.begin(topic, key, [fp; 32]) {
             Begun::First(ticket) => return Some((ticket, answer)),
             Begun::Stored(outcome) => answer.send(outcome),
             Begun::InFlight(waiting) => waiting.join(answer),
@@ -276,8 +222,8 @@ mod tests {
         None
     }
 
-    fn store(window_ms: u64, max_keys: usize, max_bytes: usize) -> Arc<Idempotency> {
-        Idempotency::new(IdempotencyLimits { window: Duration::from_millis(window_ms), max_keys, max_bytes }, 2)
+    fn store(window_ms: u64, max_keys: usize, max_bytes: usize) -> Arc<Local> {
+        Local::new(IdempotencyLimits { window: Duration::from_millis(window_ms), max_keys, max_bytes }, 2)
     }
 
     const STORED: Outcome = Ok(Delivery::Stored { partition: 1, offset: 7 });

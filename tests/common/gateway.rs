@@ -109,7 +109,18 @@ impl Gateway {
 
     /// Starts `binary run` with `config`, its port set here and `plugin` (if any) alone in its plugin
     /// folder, without waiting for it.
-    pub fn spawn(binary: &str, mut config: Value, plugin: Option<&str>) -> Gateway {
+    pub fn spawn(binary: &str, config: Value, plugin: Option<&str>) -> Gateway {
+        Gateway::spawn_with_env(binary, config, plugin, &[])
+    }
+
+    /// `spawn`, with the test's environment changed for this process alone: each variable set to its
+    /// value, or removed where it has none.
+    pub fn spawn_with_env(
+        binary: &str,
+        mut config: Value,
+        plugin: Option<&str>,
+        env: &[(&str, Option<&str>)],
+    ) -> Gateway {
         let dir = std::env::temp_dir().join(unique("gateway"));
         std::fs::create_dir_all(&dir).unwrap();
         let port = free_port();
@@ -123,7 +134,14 @@ impl Gateway {
         let profiles = format!("127.0.0.1:{}", free_port());
         // One open file for both streams: two would each write at their own offset, over each other.
         let output = std::fs::File::create(&log).unwrap();
-        let child = Command::new(binary)
+        let mut command = Command::new(binary);
+        for (name, value) in env {
+            match value {
+                Some(value) => command.env(name, value),
+                None => command.env_remove(name),
+            };
+        }
+        let child = command
             .args(["run", "-c"])
             .arg(dir.join("krakend.json"))
             .env("KK_RIG_PPROF", &profiles)

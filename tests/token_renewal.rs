@@ -18,15 +18,15 @@ use common::*;
 use serde_json::json;
 
 /// Serves the container credentials endpoint (`AWS_CONTAINER_CREDENTIALS_FULL_URI`) on loopback: the key
-/// the broker's validator knows, a session token numbered by the question, and an expiry `lifetime`
-/// ahead. Counts the questions by path, one path per gateway.
+/// the broker's validator knows with `secret`, a session token numbered by the question, and an expiry
+/// `lifetime` ahead. Counts the questions by path, one path per gateway.
 struct CredentialServer {
     address: String,
     asked: Arc<Mutex<HashMap<String, usize>>>,
 }
 
 impl CredentialServer {
-    fn start(lifetime: Duration) -> CredentialServer {
+    fn start(lifetime: Duration, secret: &'static str) -> CredentialServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let address = listener.local_addr().unwrap().to_string();
         let asked = Arc::new(Mutex::new(HashMap::<String, usize>::new()));
@@ -51,7 +51,7 @@ impl CredentialServer {
                     *n
                 };
                 let body = json!({
-                    "AccessKeyId": "testing", "SecretAccessKey": "testing", "Token": format!("session-{n}"),
+                    "AccessKeyId": "testing", "SecretAccessKey": secret, "Token": format!("session-{n}"),
                     "Expiration": iso8601(SystemTime::now() + lifetime),
                 })
                 .to_string();
@@ -101,11 +101,11 @@ fn trail_len() -> u64 {
     std::fs::metadata(var("KK_IAM_SHORT_TRAIL")).map(|m| m.len()).unwrap_or(0)
 }
 
-/// A gateway loading the plugin, its MSK IAM producer on IAMSHORT, whose AWS chain finds only the
-/// container endpoint at `credentials`.
-fn gateway(credentials: &str) -> Gateway {
+/// A gateway loading the plugin, its MSK IAM producer on the listener at `$listener`, whose AWS chain finds
+/// only the container endpoint at `credentials`.
+fn gateway(listener: &str, credentials: &str) -> Gateway {
     let mut backend = config_value(REGISTRY, json!({"timeout_ms": 5000}));
-    backend["bootstrap_servers"] = json!(var("KK_IAM_SHORT_BOOTSTRAP"));
+    backend["bootstrap_servers"] = json!(var(listener));
     backend["kafka"] = json!({"sasl.mechanism": "AWS_MSK_IAM", "ssl.ca.location": var("KK_TEST_CA")});
     let config = gateway_config("10s", &[("/v1/event/{topic}", backend)]);
     let env = [
@@ -129,12 +129,12 @@ fn body(text: &str) -> String {
 #[ignore = "needs the rig's gateway, Kafka's IAMSHORT listener and the Glue emulator: run `make test`"]
 fn msk_iam_producers_publish_across_token_lifetimes_and_reauthentications_busy_or_idle() {
     let token = Duration::from_secs(var("KK_IAM_SHORT_TOKEN_S").parse().unwrap());
-    let credentials = CredentialServer::start(token);
+    let credentials = CredentialServer::start(token, "testing");
     let trail_from = trail_len();
     let topic = topic_with_schema("iam-renewal", 3, SEED_SCHEMA);
     let started = Instant::now();
-    let busy = gateway(&credentials.uri("/busy"));
-    let idle = gateway(&credentials.uri("/idle"));
+    let busy = gateway("KK_IAM_SHORT_BOOTSTRAP", &credentials.uri("/busy"));
+    let idle = gateway("KK_IAM_SHORT_BOOTSTRAP", &credentials.uri("/idle"));
     let path = format!("/v1/event/{topic}");
     let (status, answer) = idle.send(&topic, &[("Message-Key", "idle-0")], &body("idle-0"));
     assert_eq!(status, 200, "{answer}");
@@ -213,4 +213,21 @@ fn msk_iam_producers_publish_across_token_lifetimes_and_reauthentications_busy_o
     }
     let wrong: Vec<_> = keys.iter().filter(|k| stored.get(*k) != Some(&1)).collect();
     assert!(wrong.is_empty() && stored.len() == keys.len(), "not stored exactly once: {wrong:?}");
+}
+
+/// Credentials the broker does not accept (another secret for its key): the token is refused, and the
+/// answer says so, naming what to check for MSK IAM, not a username and password it has none of.
+#[test]
+#[ignore = "needs the rig's gateway, Kafka's IAM listener and the Glue emulator: run `make test`"]
+fn a_token_the_broker_refuses_is_503_naming_the_aws_credentials() {
+    let credentials = CredentialServer::start(Duration::from_secs(900), "not-the-secret");
+    let topic = topic_with_schema("iam-refused", 1, SEED_SCHEMA);
+    let gateway = gateway("KK_IAM_BOOTSTRAP", &credentials.uri("/refused"));
+    let (status, answer) = gateway.send(&topic, &[("Message-Key", "refused")], &body("refused"));
+    assert_eq!(status, 503, "{answer}");
+    let message = answer["message"].as_str().unwrap();
+    assert!(message.contains("not stored") && message.contains("refused the OAUTHBEARER token"), "{message}");
+    assert!(message.contains("AWS credentials") && !message.contains("sasl.password"), "{message}");
+    assert!(!message.contains("not-the-secret") && !gateway.log().contains("not-the-secret"), "{message}");
+    assert_eq!(record_count(&topic), 0);
 }

@@ -17,6 +17,12 @@ pub fn cause(code: Option<RDKafkaErrorCode>, text: &str) -> &'static str {
         Some(RDKafkaErrorCode::Authentication) if has("Unsupported SASL mechanism") || has("mechanism handshake") => {
             "authentication failed: the broker does not offer the configured sasl.mechanism"
         }
+        // An OAUTHBEARER refusal is the broker's RFC 7628 error object; MSK IAM's tokens, like any OAUTHBEARER
+        // token, carry no username or password to check.
+        Some(RDKafkaErrorCode::Authentication) if has(r#"{"status":"#) => {
+            "authentication failed: the broker refused the OAUTHBEARER token (for MSK IAM: check the AWS credentials \
+             and their kafka-cluster:Connect permission)"
+        }
         Some(RDKafkaErrorCode::Authentication) => "authentication failed: check sasl.username and sasl.password",
         // The broker's TLS alert may come during the handshake or at the first read after it.
         _ if has("certificate verify failed") => "TLS failed: the broker's certificate is not trusted (check ssl.ca.location)",
@@ -45,6 +51,7 @@ mod tests {
             (Authentication, "sasl_ssl://127.0.0.1:39093/bootstrap: SASL SCRAM-SHA-256 mechanism handshake failed: Broker: Unsupported SASL mechanism: broker's supported mechanisms: SCRAM-SHA-512", "configured sasl.mechanism"),
             (Authentication, "Failed to acquire SASL OAUTHBEARER token: MSK IAM: no AWS credentials: dispatch failure: io error: error trying to connect: tcp connect error: Connection refused (os error 111)", "no AWS credentials for MSK IAM"),
             (Authentication, "Failed to acquire SASL OAUTHBEARER token: clock before 1970", "no MSK IAM token"),
+            (Authentication, "sasl_ssl://127.0.0.1:19097/bootstrap: SASL authentication error: {\"status\":\"invalid_token\"} (after 302ms in state AUTH_REQ)", "refused the OAUTHBEARER token"),
             (SSL, "ssl://127.0.0.1:39094/bootstrap: SSL handshake failed: error:0A000086:SSL routines::certificate verify failed: broker certificate could not be verified", "ssl.ca.location"),
             (BrokerTransportFailure, "ssl://127.0.0.1:19096/bootstrap: Receive failed: error:0A000412:SSL routines::ssl/tls alert bad certificate: SSL alert number 42 (after 3ms in state APIVERSION_QUERY)", "client certificate"),
             (Resolve, "nowhere.invalid:9092/bootstrap: Failed to resolve 'nowhere.invalid:9092': Name or service not known", "host name"),

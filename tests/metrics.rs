@@ -1,6 +1,7 @@
 //! The metrics and readiness the core serves on `metrics_address`, through the real gateway, plugin and
 //! broker: a scrape parses with the Prometheus project's own parser (tests/services/prometheus_parse.py)
-//! and its counters move by exactly what was published; `/ready` follows the producers' broker connections.
+//! and its counters move by exactly what was published; `/ready` follows the producers' broker connections;
+//! librdkafka's own warnings and asked-for debug lines reach the log.
 
 mod common;
 
@@ -224,4 +225,26 @@ fn a_prometheus_server_counts_the_records_the_plugin_and_the_service_published()
     std::fs::remove_file(&targets).unwrap();
     println!("Prometheus counted {counts:?}");
     assert_eq!(record_count(&topic), 5);
+}
+
+#[test]
+#[ignore = "needs Kafka, the Glue emulator and the built gateway: run `make test`"]
+fn librdkafkas_warnings_and_the_debug_lines_asked_for_reach_the_log() {
+    let topic = topic_with_schema("metrics-librdkafka", 1, SEED_SCHEMA);
+    // a consumer's property, which librdkafka warns a producer ignores
+    let warned = config_value(REGISTRY, json!({"kafka": {"group.id": "krakend"}}));
+    let traced = config_value(REGISTRY, json!({"kafka": {"debug": "eos"}}));
+    let gateway =
+        Gateway::start(gateway_config("25s", &[("/v1/warned/{topic}", warned), ("/v1/traced/{topic}", traced)]));
+    for path in ["warned", "traced"] {
+        let (status, body) =
+            http_request(&gateway.address, "POST", &format!("/v1/{path}/{topic}"), &[], br#"{"some_message":"x"}"#)
+                .unwrap();
+        assert_eq!(status, 200, "{body}");
+    }
+    let log = gateway.log();
+    let warning = log.lines().find(|l| l.contains("librdkafka 4 CONFWARN: "));
+    assert!(warning.is_some_and(|l| l.contains("group.id")), "librdkafka's warning: {log}");
+    let traced = log.lines().filter(|l| l.contains("librdkafka 7 ")).collect::<Vec<_>>();
+    assert!(traced.iter().any(|l| l.contains("PID")), "librdkafka's idempotence traced: {log}");
 }

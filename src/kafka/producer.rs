@@ -10,6 +10,7 @@ use arc_swap::{ArcSwap, ArcSwapOption, Guard};
 use aws_credential_types::provider::SharedCredentialsProvider;
 use rdkafka::bindings::{rd_kafka_message_status, rd_kafka_msg_status_t};
 use rdkafka::client::{ClientContext, OAuthToken};
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Message as _, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer as _, ProducerContext, ThreadedProducer};
@@ -114,6 +115,14 @@ impl<const MSK_IAM: bool> ClientContext for Context<MSK_IAM> {
         })
     }
 
+    /// librdkafka's own lines, which rdkafka would hand to the `log` crate that no gateway sets up. Its
+    /// errors are left out: librdkafka reports each of them to `error` too, which logs a cause once a minute.
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, line: &str) {
+        if level as i32 > RDKafkaLogLevel::Error as i32 {
+            contained("log", (), || log::librdkafka(level as i32, facility, line))
+        }
+    }
+
     /// Only the figures used are read from the JSON: rdkafka's own `stats` would decode all of it, every
     /// partition of every topic included.
     fn stats_raw(&self, statistics: &[u8]) {
@@ -206,7 +215,12 @@ impl Producer {
     /// Creates the producer; librdkafka checks every property and names the one it refuses. Starts the
     /// polling thread that answers deliveries: call it with signals blocked.
     pub fn new(properties: &ProducerConfig, msk_iam: Option<MskIam>) -> Result<Producer, String> {
-        let config: ClientConfig = properties.kafka.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let mut config: ClientConfig = properties.kafka.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        // librdkafka's warnings always; its debug lines when `debug` names what to trace.
+        config.set_log_level(match properties.kafka.contains_key("debug") {
+            true => RDKafkaLogLevel::Debug,
+            false => RDKafkaLogLevel::Warning,
+        });
         let client = Client::new(&config, msk_iam.clone())?;
         Ok(Producer {
             client: ArcSwap::from_pointee(client),

@@ -24,6 +24,24 @@ pub fn log(line: impl Display) {
     let _ = std::io::stderr().write_all(text.as_bytes());
 }
 
+/// librdkafka's lines, per second and at once: warnings come one at a time; `debug` (set to troubleshoot)
+/// writes hundreds a second, which are kept as long as they do not flood the gateway's log.
+const LIBRDKAFKA_PER_SECOND: u32 = 1000;
+const LIBRDKAFKA_BURST: u32 = 10_000;
+
+/// A line librdkafka logged at syslog `level` (7: debug) under `facility` (its subsystem, such as `FAIL`
+/// or `EOS`). librdkafka redacts the secrets of its configuration from what it logs.
+pub fn librdkafka(level: i32, facility: &str, line: &str) {
+    static LINES: LazyLock<Limited> = LazyLock::new(|| Limited::new(LIBRDKAFKA_PER_SECOND, LIBRDKAFKA_BURST));
+    let Some(left_out) = LINES.admit() else { return };
+    match left_out {
+        0 => log(format_args!("librdkafka {level} {facility}: {line}")),
+        n => log(format_args!(
+            "librdkafka {level} {facility}: {line} ({n} lines of librdkafka before it were not logged)"
+        )),
+    }
+}
+
 /// Lines of outcomes nobody waits for, per second and at once: every one is logged in the normal course,
 /// an outage's burst of late verdicts is not written line by line.
 const UNWAITED_PER_SECOND: u32 = 100;

@@ -169,14 +169,6 @@ mod tests {
     }
 
     #[test]
-    fn one_request_at_a_time_to_each_broker_so_a_leader_change_bumps_no_epoch_unless_set() {
-        let kafka = policy(resolved(FULL)).unwrap().producer.kafka;
-        assert_eq!(kafka["max.in.flight.requests.per.connection"], "1");
-        let set = r#"{"bootstrap_servers":"b:9092","registry_name":"r","region":"eu-west-1","kafka":{"max.in.flight.requests.per.connection":5}}"#;
-        assert_eq!(policy(resolved(set)).unwrap().producer.kafka["max.in.flight.requests.per.connection"], "5");
-    }
-
-    #[test]
     fn policy_keeps_acks_all_and_idempotence_and_derives_the_deadlines() {
         let c = policy(resolved(FULL)).unwrap();
         let kafka = &c.producer.kafka;

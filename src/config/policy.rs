@@ -95,12 +95,6 @@ pub(super) fn policy(resolved: Resolved) -> Result<Config, String> {
     // partitions' move to a new leader, until this timeout: 60 s by default, past any budget; 10 s is past
     // KRaft's fencing of a dead broker (broker.session.timeout.ms, 9 s), so the retry finds the new leader.
     kafka.entry("socket.timeout.ms".into()).or_insert_with(|| "10000".into());
-    // With more than one request in flight to a partition's leader, a leader change fails the first and
-    // the rest come back out of sequence; librdkafka then bumps the producer's epoch and sends again under
-    // it records the broker may already hold, which it can no longer recognise: a 200 stored twice
-    // (confluentinc/librdkafka#4953, fix proposed in #4972). One at a time has no out-of-sequence follower
-    // (cost measured: docs/reliability.md).
-    kafka.entry("max.in.flight.requests.per.connection".into()).or_insert_with(|| "1".into());
     // The metrics' librdkafka figures and readiness's broker state come from its statistics, off by default.
     kafka.entry("statistics.interval.ms".into()).or_insert_with(|| DEFAULT_STATISTICS_INTERVAL_MS.into());
 

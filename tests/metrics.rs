@@ -245,6 +245,6 @@ fn librdkafkas_warnings_and_the_debug_lines_asked_for_reach_the_log() {
     let log = gateway.log();
     let warning = log.lines().find(|l| l.contains("librdkafka 4 CONFWARN: "));
     assert!(warning.is_some_and(|l| l.contains("group.id")), "librdkafka's warning: {log}");
-    let traced = log.lines().filter(|l| l.contains("librdkafka 7 ")).collect::<Vec<_>>();
-    assert!(traced.iter().any(|l| l.contains("PID")), "librdkafka's idempotence traced: {log}");
+    let debug_lines = log.lines().filter(|l| l.contains("librdkafka 7 ")).collect::<Vec<_>>();
+    assert!(debug_lines.iter().any(|l| l.contains("PID")), "librdkafka's idempotence traced: {log}");
 }

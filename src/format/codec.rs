@@ -105,6 +105,17 @@ impl Codec {
         };
         Ok(self.frame.wrap(value))
     }
+
+    /// [`Codec::encode`] with a protobuf schema's established codec alone, not its transcoder: the
+    /// oracle the fuzz targets hold the transcoder to.
+    #[cfg(feature = "oracle")]
+    pub fn encode_established(&self, body: &RawValue, at: &str) -> Result<Vec<u8>, Failure> {
+        let value = match &self.values {
+            Values::Protobuf(protobuf) => protobuf.established(body, at)?,
+            _ => return self.encode(body, at),
+        };
+        Ok(self.frame.wrap(value))
+    }
 }
 
 #[cfg(test)]

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use super::tally;
-use prost::encoding::WireType;
+use prost::encoding::{encode_varint, WireType};
 use prost_reflect::{Cardinality, EnumDescriptor, FieldDescriptor, Kind, MessageDescriptor, Syntax};
 
 #[derive(Debug)]
@@ -121,17 +121,11 @@ pub struct Tag {
 
 impl Tag {
     pub fn new(number: u32, wire_type: WireType) -> Tag {
-        let mut key = u64::from(number) << 3 | wire_type as u64;
-        let (mut bytes, mut len) = ([0; 5], 0);
-        loop {
-            let low = (key & 0x7f) as u8;
-            key >>= 7;
-            bytes[len] = if key == 0 { low } else { low | 0x80 };
-            len += 1;
-            if key == 0 {
-                return Tag { bytes, len: len as u8 };
-            }
-        }
+        let mut bytes = [0; 5];
+        let mut room = &mut bytes[..];
+        encode_varint(u64::from(number) << 3 | wire_type as u64, &mut room);
+        let len = (5 - room.len()) as u8;
+        Tag { bytes, len }
     }
 
     pub fn bytes(&self) -> &[u8] {
